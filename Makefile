@@ -1,0 +1,214 @@
+# hsmgate — one Makefile for the whole tree.
+#
+# The process split is visible here (STYLE.md rule 3):
+#   hsmgated          gateway/ + policy/ + audit/ + config/ + proto/   (never keystore or key code)
+#   hsmgate-worker    hsm-partitions/ + policy/ + config/ + proto/      (never listener code)
+#   libhsmgate-pkcs11 client/ + config/ + proto/                       (tenant side)
+#   tools             only the libraries each one uses
+#
+# Each module folder holds one public header and its sources; every *.c except main.c goes
+# into build/lib/lib<module>.a. A module's main.c is its program.
+
+BUILD    ?= build
+SANITIZE ?= 0
+CC       ?= cc
+ifeq ($(SANITIZE),1)
+  ifeq ($(BUILD),build)
+    BUILD := build-san
+  endif
+endif
+
+PKGS      := libevent libevent_openssl libevent_pthreads openssl lmdb libcjson libcyaml p11-kit-1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+            -Wmissing-prototypes -Wstrict-prototypes -fPIC -fvisibility=hidden \
+            -fno-strict-aliasing -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+LDFLAGS  ?=
+ifeq ($(SANITIZE),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_EVENT := -levent_openssl -levent_pthreads -levent
+LIB_SSL   := -lssl -lcrypto
+LIB_LMDB  := -llmdb
+LIB_JSON  := -lcjson
+LIB_YAML  := -lcyaml -lyaml
+LIB_CUNIT := -lcunit
+
+# ---- modules -----------------------------------------------------------------------------
+# module name = folder; lib name = prefix
+MODULES := proto config policy audit hsm-partitions gateway client
+lib_proto          := proto
+lib_config         := cfg
+lib_policy         := pol
+lib_audit          := aud
+lib_hsm-partitions := part
+lib_gateway        := gw
+lib_client         := cli
+
+mod_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
+mod_lib  = $(BUILD)/lib/lib$(lib_$(1)).a
+
+define MODULE_RULES
+$(call mod_lib,$(1)): $(call mod_objs,$(1))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(if $$^,ar rcs $$@ $$^,ar rcs $$@)
+endef
+$(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+L = $(BUILD)/lib/lib$(1).a
+
+# ---- programs ----------------------------------------------------------------------------
+BIN := $(BUILD)/bin
+HSMGATED     := $(BIN)/hsmgated
+WORKER       := $(BIN)/hsmgate-worker
+CLIENT_SO    := $(BUILD)/lib/libhsmgate-pkcs11.so
+TOOLS        := $(BIN)/hsmctl $(BIN)/hsmgate-audit $(BIN)/hsmgate-policy
+
+GW_LIBS     := $(call L,gw) $(call L,pol) $(call L,aud) $(call L,cfg) $(call L,proto)
+WORKER_LIBS := $(call L,part) $(call L,pol) $(call L,cfg) $(call L,proto)
+CLIENT_LIBS := $(call L,cli) $(call L,cfg) $(call L,proto)
+
+all: $(HSMGATED) $(WORKER) $(CLIENT_SO) $(TOOLS)
+
+$(HSMGATED): $(BUILD)/obj/gateway/main.o $(GW_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_EVENT) $(LIB_SSL) $(LIB_JSON) $(LIB_YAML) -lpthread
+
+$(WORKER): $(BUILD)/obj/hsm-partitions/main.o $(WORKER_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+
+# The client module exports the PKCS #11 entry points and nothing else (client/exports.map).
+$(CLIENT_SO): $(CLIENT_LIBS) client/exports.map
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -shared -o $@ -Wl,--whole-archive $(call L,cli) -Wl,--no-whole-archive \
+	  $(call L,cfg) $(call L,proto) -Wl,--version-script=client/exports.map \
+	  -Wl,-z,defs -Wl,-z,now $(LIB_SSL) $(LIB_YAML) -lpthread
+
+tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1)/*.c))
+
+$(BIN)/hsmctl: $(call tool_objs,hsmctl) $(call L,part) $(call L,pol) $(call L,cfg) $(call L,proto)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+
+$(BIN)/hsmgate-audit: $(call tool_objs,hsmgate-audit) $(call L,aud)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_JSON)
+
+$(BIN)/hsmgate-policy: $(call tool_objs,hsmgate-policy) $(call L,pol)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+
+# ---- tests -------------------------------------------------------------------------------
+# tests/<module>/test_<file>.c: one CUnit suite each, one binary each, main() from tests/lib.
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/lib/*.c))
+$(BUILD)/lib/libtestlib.a: $(TESTLIB_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+
+test_libs_proto          := proto
+test_libs_config         := cfg
+test_libs_policy         := pol
+test_libs_audit          := aud
+test_libs_hsm-partitions := part pol cfg proto
+test_libs_gateway        := gw pol aud cfg proto
+test_libs_client         := cli cfg proto
+TEST_SYSLIBS := $(LIB_CUNIT) $(LIB_EVENT) $(LIB_SSL) $(LIB_LMDB) $(LIB_JSON) $(LIB_YAML) -lpthread
+
+UNIT_SRCS  := $(foreach m,$(MODULES),$(wildcard tests/$(m)/test_*.c))
+UNIT_BINS  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+define UNIT_RULE
+$(BUILD)/tests/$(1)/%: $(BUILD)/obj/tests/$(1)/%.o $(BUILD)/lib/libtestlib.a $(foreach l,$(test_libs_$(1)),$(call L,$(l)))
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(TEST_SYSLIBS)
+endef
+$(foreach m,$(MODULES),$(eval $(call UNIT_RULE,$(m))))
+
+# End-to-end helpers written in C (they load the client module with dlopen).
+E2E_SRCS := $(wildcard tests/e2e/*.c)
+E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
+$(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/lib/libtestlib.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
+
+tests: all $(UNIT_BINS) $(E2E_BINS)
+
+# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
+FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
+FUZZ_BUILD := build-fuzz
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRCS))
+fuzz_libs_proto_frame := proto
+fuzz_libs_config      := cfg
+fuzz_libs_policy      := pol
+fuzz_libs_audit       := aud
+
+fuzz-build: deps
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SANITIZE=0 \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" LDFLAGS="-fsanitize=address,undefined" \
+	  $(foreach m,$(MODULES),$(call L,$(lib_$(m)))) fuzz-bins
+
+# FUZZ_BUILD-relative rules run in the sub-make above.
+fuzz-bins: $(FUZZ_BINS)
+$(FUZZ_BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_BUILD)/lib/libproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< -o $@ \
+	  $(foreach l,$(or $(fuzz_libs_$*),proto),$(FUZZ_BUILD)/lib/lib$(l).a) \
+	  $(LIB_SSL) $(LIB_YAML) $(LIB_JSON) $(LIB_LMDB)
+
+# `make fuzz` runs every target for FUZZ_SECONDS each on its corpus; `make test` runs a
+# bounded number of inputs per target as a regression check.
+FUZZ_SECONDS ?= 60
+fuzz: fuzz-build
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f _fuzz); mkdir -p tests/fuzz/corpus/$$n; \
+	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$$n || exit 1; done
+
+# ---- the README's commands ---------------------------------------------------------------
+DEB_PKGS := gcc make pkg-config openssl clang libclang-rt-14-dev \
+            libevent-dev libssl-dev liblmdb-dev libcjson-dev libcyaml-dev libcunit1-dev libp11-kit-dev \
+            opensc gnutls-bin libengine-pkcs11-openssl softhsm2 p11-kit lmdb-utils
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make deps: installing:" $$missing; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	  else \
+	    echo "make deps: missing Debian packages; run as root:"; \
+	    echo "  apt-get update && apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(MAKE) all
+
+run: deps
+	$(MAKE) all
+	@tools/hsmgate-demo $(BUILD)
+
+test: deps
+	$(MAKE) tests
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh
+
+lint:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all build deps run test tests lint clean fuzz fuzz-build fuzz-bins
+.DEFAULT_GOAL := all
