@@ -62,7 +62,7 @@ struct proto_buf {
 	size_t len;
 	size_t cap;
 	size_t max;  /* 0 = PROTO_MAX_FRAME_CAP; a put that would exceed it fails */
-	int failed;  /* sticky: PROTO_ERR_NOMEM or PROTO_ERR_TOO_LARGE */
+	int failed;  /* sticky: the first error of any put (NOMEM, TOO_LARGE, BAD_VALUE ...) */
 };
 
 void proto_buf_init(struct proto_buf *b);
@@ -328,7 +328,9 @@ enum proto_av {
 	PROTO_AV_MECHS = 5,    /* u32 count | u64 × count (CKA_ALLOWED_MECHANISMS) */
 	PROTO_AV_DATE = 6,     /* 8 raw bytes (CK_DATE) */
 };
-/* The registered kind of attribute `type`; PROTO_AV_BYTES for unknown types. */
+/* The registered kind of attribute `type`; for unknown types PROTO_AV_TEMPLATE when
+ * CKF_ARRAY_ATTRIBUTE is set (a vendor's array attribute holds pointers, which must never
+ * travel as bytes), PROTO_AV_BYTES otherwise. */
 enum proto_av proto_attr_kind(CK_ATTRIBUTE_TYPE type);
 /* "CKA_LABEL", or NULL when unknown. Likewise for mechanisms and return values. */
 const char *proto_attr_name(CK_ATTRIBUTE_TYPE type);
@@ -340,7 +342,10 @@ const char *proto_rv_name(CK_RV rv);
  * The encoder uses the registered kind when the value's length matches it (1 for BOOL,
  * sizeof(CK_ULONG) for ULONG ...), and BYTES otherwise, so the token — not the wire —
  * decides that a wrong-length value is CKR_ATTRIBUTE_VALUE_INVALID. Nested templates and
- * mechanism lists travel as element counts, never as platform byte sizes.
+ * mechanism lists travel as element counts, never as platform byte sizes. A decoder
+ * accepts for an attribute its registered kind, NONE, or BYTES — never BYTES for a
+ * TEMPLATE-kind attribute, and never TEMPLATE for another kind (PROTO_ERR_BAD_VALUE).
+ * Nesting: a template value inside a template value is depth 2; depth 3 is PROTO_ERR_DEPTH.
  */
 int proto_put_template(struct proto_buf *b, const CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
 /* Decodes into native CK_ATTRIBUTEs allocated in `a` (values too). */
@@ -350,11 +355,20 @@ int proto_get_template(struct proto_cur *c, struct proto_arena *a, CK_ATTRIBUTE 
 /*
  * C_GetAttributeValue ('A' request, 'Q' reply).
  *   request: u32 count | per attribute: u64 type | u8 has_buffer | u64 capacity
- *            (capacity in bytes, or in elements for TEMPLATE and MECHS kinds)
- *   reply:   u32 count | per attribute: u64 length (UINT64_MAX = unavailable) | u8 kind |
- *            value (kind NONE when no value is returned)
+ *            (capacity in units of the registered kind: elements for ULONG, MECHS and
+ *            TEMPLATE, bytes otherwise; 0 without a buffer) and, for a TEMPLATE-kind
+ *            attribute with a buffer, `capacity` nested entries of the same form (the
+ *            query applies to each attribute of the application's array).
+ *   reply:   u32 count | per attribute: u64 length (UINT64_MAX = unavailable, else in the
+ *            units above) | u8 kind | value (kind NONE when no value is returned). A
+ *            TEMPLATE value is u32 n | n × (u64 type | entry as here).
  * The server decodes the request into a template whose pValue are NULL or buffers of the
- * asked capacity (in `a`), runs the call, and sends back what it filled in.
+ * asked capacity (in `a`; a capacity over PROTO_MAX_FRAME_CAP bytes is clamped to it, since
+ * no reply could carry more), runs the call, and sends back what it filled in.
+ * proto_get_attrreply checks the whole reply before it writes anything, mirrors v2.40 §5.7
+ * (length only, CK_UNAVAILABLE_INFORMATION, or the value), writes nested template values
+ * into the application's nested arrays in place, and never writes more than an attribute's
+ * ulValueLen: a value that does not fit is PROTO_ERR_SMALL.
  */
 int proto_put_attrquery(struct proto_buf *b, const CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
 int proto_get_attrquery(struct proto_cur *c, struct proto_arena *a, CK_ATTRIBUTE **t,
@@ -434,5 +448,17 @@ int proto_ipc_finish(struct proto_buf *b) PROTO_WUR;
  * the number of bytes after the header. */
 int proto_ipc_hdr_decode(const uint8_t *p, size_t avail, size_t max, uint8_t *kind,
 			 uint64_t *conn_id, uint32_t *body_len) PROTO_WUR;
+
+/* ---- layout skimming (added with the implementation; not in the first draft) --------- */
+
+/*
+ * Decodes, and discards, the fields named by `layout` (a request or reply layout string of
+ * struct proto_call_info) from `c`, with any allocation in `a` (reset it afterwards). Used by
+ * the gateway to check a request in full before it forwards it, and by the fuzz target.
+ * Does not require the cursor to be empty afterwards: call proto_cur_end() for that.
+ * Errors: any decoder's; PROTO_ERR_BAD_VALUE for an unknown letter or NULL layout/arena. A
+ * failure leaves `c` unchanged.
+ */
+int proto_layout_skim(struct proto_cur *c, const char *layout, struct proto_arena *a) PROTO_WUR;
 
 #endif /* HSMGATE_PROTO_H */
