@@ -94,7 +94,7 @@ struct cfg_daemon {
 	char *worker;      /* path of hsmgate-worker; default: beside hsmgated */
 	char *policy;      /* optional: the policy file (policy/); absent = allow all callers
 	                    * that authenticated, within their tenant */
-	struct cfg_audit *audit; /* optional block */
+	struct cfg_audit *audit; /* optional block; never NULL once loaded (defaults filled in) */
 	struct cfg_tenant *tenants;
 	unsigned n_tenants;
 	struct cfg_partition *partitions;
