@@ -1,0 +1,411 @@
+/*
+ * audit/audit.h — hsmgate's tamper-evident audit log: CADF / Activity Tracker events, an
+ * append-only hash-chained log of them with signed Merkle checkpoints, and its verifier.
+ *
+ * docs/AUDIT.md is the normative description of the bytes on disk; this header is its C
+ * binding. Three layers:
+ *   - events (struct aud_event): a builder that takes typed inputs only, so that a PIN, a
+ *     key, plaintext or an IV has no setter to go through (redaction by type, STYLE 11);
+ *   - the log (struct aud_log): one writer thread, group commit, a completion callback per
+ *     record, checkpoints, fail-closed;
+ *   - readers: record parsing, the verifier and RFC 6962 proofs, used by hsmgate-audit.
+ *
+ * Conventions (STYLE.md): functions return 0 or a negative AUD_ERR_* code (-4000...);
+ * object types are opaque; the few structs declared here are parameter blocks and
+ * read-only views, documented field by field. This module does not use libevent: the
+ * gateway learns of durability through the callback it passes to aud_log_append().
+ */
+#ifndef HSMGATE_AUDIT_H
+#define HSMGATE_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUD_WUR __attribute__((warn_unused_result))
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+enum aud_err {
+	AUD_OK = 0,
+	AUD_ERR_NOMEM = -4000,
+	AUD_ERR_INVALID = -4001,   /* a bad argument: unknown enum, bad characters, NULL */
+	AUD_ERR_TOO_LARGE = -4002, /* a string, event or line over its cap */
+	AUD_ERR_MALFORMED = -4003, /* a record line, note or proof that does not parse */
+	AUD_ERR_IO = -4004,        /* open/read/write/fsync failed (errno is kept) */
+	AUD_ERR_FAILED = -4005,    /* the log is sticky-failed; reopen it */
+	AUD_ERR_CLOSED = -4006,    /* the log is closing */
+	AUD_ERR_CRYPTO = -4007,    /* an OpenSSL call failed */
+	AUD_ERR_KEY = -4008,       /* a key file is missing, unreadable or not Ed25519 */
+	AUD_ERR_TAMPER = -4009,    /* the log on disk is damaged beyond a torn final line */
+	AUD_ERR_VERIFY = -4010,    /* verification found damage (see struct aud_verify_result) */
+	AUD_ERR_EOF = -4011,       /* no more records (readers) */
+	AUD_ERR_SIGNATURE = -4012, /* a signature does not verify */
+	AUD_ERR_LOCKED = -4013,    /* another process has the log open for writing */
+	AUD_ERR_RANGE = -4014,     /* a sequence number or size outside the log */
+};
+
+/* A static, human-readable message for an AUD_ERR_* code (or "unknown error"). */
+const char *aud_strerror(int err);
+
+/* ---- limits --------------------------------------------------------------------------- */
+
+#define AUD_HASH_LEN    32           /* SHA-256 */
+#define AUD_MAX_PAYLOAD (60u * 1024) /* one record's payload (an event's JSON) */
+#define AUD_MAX_LINE    (64u * 1024) /* one stored line, header and hashes included */
+#define AUD_MAX_STRING  512          /* any string field of an event */
+#define AUD_MAX_SIDS    16           /* matched policy statement ids in one event */
+#define AUD_MAX_ATTRS   64           /* template attribute types in one event */
+#define AUD_MAX_ORIGIN  128          /* the log's origin (checkpoint key name) */
+
+/* ---- events --------------------------------------------------------------------------- */
+
+struct aud_event;
+
+enum aud_outcome {
+	AUD_OUTCOME_SUCCESS = 0,
+	AUD_OUTCOME_FAILURE = 1,
+	AUD_OUTCOME_PENDING = 2, /* written before a state-changing call is forwarded */
+};
+
+enum aud_severity {
+	AUD_SEVERITY_AUTO = 0, /* derived: AT's code rules, then the verb (see AUDIT.md) */
+	AUD_SEVERITY_NORMAL = 1,
+	AUD_SEVERITY_WARNING = 2,
+	AUD_SEVERITY_CRITICAL = 3,
+};
+
+enum aud_initiator_kind {
+	AUD_INITIATOR_USER = 0,    /* tenant/<t>/user/<n>: service/security/account/user */
+	AUD_INITIATOR_SERVICE = 1, /* tenant/<t>/service/<n>: service/security/account/serviceid */
+	AUD_INITIATOR_CERT = 2, /* an unmapped certificate: service/security/client/certificateid */
+	AUD_INITIATOR_SYSTEM =
+	        3, /* hsmgate itself (audit, supervisor): service/security/clientid */
+};
+
+enum aud_credential {
+	AUD_CRED_NONE = 0,
+	AUD_CRED_CERTIFICATE = 1, /* mutual TLS */
+	AUD_CRED_APIKEY = 2,      /* API key in the hello or as C_Login PIN */
+	AUD_CRED_USER = 3,        /* a plain token PIN (the PIN itself is never recorded) */
+	AUD_CRED_TOKEN = 4,
+};
+
+enum aud_target_kind {
+	AUD_TARGET_GATEWAY = 0,   /* hsmgate/gateway */
+	AUD_TARGET_PARTITION = 1, /* hsmgate/partition */
+	AUD_TARGET_KEY = 2,       /* hsmgate/partition/key */
+	AUD_TARGET_SESSION = 3,   /* hsmgate/partition/session */
+	AUD_TARGET_POLICY = 4,    /* hsmgate/policy */
+	AUD_TARGET_AUDIT = 5,     /* hsmgate/audit */
+};
+
+enum aud_policy_result {
+	AUD_POLICY_NONE = 0, /* no decision was made (the block is omitted) */
+	AUD_POLICY_ALLOW = 1,
+	AUD_POLICY_DENY = 2,         /* an explicit deny matched */
+	AUD_POLICY_DEFAULT_DENY = 3, /* no statement matched */
+};
+
+/* A new event for action `hsmgate.<object>.<verb>`; object is [a-z0-9-]+ (e.g. "keys",
+ * "partition-session"), verb is [a-z0-9]+ (e.g. "sign"). eventTime defaults to the time
+ * of this call. *ev is owned by the caller: aud_event_free(). AUD_ERR_INVALID on a bad
+ * name. */
+int aud_event_new(struct aud_event **ev, const char *object, const char *verb) AUD_WUR;
+/* NULL is a no-op. */
+void aud_event_free(struct aud_event *ev);
+
+/*
+ * Setters. Every string is copied, must be valid UTF-8 of at most AUD_MAX_STRING bytes
+ * without control characters (AUD_ERR_INVALID / AUD_ERR_TOO_LARGE otherwise), and names
+ * something — an identity, a CRN, a label — never a value: there is deliberately no setter
+ * for PINs, API keys, key material, plaintext, ciphertext or IVs. A setter called twice
+ * replaces the earlier value. A failed setter leaves the event as it was.
+ */
+int aud_event_set_time(struct aud_event *ev, uint64_t unix_ns) AUD_WUR;
+int aud_event_set_outcome(struct aud_event *ev, enum aud_outcome o) AUD_WUR;
+int aud_event_set_severity(struct aud_event *ev, enum aud_severity s) AUD_WUR;
+/* The PKCS #11 return value: sets reason.reasonCode/reasonType (AT's HTTP-style code:
+ * CKR_OK 200, denials 403, login failures 401, bad arguments 400, the rest 500), the CK_RV
+ * name, and, unless set, the outcome (success iff CKR_OK). */
+int aud_event_set_ckrv(struct aud_event *ev, unsigned long ckrv) AUD_WUR;
+/* initiator.id (the principal, e.g. tenant/acme/user/alice), initiator.name (may be NULL:
+ * then the id), its kind, credential kind and source address (IPv4/IPv6 text, or NULL). */
+int aud_event_set_initiator(struct aud_event *ev, const char *principal, const char *name,
+                            enum aud_initiator_kind kind, enum aud_credential cred,
+                            const char *address) AUD_WUR;
+/* target.id (a CRN, crn:hsmgate:...), target.name (may be NULL) and its kind. */
+int aud_event_set_target(struct aud_event *ev, const char *crn, const char *name,
+                         enum aud_target_kind kind) AUD_WUR;
+/* requestData.mechanism: the CKM_* name (or 0x... for an unknown value). */
+int aud_event_set_mechanism(struct aud_event *ev, unsigned long ckm) AUD_WUR;
+/* requestData.template: appends a CKA_* type name; never its value. At most AUD_MAX_ATTRS. */
+int aud_event_add_attribute(struct aud_event *ev, unsigned long cka) AUD_WUR;
+/* requestData.inputLength / responseData.outputLength: sizes only. */
+int aud_event_set_lengths(struct aud_event *ev, uint64_t in_len, uint64_t out_len) AUD_WUR;
+/* responseData.keyId: the immutable id of a key the call created or used. */
+int aud_event_set_key_id(struct aud_event *ev, const char *key_ref) AUD_WUR;
+/* correlationId: "<gateway id>-<connection>-<request id>" built from numbers. */
+int aud_event_set_correlation(struct aud_event *ev, uint64_t conn_id, uint32_t request_id) AUD_WUR;
+/* policy.result and policy.sids (matched statement ids, each [A-Za-z0-9._-]{1,64}). */
+int aud_event_set_policy(struct aud_event *ev, enum aud_policy_result res, const char *const *sids,
+                         size_t nsids) AUD_WUR;
+/* latencyUs: the time the request took. */
+int aud_event_set_latency(struct aud_event *ev, uint64_t usec) AUD_WUR;
+/* logSourceCRN (the gateway's CRN) and dataEvent (true for data-plane calls). */
+int aud_event_set_source(struct aud_event *ev, const char *crn) AUD_WUR;
+int aud_event_set_data_event(struct aud_event *ev, int data_event) AUD_WUR;
+/* A free-text suffix for `message` (e.g. "mechanism not allowed by key policy"): must not
+ * carry caller data; limited to AUD_MAX_STRING printable ASCII characters. */
+int aud_event_set_detail(struct aud_event *ev, const char *text) AUD_WUR;
+
+/* Encodes the event as one line of UTF-8 JSON (no newline, no control characters, fixed
+ * field order; see AUDIT.md). *json is malloc'd, NUL-terminated, owned by the caller;
+ * *len excludes the NUL. */
+int aud_event_encode(const struct aud_event *ev, char **json, size_t *len) AUD_WUR;
+
+/* ---- keys ----------------------------------------------------------------------------- */
+
+/* Generates an Ed25519 checkpoint key: <prefix>.key (PKCS #8 PEM, mode 0600, created
+ * exclusively: an existing file is AUD_ERR_IO with EEXIST) and <prefix>.pub (SPKI PEM). */
+int aud_key_generate(const char *prefix) AUD_WUR;
+
+/* ---- the log -------------------------------------------------------------------------- */
+
+struct aud_log;
+
+enum aud_durability {
+	AUD_DURABILITY_SYNC = 0,  /* a record's callback runs after the fdatasync covering it */
+	AUD_DURABILITY_ASYNC = 1, /* after write(2); fdatasync at checkpoints only: a crash may
+	                           * lose up to one checkpoint interval */
+};
+
+/*
+ * Completion of one appended record, called once per record on the log's writer thread
+ * (never from inside aud_log_append). status is 0 once the record is durable (per the
+ * durability mode) or a negative AUD_ERR_* (AUD_ERR_FAILED, AUD_ERR_IO) if it never will
+ * be. It must not block and must not call aud_log_* on the same log except
+ * aud_log_durable_seq(); a libevent user typically queues (seq, status) and calls
+ * event_active() to get back onto its loop.
+ */
+typedef void (*aud_done_fn)(void *arg, uint64_t seq, int status);
+
+/* Options for aud_log_open(). Fill with aud_log_options_init() first, then override. */
+struct aud_log_options {
+	const char *dir;      /* the log directory (created if absent, mode 0700) */
+	const char *origin;   /* the log's name, e.g. "hsmgate.example/audit/gw1":
+	                       * [A-Za-z0-9._:/-]{1,AUD_MAX_ORIGIN} */
+	const char *key_path; /* Ed25519 private key PEM (aud_key_generate) */
+	enum aud_durability durability;
+	uint32_t checkpoint_every; /* records between checkpoints; default 1000 */
+	uint32_t checkpoint_ms;    /* max time between checkpoints, heartbeats when idle;
+	                            * default 10000 */
+	uint32_t batch_max;        /* records per group commit; default 4096 */
+	uint64_t segment_bytes;    /* roll a segment beyond this size; default 256 MiB */
+	uint32_t queue_max;        /* records waiting for the writer before appends fail
+	                            * with AUD_ERR_TOO_LARGE (back-pressure); default 65536 */
+};
+
+void aud_log_options_init(struct aud_log_options *o);
+
+/*
+ * Opens (creating if needed) the log in o->dir for writing and starts its writer thread.
+ * On an existing log it recomputes every leaf and chain hash and checks every checkpoint's
+ * root, chain head and link; a torn final line (bytes after the last newline of the last
+ * segment) is cut and a recovery record ("R", naming the bytes cut and their SHA-256) is
+ * appended. Any other damage is AUD_ERR_TAMPER and nothing is changed on disk. Then a start
+ * record ("S") and a checkpoint are appended. An exclusive flock on <dir>/LOCK keeps a
+ * second writer out (AUD_ERR_LOCKED). *log is owned by the caller: aud_log_close().
+ */
+int aud_log_open(struct aud_log **log, const struct aud_log_options *o) AUD_WUR;
+
+/*
+ * Appends one event. On success *seq (if not NULL) is its sequence number and done (if not
+ * NULL) will be called exactly once for it; on failure done is never called. Never blocks
+ * on I/O: it encodes, hashes and queues; the writer thread writes and syncs batches.
+ * AUD_ERR_FAILED once the log has failed (fail closed: the caller must refuse the request),
+ * AUD_ERR_TOO_LARGE when queue_max records are waiting, AUD_ERR_CLOSED while closing.
+ */
+int aud_log_append(struct aud_log *log, const struct aud_event *ev, aud_done_fn done, void *arg,
+                   uint64_t *seq) AUD_WUR;
+
+/* Blocks until the record `seq` is durable or the log has failed; 0 or the failure. For
+ * tools and tests; the gateway uses the callback instead. */
+int aud_log_wait(struct aud_log *log, uint64_t seq) AUD_WUR;
+
+/* Appends a checkpoint now (e.g. before handing a checkpoint to a witness) and waits for it
+ * to be durable; *seq (may be NULL) is its sequence number. */
+int aud_log_checkpoint(struct aud_log *log, uint64_t *seq) AUD_WUR;
+
+/* Highest sequence number known durable (UINT64_MAX before the first), and the sticky
+ * failure (0 while healthy). Both thread-safe and non-blocking. */
+uint64_t aud_log_durable_seq(struct aud_log *log);
+int aud_log_failed(struct aud_log *log);
+
+/* Writes a final checkpoint, drains the queue (running every pending callback), stops the
+ * writer, closes. Returns the sticky failure if there was one. NULL is a no-op (0). */
+int aud_log_close(struct aud_log *log);
+
+/* ---- reading records ------------------------------------------------------------------ */
+
+/* A parsed record line: pointers into the caller's line buffer (valid while it is). */
+struct aud_record_view {
+	uint64_t seq;
+	uint64_t time_ns;
+	char type;         /* 'E' event, 'C' checkpoint, 'S' start, 'R' recovery */
+	const char *entry; /* the hashed bytes: "GWA1 <seq> <time> <type> TAB <payload>" */
+	size_t entry_len;
+	const char *payload; /* inside entry */
+	size_t payload_len;
+	uint8_t leaf[AUD_HASH_LEN];  /* as stored (not recomputed) */
+	uint8_t chain[AUD_HASH_LEN]; /* as stored */
+};
+
+/* Parses one record line of `len` bytes (without its newline). AUD_ERR_MALFORMED on any
+ * deviation from the grammar in AUDIT.md; hashes are not checked here. */
+int aud_record_parse(const char *line, size_t len, struct aud_record_view *rec) AUD_WUR;
+/* The leaf hash of a parsed record recomputed from its entry bytes. */
+void aud_record_leaf(const struct aud_record_view *rec, uint8_t leaf[AUD_HASH_LEN]);
+
+struct aud_reader;
+
+/* Reads the segments of a log directory in order (read-only, no lock). */
+int aud_reader_open(struct aud_reader **r, const char *dir) AUD_WUR;
+/*
+ * The next complete line (without its newline) in *line and *len, valid until the next call;
+ * *seg_first is the first sequence number in the segment's name, *line_no the 0-based line
+ * index across the log. AUD_ERR_EOF at the end (a later call may find more when the log
+ * grows: `tail -f`); an incomplete final line is not returned and *torn (if not NULL) is
+ * set to its length. AUD_ERR_TOO_LARGE for a line over AUD_MAX_LINE.
+ */
+int aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *seg_first,
+                    uint64_t *line_no, size_t *torn) AUD_WUR;
+void aud_reader_free(struct aud_reader *r);
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+/* A parsed checkpoint note (C2SP signed-note text, see AUDIT.md). */
+struct aud_checkpoint_view {
+	char origin[AUD_MAX_ORIGIN + 1];
+	uint64_t size;               /* leaves 0..size-1 */
+	uint8_t root[AUD_HASH_LEN];  /* RFC 6962 MTH */
+	uint8_t chain[AUD_HASH_LEN]; /* chain hash of record size-1 */
+	uint64_t time_ns;
+	uint8_t prev[AUD_HASH_LEN];      /* SHA-256 of the previous checkpoint's note */
+	uint8_t note_hash[AUD_HASH_LEN]; /* SHA-256 of this whole note */
+};
+
+/* Parses a note's text and checks its Ed25519 signature with the public key in
+ * pubkey_path (PEM). AUD_ERR_MALFORMED, AUD_ERR_SIGNATURE (including: no signature line
+ * from this key), AUD_ERR_KEY. `cp` is filled even when only the signature fails. */
+int aud_checkpoint_verify_note(const char *note, size_t len, const char *pubkey_path,
+                               struct aud_checkpoint_view *cp) AUD_WUR;
+/* Parses a note without checking any signature (fuzzing, tools that only display). */
+int aud_checkpoint_parse_note(const char *note, size_t len, struct aud_checkpoint_view *cp) AUD_WUR;
+/* Decodes a checkpoint record's payload (base64) into its note text: *note malloc'd, owned
+ * by the caller. */
+int aud_checkpoint_decode_payload(const char *payload, size_t len, char **note,
+                                  size_t *note_len) AUD_WUR;
+
+/* ---- verification --------------------------------------------------------------------- */
+
+enum aud_damage {
+	AUD_DAMAGE_NONE = 0,
+	AUD_DAMAGE_MODIFIED = 1,   /* a record's bytes or hashes changed */
+	AUD_DAMAGE_DELETED = 2,    /* one or more records missing */
+	AUD_DAMAGE_REORDERED = 3,  /* a record appears out of order */
+	AUD_DAMAGE_INSERTED = 4,   /* a line that is not the expected record */
+	AUD_DAMAGE_TRUNCATED = 5,  /* fewer records than a checkpoint kept elsewhere covers */
+	AUD_DAMAGE_SIGNATURE = 6,  /* a checkpoint's signature does not verify with the key */
+	AUD_DAMAGE_CHECKPOINT = 7, /* a well-signed checkpoint inconsistent with the log
+	                            * (root, chain head, size, time or previous link) */
+};
+
+/* "modified", "deleted", ... */
+const char *aud_damage_name(enum aud_damage d);
+
+struct aud_verify_options {
+	const char *dir;
+	const char *pubkey_path;
+	uint64_t from;               /* first record to check in full (0) */
+	uint64_t to;                 /* last record to check (UINT64_MAX: the end) */
+	const char *checkpoint_path; /* an externally kept checkpoint note, or NULL */
+};
+
+struct aud_verify_result {
+	enum aud_damage damage;
+	uint64_t seq; /* the first bad sequence number */
+	char detail[256];
+	uint64_t records;              /* records read */
+	uint64_t checkpoints;          /* checkpoints verified */
+	uint64_t last_checkpoint_size; /* the size signed by the last good checkpoint */
+	uint64_t unsealed;             /* records after the last checkpoint */
+};
+
+void aud_verify_options_init(struct aud_verify_options *o);
+/*
+ * Verifies a log: every leaf and chain hash (records before o->from contribute their
+ * stored leaf, which the next checkpoint's root then authenticates), every checkpoint's
+ * signature, size, root, chain head, time and previous-checkpoint link, and against
+ * o->checkpoint_path, that the log still holds that tree (truncation, rollback).
+ * 0 if the log verifies; AUD_ERR_VERIFY with *res naming the first bad record and the
+ * kind of damage; other errors (AUD_ERR_KEY, AUD_ERR_IO) when it could not run.
+ */
+int aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res) AUD_WUR;
+
+/* ---- Merkle proofs (RFC 6962 §2.1) ---------------------------------------------------- */
+
+/* MTH of n leaf hashes (the empty tree is SHA-256 of nothing). */
+void aud_merkle_root(const uint8_t (*leaves)[AUD_HASH_LEN], uint64_t n, uint8_t root[AUD_HASH_LEN]);
+/* The audit path for leaf m in the tree of the first n leaves: *path malloc'd (caller
+ * frees), *npath hashes. AUD_ERR_RANGE unless m < n. */
+int aud_merkle_inclusion_proof(const uint8_t (*leaves)[AUD_HASH_LEN], uint64_t n, uint64_t m,
+                               uint8_t (**path)[AUD_HASH_LEN], size_t *npath) AUD_WUR;
+/* RFC 9162 §2.1.3.2: 0 if `path` proves `leaf` at index m in the tree of size n with
+ * `root`; AUD_ERR_VERIFY otherwise. */
+int aud_merkle_inclusion_verify(const uint8_t leaf[AUD_HASH_LEN], uint64_t m, uint64_t n,
+                                const uint8_t (*path)[AUD_HASH_LEN], size_t npath,
+                                const uint8_t root[AUD_HASH_LEN]) AUD_WUR;
+/* The consistency proof between sizes m <= n (RFC 6962 §2.1.2); AUD_ERR_RANGE otherwise. */
+int aud_merkle_consistency_proof(const uint8_t (*leaves)[AUD_HASH_LEN], uint64_t m, uint64_t n,
+                                 uint8_t (**proof)[AUD_HASH_LEN], size_t *nproof) AUD_WUR;
+/* RFC 9162 §2.1.4.2: 0 if `proof` shows the tree (m, root1) is a prefix of (n, root2). */
+int aud_merkle_consistency_verify(uint64_t m, uint64_t n, const uint8_t root1[AUD_HASH_LEN],
+                                  const uint8_t root2[AUD_HASH_LEN],
+                                  const uint8_t (*proof)[AUD_HASH_LEN], size_t nproof) AUD_WUR;
+
+/* ---- proofs from a log directory ------------------------------------------------------ */
+
+/*
+ * An inclusion proof bundle for record `seq` (text, AUDIT.md "Proofs"): the record's entry
+ * bytes, the audit path, and the signed checkpoint note it is proven against — the first
+ * checkpoint record after seq, or the one whose size is `size` when size != 0. Anyone with
+ * the public key checks it with aud_proof_verify(), without the log. *text malloc'd.
+ * AUD_ERR_RANGE when no such checkpoint exists yet.
+ */
+int aud_proof_build(const char *dir, uint64_t seq, uint64_t size, char **text, size_t *len) AUD_WUR;
+/* Checks a bundle: the note's signature, the leaf from the entry, the path to the root.
+ * On success *seq and (if not NULL) a malloc'd copy of the record's payload. AUD_ERR_VERIFY,
+ * AUD_ERR_SIGNATURE or AUD_ERR_MALFORMED otherwise. */
+int aud_proof_verify(const char *text, size_t len, const char *pubkey_path, uint64_t *seq,
+                     char **payload, size_t *payload_len) AUD_WUR;
+/*
+ * Checks that the log's tree at the checkpoint `new_note` (NULL: the log's last checkpoint
+ * record) extends the tree at `old_note` (e.g. one an auditor kept): both signatures, then
+ * an RFC 6962 consistency proof computed from the log's leaves and verified against both
+ * roots. *proof_text (may be NULL) receives the proof as text: "old N", "new M", one
+ * "hash <hex>" line per node. AUD_ERR_VERIFY when they are not consistent.
+ */
+int aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_note,
+                        size_t old_len, const char *new_note, size_t new_len,
+                        char **proof_text) AUD_WUR;
+/* The log's last checkpoint note (text) in *note (malloc'd): what to keep elsewhere. */
+int aud_log_last_checkpoint(const char *dir, char **note, size_t *len) AUD_WUR;
+
+/* ---- encodings shared with the tool ----------------------------------------------------- */
+
+/* Lower-case hex of n bytes into out[2n+1]. */
+void aud_hex_encode(const uint8_t *in, size_t n, char *out);
+/* Exactly 2n hex digits into out[n]; AUD_ERR_MALFORMED otherwise. */
+int aud_hex_decode(const char *in, size_t len, uint8_t *out, size_t n) AUD_WUR;
+
+#endif

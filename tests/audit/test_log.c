@@ -1,0 +1,537 @@
+/*
+ * tests/audit/test_log.c — audit/log.c: appends with completion callbacks, group commit in
+ * both durability modes, checkpoints by count, by time (heartbeats) and at roll, reopen,
+ * torn-tail repair with a recovery record, refusal to open a damaged log, fail-closed
+ * after a write error, the writer lock, and concurrent appenders.
+ */
+#include "audit/aud_int.h"
+#include "tests/lib/test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *tmp;
+static char keyp[600], pubp[600], logd[600];
+
+static int
+suite_init(void)
+{
+	char prefix[512];
+
+	if ((tmp = test_tmpdir_new("audit-log")) == NULL) {
+		return -1;
+	}
+	snprintf(prefix, sizeof(prefix), "%s/k", tmp);
+	snprintf(keyp, sizeof(keyp), "%s.key", prefix);
+	snprintf(pubp, sizeof(pubp), "%s.pub", prefix);
+	return aud_key_generate(prefix) == 0 ? 0 : -1;
+}
+
+static int
+suite_cleanup(void)
+{
+	test_tmpdir_remove(tmp);
+	return 0;
+}
+
+static void
+fresh_dir(const char *tag)
+{
+	snprintf(logd, sizeof(logd), "%s/%s", tmp, tag);
+}
+
+static void
+opts(struct aud_log_options *o)
+{
+	aud_log_options_init(o);
+	o->dir = logd;
+	o->origin = "hsmgate.test/audit/gw1";
+	o->key_path = keyp;
+}
+
+static struct aud_event *
+mk_event(unsigned i)
+{
+	struct aud_event *ev = NULL;
+	const char *sids[] = {"allow-sign"};
+
+	CU_ASSERT_FATAL(aud_event_new(&ev, "keys", "sign") == 0);
+	CU_ASSERT(aud_event_set_initiator(ev, "tenant/acme/user/alice", NULL, AUD_INITIATOR_USER,
+	                                  AUD_CRED_APIKEY, "192.0.2.7") == 0);
+	CU_ASSERT(aud_event_set_target(ev, "crn:hsmgate:acme:partition:p1:key:k1", "k1",
+	                               AUD_TARGET_KEY) == 0);
+	CU_ASSERT(aud_event_set_correlation(ev, 7, i) == 0);
+	CU_ASSERT(aud_event_set_ckrv(ev, 0) == 0);
+	CU_ASSERT(aud_event_set_policy(ev, AUD_POLICY_ALLOW, sids, 1) == 0);
+	return ev;
+}
+
+static int
+append_n(struct aud_log *log, unsigned n)
+{
+	uint64_t seq = 0;
+	unsigned i;
+	int r = 0;
+
+	for (i = 0; i < n && r == 0; i++) {
+		struct aud_event *ev = mk_event(i);
+
+		r = aud_log_append(log, ev, NULL, NULL, &seq);
+		aud_event_free(ev);
+	}
+	return r != 0 ? r : aud_log_wait(log, seq);
+}
+
+static int
+verify_dir(struct aud_verify_result *res)
+{
+	struct aud_verify_options vo;
+
+	aud_verify_options_init(&vo);
+	vo.dir = logd;
+	vo.pubkey_path = pubp;
+	return aud_log_verify(&vo, res);
+}
+
+/* Counts records of a type ('*': all) across the log. */
+static unsigned
+count_type(char type)
+{
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len;
+	uint64_t seg, no;
+	unsigned n = 0;
+
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &seg, &no, NULL) == 0) {
+		struct aud_record_view rec;
+
+		if (aud_record_parse(line, len, &rec) == 0 && (type == '*' || rec.type == type)) {
+			n++;
+		}
+	}
+	aud_reader_free(rd);
+	return n;
+}
+
+static void
+test_open_append_close_verify(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+
+	fresh_dir("basic");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 25) == 0);
+	CU_ASSERT(aud_log_failed(log) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	/* S, C (start), 25 E, C (shutdown) */
+	CU_ASSERT(count_type('*') == 28);
+	CU_ASSERT(count_type('S') == 1);
+	CU_ASSERT(count_type('C') == 2);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.records == 28);
+	CU_ASSERT(res.checkpoints == 2);
+	CU_ASSERT(res.unsealed == 0);
+}
+
+struct cbstate {
+	pthread_mutex_t mu;
+	unsigned calls, bad;
+	uint64_t last;
+};
+
+static void
+done_cb(void *arg, uint64_t seq, int status)
+{
+	struct cbstate *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	s->calls++;
+	if (status != 0 || (s->calls > 1 && seq <= s->last)) {
+		s->bad++;
+	}
+	s->last = seq;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+callbacks_in_mode(enum aud_durability d, const char *tag)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct cbstate s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+	struct aud_verify_result res;
+	uint64_t seq = 0;
+	unsigned i;
+
+	fresh_dir(tag);
+	opts(&o);
+	o.durability = d;
+	o.batch_max = d == AUD_DURABILITY_ASYNC ? 7 : o.batch_max; /* the partial-take path */
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	for (i = 0; i < 500; i++) {
+		struct aud_event *ev = mk_event(i);
+
+		CU_ASSERT(aud_log_append(log, ev, done_cb, &s, &seq) == 0);
+		aud_event_free(ev);
+	}
+	CU_ASSERT(aud_log_wait(log, seq) == 0);
+	CU_ASSERT(aud_log_durable_seq(log) >= seq);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(s.calls == 500);
+	CU_ASSERT(s.bad == 0);
+	CU_ASSERT(verify_dir(&res) == 0);
+}
+
+static void
+test_callbacks_sync(void)
+{
+	callbacks_in_mode(AUD_DURABILITY_SYNC, "cb-sync");
+}
+
+static void
+test_callbacks_async(void)
+{
+	callbacks_in_mode(AUD_DURABILITY_ASYNC, "cb-async");
+}
+
+static void
+test_checkpoint_every_n(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+
+	fresh_dir("every");
+	opts(&o);
+	o.checkpoint_every = 10;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 35) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	/* start + after 10, 20, 30 + shutdown (the S record counts toward the first 10) */
+	CU_ASSERT(count_type('C') == 5);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.checkpoints == 5);
+}
+
+static void
+test_heartbeat_when_idle(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+
+	fresh_dir("heartbeat");
+	opts(&o);
+	o.checkpoint_ms = 40;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	usleep(300 * 1000);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('C') >= 4);
+	CU_ASSERT(count_type('E') == 0);
+	CU_ASSERT(verify_dir(&res) == 0);
+}
+
+static unsigned
+count_segments(void)
+{
+	DIR *d = opendir(logd);
+	struct dirent *de;
+	unsigned n = 0;
+	uint64_t f;
+
+	CU_ASSERT_FATAL(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		n += aud_segment_parse(de->d_name, &f);
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_segment_roll_and_reopen(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+
+	fresh_dir("roll");
+	opts(&o);
+	o.segment_bytes = 8192;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 120) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_segments() >= 5);
+	CU_ASSERT(verify_dir(&res) == 0);
+	/* Reopen continues the same chain. */
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 30) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('S') == 2);
+	CU_ASSERT(count_type('E') == 150);
+	CU_ASSERT(verify_dir(&res) == 0);
+}
+
+static char *
+last_segment_path(void)
+{
+	DIR *d = opendir(logd);
+	struct dirent *de;
+	uint64_t f, best = 0;
+	int found = 0;
+	char name[64], *p = NULL;
+
+	CU_ASSERT_FATAL(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		if (aud_segment_parse(de->d_name, &f) && (!found || f > best)) {
+			best = f;
+			found = 1;
+		}
+	}
+	closedir(d);
+	aud_segment_name(best, name);
+	CU_ASSERT_FATAL(asprintf(&p, "%s/%s", logd, name) > 0);
+	return p;
+}
+
+static void
+append_raw(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT(write(fd, s, strlen(s)) == (ssize_t)strlen(s));
+	close(fd);
+}
+
+static void
+test_torn_tail_repaired(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	char *seg;
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len;
+	uint64_t s, no;
+	int saw = 0;
+
+	fresh_dir("torn");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	/* What a crash mid-write leaves: the start of a line, no newline. */
+	append_raw(seg, "GWA1 14 17000000 E\t{\"eventTime\":\"20");
+	CU_ASSERT(verify_dir(&res) == 0); /* verify reports, it does not fail, on a torn tail */
+	CU_ASSERT(strstr(res.detail, "unterminated") != NULL);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('R') == 1);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.detail[0] == '\0');
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
+		struct aud_record_view rec;
+
+		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
+			saw = memmem(rec.payload, rec.payload_len, "\"cutBytes\":35", 13) != NULL &&
+			      memmem(rec.payload, rec.payload_len, "hsmgate.audit.repair", 20) !=
+			              NULL;
+		}
+	}
+	aud_reader_free(rd);
+	CU_ASSERT(saw);
+	free(seg);
+}
+
+static void
+test_damage_refuses_open(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	char *seg, *buf;
+	FILE *f;
+	long n;
+
+	fresh_dir("damaged");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	f = fopen(seg, "r+");
+	CU_ASSERT_FATAL(f != NULL);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	buf = malloc((size_t)n);
+	fseek(f, 0, SEEK_SET);
+	CU_ASSERT(fread(buf, 1, (size_t)n, f) == (size_t)n);
+	/* Flip one byte inside the third line's payload. */
+	{
+		char *p = buf;
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			p = strchr(p, '\n') + 1;
+		}
+		p = strchr(p, '{') + 5;
+		*p ^= 1;
+	}
+	fseek(f, 0, SEEK_SET);
+	CU_ASSERT(fwrite(buf, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	CU_ASSERT(aud_log_open(&log, &o) == AUD_ERR_TAMPER);
+	CU_ASSERT(log == NULL);
+	free(buf);
+	free(seg);
+}
+
+static void
+test_fail_closed(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct cbstate s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+	struct aud_verify_result res;
+	struct aud_event *ev;
+	uint64_t seq;
+	int i;
+
+	fresh_dir("failclosed");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 5) == 0);
+	aud_log_inject_fault(log, ENOSPC);
+	ev = mk_event(99);
+	CU_ASSERT(aud_log_append(log, ev, done_cb, &s, &seq) == 0);
+	CU_ASSERT(aud_log_wait(log, seq) == AUD_ERR_FAILED);
+	/* Its callback got the failure (callbacks run just after waiters are woken). */
+	for (i = 0; i < 100 && s.calls == 0; i++) {
+		usleep(10 * 1000);
+	}
+	CU_ASSERT(s.calls == 1 && s.bad == 1);
+	CU_ASSERT(aud_log_failed(log) == AUD_ERR_FAILED);
+	/* Sticky: later appends are refused even though the fault is gone. */
+	aud_log_inject_fault(log, 0);
+	CU_ASSERT(aud_log_append(log, ev, NULL, NULL, &seq) == AUD_ERR_FAILED);
+	CU_ASSERT(aud_log_checkpoint(log, NULL) == AUD_ERR_FAILED);
+	CU_ASSERT(aud_log_close(log) == AUD_ERR_FAILED);
+	aud_event_free(ev);
+	/* Reopening resumes; what was durable still verifies. */
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 3) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(count_type('E') == 8);
+}
+
+static void
+test_second_writer_locked(void)
+{
+	struct aud_log_options o;
+	struct aud_log *a = NULL, *b = NULL;
+
+	fresh_dir("locked");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&a, &o) == 0);
+	CU_ASSERT(aud_log_open(&b, &o) == AUD_ERR_LOCKED);
+	CU_ASSERT(aud_log_close(a) == 0);
+}
+
+static void
+test_bad_options(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+
+	fresh_dir("badopts");
+	opts(&o);
+	o.origin = "has space";
+	CU_ASSERT(aud_log_open(&log, &o) != 0);
+	opts(&o);
+	o.checkpoint_every = 0;
+	CU_ASSERT(aud_log_open(&log, &o) == AUD_ERR_INVALID);
+	opts(&o);
+	o.key_path = pubp; /* a public key cannot sign */
+	CU_ASSERT(aud_log_open(&log, &o) == AUD_ERR_KEY);
+}
+
+struct worker {
+	struct aud_log *log;
+	unsigned n;
+	int err;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->err = append_n(w->log, w->n);
+	return NULL;
+}
+
+static void
+test_concurrent_appenders(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct worker w[4];
+	pthread_t t[4];
+	int i;
+
+	fresh_dir("concurrent");
+	opts(&o);
+	o.checkpoint_every = 100;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	for (i = 0; i < 4; i++) {
+		w[i].log = log;
+		w[i].n = 2000;
+		w[i].err = -1;
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CU_ASSERT(w[i].err == 0);
+	}
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('E') == 8000);
+	CU_ASSERT(verify_dir(&res) == 0);
+}
+
+static const struct test_case cases[] = {
+        {"open, append, close; the log verifies", test_open_append_close_verify},
+        {"sync durability: one callback per record, in order", test_callbacks_sync},
+        {"async durability: callbacks and a verifiable log", test_callbacks_async},
+        {"a checkpoint every N records", test_checkpoint_every_n},
+        {"heartbeat checkpoints while idle", test_heartbeat_when_idle},
+        {"segments roll, sealed by checkpoints; reopen continues", test_segment_roll_and_reopen},
+        {"a torn final line is cut and a recovery record says so", test_torn_tail_repaired},
+        {"damage before the tail refuses to open (tamper)", test_damage_refuses_open},
+        {"fail closed after a write error, until reopened", test_fail_closed},
+        {"a second writer is locked out", test_second_writer_locked},
+        {"bad options and a public key as signing key are refused", test_bad_options},
+        {"4 threads x 2000 appends", test_concurrent_appenders},
+        {NULL, NULL},
+};
+
+void
+test_register(void)
+{
+	test_suite_add("audit/log", suite_init, suite_cleanup, cases);
+}
