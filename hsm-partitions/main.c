@@ -1,0 +1,121 @@
+/*
+ * hsm-partitions/main.c — hsmgate-worker: serves one partition's token on the socketpair
+ * the gateway (its supervisor) hands it.
+ *
+ *   hsmgate-worker --config FILE --partition NAME --fd N
+ *
+ * Exit status: 0 when the gateway closes the socket (it went away or stops the worker),
+ * 1 on a start-up error (config, store), 2 when the IPC framing is broken (an internal bug:
+ * the supervisor restarts the worker). Client input never ends the worker.
+ */
+#include "config/cfg.h"
+#include "hsm-partitions/part.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: hsmgate-worker --config FILE --partition NAME --fd N\n"
+	           "\n"
+	           "Serves the token of partition NAME (from the hsmgated config FILE) over the\n"
+	           "socket N that hsmgated passes. Started by hsmgated; not meant to be run by "
+	           "hand.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"config", required_argument, NULL, 'c'},
+	        {"partition", required_argument, NULL, 'p'},
+	        {"fd", required_argument, NULL, 'f'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *partition = NULL;
+	const struct cfg_partition *p;
+	struct part_worker_opts wo;
+	struct cfg_daemon *cfg = NULL;
+	struct part_worker *w = NULL;
+	char err[512], *end;
+	long fd = -1;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'p':
+			partition = optarg;
+			break;
+		case 'f':
+			errno = 0;
+			fd = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX) {
+				fd = -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (config == NULL || partition == NULL || fd < 0 || optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	if (fcntl((int)fd, F_GETFD) < 0) {
+		fprintf(stderr, "hsmgate-worker: --fd %ld: %s\n", fd, strerror(errno));
+		return 1;
+	}
+	/* A write to a gateway that went away must be an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg_daemon_load(config, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "hsmgate-worker: %s\n", err);
+		return 1;
+	}
+	if ((p = cfg_partition_find(cfg, partition)) == NULL) {
+		fprintf(stderr, "hsmgate-worker: %s: no partition '%s'\n", config, partition);
+		cfg_daemon_free(cfg);
+		return 1;
+	}
+	if (p->backend != NULL && strcmp(p->backend, "soft") != 0) {
+		fprintf(stderr,
+		        "hsmgate-worker: partition %s: backend '%s' is not implemented yet\n",
+		        partition, p->backend);
+		cfg_daemon_free(cfg);
+		return 1;
+	}
+	memset(&wo, 0, sizeof(wo));
+	wo.partition = p->name;
+	wo.store_dir = p->store;
+	wo.token_label = p->token_label;
+	wo.slot = p->slot;
+	wo.max_frame = cfg->limits.max_frame;
+	/* The worker copies what it keeps, so the config can go right after. */
+	r = part_worker_start(&wo, &w);
+	cfg_daemon_free(cfg);
+	if (r != 0) {
+		fprintf(stderr, "hsmgate-worker: partition %s: %s\n", partition, part_strerror(r));
+		return 1;
+	}
+	r = part_worker_serve(w, (int)fd);
+	part_worker_free(w);
+	if (r == 0) {
+		return 0;
+	}
+	fprintf(stderr, "hsmgate-worker: partition %s: %s\n", partition, part_strerror(r));
+	return r == PART_ERR_IPC ? 2 : 1;
+}

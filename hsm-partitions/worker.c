@@ -1,0 +1,696 @@
+/*
+ * hsm-partitions/worker.c — the dispatch core: one client request frame in, one reply
+ * frame out, no process or socket involved (ipc.c adds those), so tests drive it directly.
+ *
+ * Each handler reads like its layout in proto/calls.c (STYLE.md rule 4): it decodes the
+ * request fields in order, checks that nothing is left (proto_cur_end), calls the token
+ * function that implements the PKCS #11 function, and encodes the response fields. A body
+ * that does not decode is CKR_ARGUMENTS_BAD and changes nothing. Response fields go into
+ * w->out and are copied into the reply only when proto_reply_has_fields(call, rv).
+ */
+#include "hsm-partitions/part_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+/* Caps on what the wire may make the worker allocate for one call; each is at least what
+ * the call can ever return, so clamping a larger capacity changes no answer. */
+#define PIN_WIRE_MAX PROTO_MAX_STRING
+#define FIND_MAX     1024 /* handles per C_FindObjects (fewer than asked is allowed) */
+
+struct part_worker {
+	struct part_token *tok;
+	uint32_t max_frame;
+	struct proto_arena *arena; /* allocations of the current request */
+	struct proto_buf out;      /* response fields of the current request */
+};
+
+struct call {
+	struct part_token *t;
+	uint64_t conn;
+	const struct proto_ctx *ctx; /* the caller: for key-level policy and audit (later) */
+	struct proto_cur in;
+	struct proto_arena *a;
+	struct proto_buf *out;
+	uint32_t max_frame;
+};
+
+typedef CK_RV handler_fn(struct call *c);
+
+#define BAD CKR_ARGUMENTS_BAD
+
+/* The CK_RV of a call whose response fields failed to encode (r != 0), else rv. */
+static CK_RV
+encoded(int r, CK_RV rv)
+{
+	if (r == 0) {
+		return rv;
+	}
+	return r == PROTO_ERR_NOMEM ? CKR_DEVICE_MEMORY : CKR_GENERAL_ERROR;
+}
+
+/* Whether an output-size convention reply carries data or only a length. */
+static CK_RV
+put_out(struct call *c, CK_RV rv, const CK_BYTE *buf, CK_ULONG len)
+{
+	if (rv == CKR_OK && buf != NULL) {
+		return encoded(proto_put_outbuf_reply(c->out, buf, len), rv);
+	}
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+		return encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
+	}
+	return rv;
+}
+
+static uint32_t
+clamp(CK_ULONG v, uint32_t max)
+{
+	return v > max ? max : (uint32_t)v;
+}
+
+/* ---- slot and token --------------------------------------------------------------------- */
+
+static CK_RV
+h_get_slot_info(struct call *c)
+{
+	CK_SLOT_INFO info;
+	CK_SLOT_ID slot;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_token_slot_info(c->t, slot, &info)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_slot_info(c->out, &info), rv);
+}
+
+static CK_RV
+h_get_token_info(struct call *c)
+{
+	CK_TOKEN_INFO info;
+	CK_SLOT_ID slot;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_token_info(c->t, slot, &info)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_token_info(c->out, &info), rv);
+}
+
+static CK_RV
+h_get_mechanism_list(struct call *c)
+{
+	CK_MECHANISM_TYPE *list = NULL;
+	CK_ULONG cap, count;
+	CK_SLOT_ID slot;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_get_ulongs_req(&c->in, &has, &cap) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	count = clamp(cap, (uint32_t)part_mechanism_count());
+	if (has && (list = proto_arena_alloc(c->a, (count + 1) * sizeof(*list))) == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_token_mechanisms(c->t, slot, list, &count);
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+		return encoded(proto_put_ulongs_reply(c->out, rv == CKR_OK ? list : NULL, count),
+		               rv);
+	}
+	return rv;
+}
+
+static CK_RV
+h_get_mechanism_info(struct call *c)
+{
+	CK_MECHANISM_INFO info;
+	CK_MECHANISM_TYPE type;
+	CK_SLOT_ID slot;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_get_ulong(&c->in, &type) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_token_mechanism_info(c->t, slot, type, &info)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_mech_info(c->out, &info), rv);
+}
+
+static CK_RV
+h_init_token(struct call *c)
+{
+	const CK_BYTE *pin, *label;
+	CK_ULONG pinlen, labellen;
+	CK_UTF8CHAR padded[32];
+	CK_SLOT_ID slot;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 ||
+	    proto_get_inbytes(&c->in, &pin, &pinlen, PIN_WIRE_MAX) != 0 ||
+	    proto_get_inbytes(&c->in, &label, &labellen, PROTO_MAX_STRING) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	/* pLabel is 32 blank-padded bytes (v2.40 §5.6); a shorter one is padded here. */
+	if (labellen > sizeof(padded)) {
+		return BAD;
+	}
+	memset(padded, ' ', sizeof(padded));
+	if (label != NULL && labellen != 0) {
+		memcpy(padded, label, labellen);
+	}
+	return part_token_init(c->t, slot, pin, pinlen, label != NULL ? padded : NULL);
+}
+
+static CK_RV
+h_init_pin(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *pin;
+	CK_ULONG len;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &pin, &len, PIN_WIRE_MAX) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_token_init_pin(c->t, c->conn, h, pin, len);
+}
+
+static CK_RV
+h_set_pin(struct call *c)
+{
+	const CK_BYTE *old, *pin;
+	CK_ULONG oldlen, len;
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &old, &oldlen, PIN_WIRE_MAX) != 0 ||
+	    proto_get_inbytes(&c->in, &pin, &len, PIN_WIRE_MAX) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_token_set_pin(c->t, c->conn, h, old, oldlen, pin, len);
+}
+
+/* ---- sessions --------------------------------------------------------------------------- */
+
+static CK_RV
+h_open_session(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_SLOT_ID slot;
+	CK_FLAGS flags;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_get_ulong(&c->in, &flags) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_session_open(c->t, c->conn, slot, flags, &h)) != CKR_OK) {
+		return rv;
+	}
+	if ((rv = encoded(proto_put_ulong(c->out, h), rv)) != CKR_OK) {
+		/* The application will never learn the handle: do not leave it open. */
+		(void)part_session_close(c->t, c->conn, h);
+	}
+	return rv;
+}
+
+static CK_RV
+h_close_session(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_session_close(c->t, c->conn, h);
+}
+
+static CK_RV
+h_close_all_sessions(struct call *c)
+{
+	CK_SLOT_ID slot;
+
+	if (proto_get_ulong(&c->in, &slot) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_session_close_all(c->t, c->conn, slot);
+}
+
+static CK_RV
+h_get_session_info(struct call *c)
+{
+	CK_SESSION_INFO info;
+	CK_SESSION_HANDLE h;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_session_info(c->t, c->conn, h, &info)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_session_info(c->out, &info), rv);
+}
+
+static CK_RV
+h_login(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_USER_TYPE user;
+	const CK_BYTE *pin;
+	CK_ULONG len;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &user) != 0 ||
+	    proto_get_inbytes(&c->in, &pin, &len, PIN_WIRE_MAX) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_token_login(c->t, c->conn, h, user, pin, len);
+}
+
+static CK_RV
+h_logout(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_token_logout(c->t, c->conn, h);
+}
+
+/* Legacy functions: v2.40 §5.16 "C_GetFunctionStatus is a legacy function which should
+ * simply return the value CKR_FUNCTION_NOT_PARALLEL" (likewise C_CancelFunction). */
+static CK_RV
+h_function_not_parallel(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return CKR_FUNCTION_NOT_PARALLEL;
+}
+
+/* ---- objects ---------------------------------------------------------------------------- */
+
+static CK_RV
+h_create_object(struct call *c)
+{
+	CK_OBJECT_HANDLE obj;
+	CK_SESSION_HANDLE h;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_template(&c->in, c->a, &tmpl, &n) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_object_create(c->t, c->conn, h, tmpl, n, &obj)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, obj), rv);
+}
+
+static CK_RV
+h_destroy_object(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE obj;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_object_destroy(c->t, c->conn, h, obj);
+}
+
+static CK_RV
+h_get_object_size(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE obj;
+	CK_ULONG size;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	if ((rv = part_object_size(c->t, c->conn, h, obj, &size)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, size), rv);
+}
+
+static CK_RV
+h_get_attribute_value(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE obj;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
+	    proto_get_attrquery(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	rv = part_object_get_attrs(c->t, c->conn, h, obj, tmpl, n);
+	if (!proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
+		return rv;
+	}
+	return encoded(proto_put_attrreply(c->out, tmpl, n), rv);
+}
+
+static CK_RV
+h_set_attribute_value(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE obj;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
+	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_object_set_attrs(c->t, c->conn, h, obj, tmpl, n);
+}
+
+static CK_RV
+h_find_objects_init(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_template(&c->in, c->a, &tmpl, &n) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_object_find_init(c->t, c->conn, h, tmpl, n);
+}
+
+static CK_RV
+h_find_objects(struct call *c)
+{
+	CK_OBJECT_HANDLE *list = NULL;
+	CK_SESSION_HANDLE h;
+	CK_ULONG cap, count;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulongs_req(&c->in, &has, &cap) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	cap = clamp(cap, FIND_MAX);
+	if (has && (list = proto_arena_alloc(c->a, (cap + 1) * sizeof(*list))) == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	if ((rv = part_object_find(c->t, c->conn, h, list, cap, &count)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulongs_reply(c->out, list, count), rv);
+}
+
+static CK_RV
+h_find_objects_final(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_object_find_final(c->t, c->conn, h);
+}
+
+/* ---- digests and random numbers --------------------------------------------------------- */
+
+static CK_RV
+h_digest_init(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_MECHANISM m;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_digest_init(c->t, c->conn, h, &m);
+}
+
+static CK_RV
+h_digest(struct call *c)
+{
+	CK_BYTE md[EVP_MAX_MD_SIZE];
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_ULONG inlen, cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	len = clamp(cap, sizeof(md));
+	rv = part_digest(c->t, c->conn, h, in, inlen, has ? md : NULL, &len);
+	rv = put_out(c, rv, has ? md : NULL, len);
+	OPENSSL_cleanse(md, sizeof(md));
+	return rv;
+}
+
+static CK_RV
+h_digest_update(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_ULONG inlen;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_digest_update(c->t, c->conn, h, in, inlen);
+}
+
+static CK_RV
+h_digest_final(struct call *c)
+{
+	CK_BYTE md[EVP_MAX_MD_SIZE];
+	CK_SESSION_HANDLE h;
+	CK_ULONG cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_outbuf_req(&c->in, &has, &cap) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	len = clamp(cap, sizeof(md));
+	rv = part_digest_final(c->t, c->conn, h, has ? md : NULL, &len);
+	rv = put_out(c, rv, has ? md : NULL, len);
+	OPENSSL_cleanse(md, sizeof(md));
+	return rv;
+}
+
+static CK_RV
+h_seed_random(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *seed;
+	CK_ULONG len;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &seed, &len, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_random_seed(c->t, c->conn, h, seed, len);
+}
+
+static CK_RV
+h_generate_random(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_BYTE *buf = NULL;
+	CK_ULONG cap;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_outbuf_req(&c->in, &has, &cap) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	/* pRandomData is a buffer of exactly ulRandomLen bytes: no size query. The reply
+	 * must fit one frame; a larger request is refused rather than split. */
+	if (!has || cap > c->max_frame - 1024) {
+		rv = part_random_generate(c->t, c->conn, h, NULL, 0);
+		return rv == CKR_OK ? BAD : rv;
+	}
+	if ((buf = proto_arena_alloc(c->a, cap != 0 ? cap : 1)) == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	if ((rv = part_random_generate(c->t, c->conn, h, buf, cap)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
+}
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+#define H(fn, h) [PROTO_CALL_##fn] = h
+
+/* NULL: CKR_FUNCTION_NOT_SUPPORTED (issue 3 fills in the key functions). */
+static handler_fn *const handlers[PROTO_CALL_COUNT] = {
+        H(C_GetSlotInfo, h_get_slot_info),
+        H(C_GetTokenInfo, h_get_token_info),
+        H(C_GetMechanismList, h_get_mechanism_list),
+        H(C_GetMechanismInfo, h_get_mechanism_info),
+        H(C_InitToken, h_init_token),
+        H(C_InitPIN, h_init_pin),
+        H(C_SetPIN, h_set_pin),
+        H(C_OpenSession, h_open_session),
+        H(C_CloseSession, h_close_session),
+        H(C_CloseAllSessions, h_close_all_sessions),
+        H(C_GetSessionInfo, h_get_session_info),
+        H(C_Login, h_login),
+        H(C_Logout, h_logout),
+        H(C_CreateObject, h_create_object),
+        H(C_DestroyObject, h_destroy_object),
+        H(C_GetObjectSize, h_get_object_size),
+        H(C_GetAttributeValue, h_get_attribute_value),
+        H(C_SetAttributeValue, h_set_attribute_value),
+        H(C_FindObjectsInit, h_find_objects_init),
+        H(C_FindObjects, h_find_objects),
+        H(C_FindObjectsFinal, h_find_objects_final),
+        H(C_DigestInit, h_digest_init),
+        H(C_Digest, h_digest),
+        H(C_DigestUpdate, h_digest_update),
+        H(C_DigestFinal, h_digest_final),
+        H(C_SeedRandom, h_seed_random),
+        H(C_GenerateRandom, h_generate_random),
+        H(C_GetFunctionStatus, h_function_not_parallel),
+        H(C_CancelFunction, h_function_not_parallel),
+};
+
+/* ---- the worker ------------------------------------------------------------------------- */
+
+int
+part_worker_open(const struct part_worker_opts *o, struct part_worker **out)
+{
+	struct part_worker *w = NULL;
+	int r;
+
+	*out = NULL;
+	if (o == NULL ||
+	    (o->max_frame != 0 && (o->max_frame < 4096 || o->max_frame > PROTO_MAX_FRAME_CAP))) {
+		return PART_ERR_INVALID;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		return PART_ERR_NOMEM;
+	}
+	w->max_frame = o->max_frame != 0 ? o->max_frame : PROTO_MAX_FRAME_DEFAULT;
+	proto_buf_init(&w->out);
+	/* Response fields never exceed a frame: the header and the CK_RV take the rest. */
+	w->out.max = w->max_frame - PROTO_HDR_BYTES - 8;
+	if ((w->arena = proto_arena_new()) == NULL) {
+		r = PART_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = part_token_open(o, &w->tok)) != 0) {
+		goto out;
+	}
+	*out = w;
+	w = NULL; /* transferred */
+	r = 0;
+out:
+	part_worker_free(w);
+	return r;
+}
+
+void
+part_worker_free(struct part_worker *w)
+{
+	if (w == NULL) {
+		return;
+	}
+	part_token_free(w->tok);
+	proto_arena_free(w->arena);
+	proto_buf_free(&w->out);
+	free(w);
+}
+
+uint32_t
+part_worker_max_frame(const struct part_worker *w)
+{
+	return w->max_frame;
+}
+
+void
+part_worker_conn_closed(struct part_worker *w, uint64_t conn_id)
+{
+	part_session_drop_conn(w->tok, conn_id);
+}
+
+int
+part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_ctx *ctx,
+                   const uint8_t *frame, size_t len, struct proto_buf *reply)
+{
+	struct proto_hdr hdr;
+	struct call c;
+	handler_fn *fn;
+	CK_RV rv;
+	int r;
+
+	if (proto_hdr_decode(frame, len, w->max_frame, &hdr) != 0 ||
+	    hdr.type != PROTO_MSG_REQUEST || (size_t)PROTO_HDR_BYTES + hdr.body_len != len) {
+		return PART_ERR_IPC;
+	}
+	memset(&c, 0, sizeof(c));
+	c.t = w->tok;
+	c.conn = conn_id;
+	c.ctx = ctx;
+	c.a = w->arena;
+	c.out = &w->out;
+	c.max_frame = w->max_frame;
+	proto_cur_init(&c.in, frame + PROTO_HDR_BYTES, hdr.body_len);
+	proto_buf_reset(&w->out);
+	fn = hdr.call < PROTO_CALL_COUNT ? handlers[hdr.call] : NULL;
+	rv = fn != NULL ? fn(&c) : CKR_FUNCTION_NOT_SUPPORTED;
+	if (w->out.failed) {
+		rv = encoded(w->out.failed, rv);
+	}
+	if ((r = proto_frame_begin(reply, PROTO_MSG_REPLY, hdr.call, 0, hdr.req_id)) != 0 ||
+	    (r = proto_put_u64(reply, rv)) != 0 ||
+	    (proto_reply_has_fields(hdr.call, rv) &&
+	     (r = proto_put_raw(reply, w->out.data, w->out.len)) != 0) ||
+	    (r = proto_frame_finish(reply)) != 0) {
+		r = PART_ERR_NOMEM;
+		goto out;
+	}
+	r = 0;
+out:
+	/* Both may hold secrets (attribute values, random bytes): wiped before reuse. */
+	proto_buf_reset(&w->out);
+	proto_arena_reset(w->arena);
+	return r;
+}

@@ -1,0 +1,125 @@
+/* tests/hsm-partitions/test_ipc.c — hsm-partitions/ipc.c: the worker loop over a
+ * socketpair: requests answered with their conn_id, CONN_CLOSED, EOF, broken framing. */
+#include "tests/hsm-partitions/part_test.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void
+put_request(int fd, uint64_t conn, unsigned call, const struct proto_buf *body)
+{
+	struct proto_buf f, m;
+
+	proto_buf_init(&f);
+	proto_buf_init(&m);
+	CU_ASSERT_FATAL(proto_frame_begin(&f, PROTO_MSG_REQUEST, (uint16_t)call, 0, 9) == 0 &&
+	                proto_put_raw(&f, body->data, body->len) == 0 &&
+	                proto_frame_finish(&f) == 0);
+	CU_ASSERT_FATAL(proto_ipc_begin(&m, PROTO_IPC_REQUEST, conn) == 0 &&
+	                proto_ctx_put(&m, &tctx) == 0 && proto_put_raw(&m, f.data, f.len) == 0 &&
+	                proto_ipc_finish(&m) == 0);
+	CU_ASSERT_FATAL(write(fd, m.data, m.len) == (ssize_t)m.len);
+	proto_buf_free(&f);
+	proto_buf_free(&m);
+}
+
+/* Reads one reply message; returns its CK_RV and conn_id. */
+static CK_RV
+get_reply(int fd, uint64_t *conn)
+{
+	uint8_t buf[4096];
+	uint8_t kind;
+	uint32_t blen;
+	struct proto_cur c;
+	uint64_t rv;
+
+	CU_ASSERT_FATAL(recv(fd, buf, PROTO_IPC_HDR_BYTES, MSG_WAITALL) == PROTO_IPC_HDR_BYTES);
+	CU_ASSERT_FATAL(proto_ipc_hdr_decode(buf, PROTO_IPC_HDR_BYTES, sizeof(buf), &kind, conn,
+	                                     &blen) == 0);
+	CU_ASSERT_FATAL(kind == PROTO_IPC_REPLY);
+	CU_ASSERT_FATAL(recv(fd, buf, blen, MSG_WAITALL) == (ssize_t)blen);
+	proto_cur_init(&c, buf + PROTO_HDR_BYTES, blen - PROTO_HDR_BYTES);
+	CU_ASSERT_FATAL(proto_get_u64(&c, &rv) == 0);
+	return (CK_RV)rv;
+}
+
+static void
+test_serve(void)
+{
+	struct proto_buf b, m;
+	uint64_t conn;
+	int sv[2];
+
+	t_setup();
+	t_ready();
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	proto_buf_init(&b);
+	proto_buf_init(&m);
+	CU_ASSERT(proto_put_ulong(&b, SLOT) == 0 && proto_put_ulong(&b, RW) == 0);
+	put_request(sv[0], 77, PROTO_CALL_C_OpenSession, &b);
+	CU_ASSERT(proto_ipc_begin(&m, PROTO_IPC_CONN_CLOSED, 77) == 0 && proto_ipc_finish(&m) == 0);
+	CU_ASSERT(write(sv[0], m.data, m.len) == (ssize_t)m.len);
+	proto_buf_reset(&b);
+	CU_ASSERT(proto_put_u8(&b, 1) == 0); /* malformed body */
+	put_request(sv[0], 78, PROTO_CALL_C_GetTokenInfo, &b);
+	shutdown(sv[0], SHUT_WR);
+	/* Everything is queued: serve runs to EOF, the replies wait in the socket. */
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), 0);
+	CU_ASSERT_EQUAL(get_reply(sv[0], &conn), CKR_OK);
+	CU_ASSERT_EQUAL(conn, 77);
+	CU_ASSERT_EQUAL(get_reply(sv[0], &conn), CKR_ARGUMENTS_BAD);
+	CU_ASSERT_EQUAL(conn, 78);
+	close(sv[0]);
+	close(sv[1]);
+	proto_buf_free(&b);
+	proto_buf_free(&m);
+	t_teardown();
+}
+
+static void
+test_serve_broken_framing(void)
+{
+	static const uint8_t junk[] = {0, 0, 0, 9, 9, 0, 0, 0, 0, 0, 0, 0, 1};
+	struct proto_buf m;
+	int sv[2];
+
+	t_setup();
+	/* unknown kind */
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CU_ASSERT(write(sv[0], junk, sizeof(junk)) == (ssize_t)sizeof(junk));
+	shutdown(sv[0], SHUT_WR);
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), PART_ERR_IPC);
+	close(sv[0]);
+	close(sv[1]);
+	/* EOF inside a message */
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	proto_buf_init(&m);
+	CU_ASSERT(proto_ipc_begin(&m, PROTO_IPC_REQUEST, 1) == 0 && proto_put_u32(&m, 5) == 0 &&
+	          proto_ipc_finish(&m) == 0);
+	CU_ASSERT(write(sv[0], m.data, m.len - 2) == (ssize_t)m.len - 2);
+	shutdown(sv[0], SHUT_WR);
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), PART_ERR_IPC);
+	close(sv[0]);
+	close(sv[1]);
+	/* a request whose context does not decode */
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CU_ASSERT(write(sv[0], m.data, m.len) == (ssize_t)m.len);
+	shutdown(sv[0], SHUT_WR);
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), PART_ERR_IPC);
+	close(sv[0]);
+	close(sv[1]);
+	proto_buf_free(&m);
+	t_teardown();
+}
+
+static const struct test_case cases[] = {
+        {"serve: replies, CONN_CLOSED, EOF", test_serve},
+        {"serve: broken framing", test_serve_broken_framing},
+        {NULL, NULL},
+};
+
+void
+test_register(void)
+{
+	test_suite_add("hsm-partitions/ipc", NULL, NULL, cases);
+}
