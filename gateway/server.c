@@ -1,0 +1,526 @@
+/*
+ * gateway/server.c — the daemon: event loop, listener, signals, reload, shutdown.
+ *
+ * One event loop serves every connection and every worker channel. A loop per core would
+ * split here: N event bases in N threads, the listener handing each accepted socket to one
+ * of them (round robin), each loop owning its connections; the worker channels would then
+ * need one socketpair per (loop, worker) so that replies come back on the loop that owns the
+ * connection, and s->stats would become per-loop counters summed on read.
+ */
+#include "gateway/gw_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+/* In-flight calls get this long to finish after SIGTERM (hsmgated's callers, and the e2e
+ * harness, wait 5 s before SIGKILL; the workers' stop needs the rest). */
+#define GW_DRAIN_MS        2500
+#define GW_ACCEPT_RETRY_MS 100
+
+static void
+timer_add_ms(struct event *ev, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+/* ---- paths --------------------------------------------------------------------------- */
+
+static char *
+absolute_path(const char *path)
+{
+	char cwd[PATH_MAX], *out = NULL;
+
+	if (path[0] == '/') {
+		return strdup(path);
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL || asprintf(&out, "%s/%s", cwd, path) < 0) {
+		return NULL;
+	}
+	return out;
+}
+
+/* The worker program: the override, else cfg->worker, else hsmgate-worker beside the running
+ * hsmgated (/proc/self/exe). */
+static int
+worker_path_resolve(const struct cfg_daemon *cfg, const char *override, char **out, char *err,
+                    size_t errsz)
+{
+	char exe[PATH_MAX], *slash, *p = NULL;
+	ssize_t n;
+
+	*out = NULL;
+	if (override != NULL && *override != '\0') {
+		p = absolute_path(override);
+	} else if (cfg->worker != NULL && *cfg->worker != '\0') {
+		p = absolute_path(cfg->worker);
+	} else {
+		if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0) {
+			snprintf(err, errsz,
+			         "cannot find the hsmgated executable (/proc/self/exe): %s",
+			         strerror(errno));
+			return GW_ERR_CONFIG;
+		}
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+		}
+		if (asprintf(&p, "%s/hsmgate-worker", exe) < 0) {
+			p = NULL;
+		}
+	}
+	if (p == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return GW_ERR_NOMEM;
+	}
+	if (access(p, X_OK) != 0) {
+		snprintf(err, errsz, "worker program %s is not executable: %s", p, strerror(errno));
+		free(p);
+		return GW_ERR_CONFIG;
+	}
+	*out = p;
+	return 0;
+}
+
+int
+gw_config_check(const struct cfg_daemon *cfg, const char *worker_path, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = NULL;
+	char *wp = NULL;
+	int r;
+
+	if ((r = gw_tls_ctx_new(cfg, &ctx, err, errsz)) != 0 ||
+	    (r = worker_path_resolve(cfg, worker_path, &wp, err, errsz)) != 0) {
+		goto out;
+	}
+	r = 0;
+out:
+	SSL_CTX_free(ctx);
+	free(wp);
+	return r;
+}
+
+/* ---- listener ------------------------------------------------------------------------- */
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+{
+	(void)l;
+	gw_conn_accept(arg, fd, sa, socklen);
+}
+
+static void
+listen_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->listener != NULL && !s->stopping) {
+		evconnlistener_enable(s->listener);
+	}
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct gw_server *s = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	gw_log(GW_LOG_ERROR, "gw", "accept failed", "errno=\"%s\" connections=%u",
+	       evutil_socket_error_to_string(e), s->n_conns);
+	/* Out of descriptors: pause accepting briefly instead of spinning on the error. */
+	evconnlistener_disable(l);
+	timer_add_ms(s->listen_retry, GW_ACCEPT_RETRY_MS);
+}
+
+static int
+listen_open(struct gw_server *s, char *err, size_t errsz)
+{
+	const char *addr = s->cfg->listen.address != NULL ? s->cfg->listen.address : "127.0.0.1";
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[8], host[INET6_ADDRSTRLEN];
+	int r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%u", s->cfg->listen.port);
+	if ((r = getaddrinfo(addr, port, &hints, &ai)) != 0) {
+		snprintf(err, errsz, "listen.address %s: %s", addr, gai_strerror(r));
+		return GW_ERR_LISTEN;
+	}
+	s->listener = evconnlistener_new_bind(s->base, accept_cb, s,
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                              LEV_OPT_CLOSE_ON_EXEC,
+	                                      512, ai->ai_addr, (int)ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (s->listener == NULL) {
+		snprintf(err, errsz, "cannot listen on %s:%s: %s", addr, port, strerror(errno));
+		return GW_ERR_LISTEN;
+	}
+	evconnlistener_set_error_cb(s->listener, accept_error_cb);
+	if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&ss, &sl) != 0) {
+		snprintf(err, errsz, "getsockname: %s", strerror(errno));
+		return GW_ERR_LISTEN;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(s->bound, sizeof(s->bound), "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
+		snprintf(s->bound, sizeof(s->bound), "%s:%u", host, ntohs(in4->sin_port));
+	}
+	return 0;
+}
+
+/* "ADDRESS:PORT\n", written to a temporary file and renamed, so a reader never sees half. */
+static int
+ready_write(struct gw_server *s, char *err, size_t errsz)
+{
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int r = GW_ERR_IO;
+
+	if (asprintf(&tmp, "%s.tmp.%ld", s->ready_file, (long)getpid()) < 0) {
+		tmp = NULL;
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", s->bound) < 0 || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		snprintf(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		snprintf(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, s->ready_file) != 0) {
+		snprintf(err, errsz, "cannot rename %s to %s: %s", tmp, s->ready_file,
+		         strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	if (f != NULL) {
+		fclose(f);
+	}
+	if (r != 0 && tmp != NULL) {
+		unlink(tmp);
+	}
+	free(tmp);
+	return r;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+void
+gw_server_conn_gone(struct gw_server *s)
+{
+	if (s->stopping == 1 && s->n_conns == 0) {
+		if (s->shutdown_timer != NULL) {
+			evtimer_del(s->shutdown_timer);
+		}
+		gw_log(GW_LOG_INFO, "gw", "all connections closed; stopping workers", NULL);
+		gw_supervisor_stop(s);
+	}
+}
+
+static void
+shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	gw_log(GW_LOG_WARN, "gw", "shutdown deadline passed; closing connections", "connections=%u",
+	       s->n_conns);
+	gw_conn_free_all(s); /* the last one stops the workers */
+}
+
+static void
+shutdown_begin(struct gw_server *s, int sig)
+{
+	if (s->stopping != 0) {
+		/* A second signal: no more waiting for in-flight calls. */
+		if (s->stopping == 1) {
+			gw_log(GW_LOG_WARN, "gw", "second stop signal; closing connections now",
+			       "signal=%d", sig);
+			gw_conn_free_all(s);
+		}
+		return;
+	}
+	s->stopping = 1;
+	gw_log(GW_LOG_INFO, "gw", "shutdown requested", "signal=%s connections=%u",
+	       sig == SIGTERM  ? "SIGTERM"
+	       : sig == SIGINT ? "SIGINT"
+	                       : "other",
+	       s->n_conns);
+	if (s->listener != NULL) {
+		evconnlistener_free(s->listener); /* new connections are refused by the kernel */
+		s->listener = NULL;
+	}
+	timer_add_ms(s->shutdown_timer, GW_DRAIN_MS);
+	gw_conn_shutdown_all(s);
+	if (s->stopping == 1 && s->n_conns == 0) {
+		gw_server_conn_gone(s);
+	}
+}
+
+/* ---- reload --------------------------------------------------------------------------- */
+
+static int
+same_partitions(const struct gw_server *s, const struct cfg_daemon *n)
+{
+	unsigned i;
+
+	if (n->n_partitions != s->n_workers) {
+		return 0;
+	}
+	for (i = 0; i < n->n_partitions; i++) {
+		const struct cfg_partition *p = &n->partitions[i];
+
+		if (p->name == NULL || p->tenant == NULL ||
+		    strcmp(p->name, s->parts[i].name) != 0 ||
+		    strcmp(p->tenant, s->parts[i].tenant) != 0 || p->slot != s->parts[i].slot) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: a config that fails to load leaves the running one in force and says why. What
+ * changes: principals, API keys, limits (for new connections), the TLS files. What needs a
+ * restart (and is logged as such): the partition set and the listen address. */
+static void
+reload(struct gw_server *s)
+{
+	struct cfg_daemon *n = NULL, *old;
+	SSL_CTX *ctx = NULL;
+	char err[1024], q[1100];
+	unsigned i, principals = 0;
+	int r;
+
+	gw_log(GW_LOG_INFO, "gw", "reload requested", "config=%s", s->config_path);
+	if ((r = cfg_daemon_load(s->config_path, &n, err, sizeof(err))) != 0) {
+		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
+		       "error=%s", gw_log_quote(err, q, sizeof(q)));
+		return;
+	}
+	if ((r = gw_tls_ctx_new(n, &ctx, err, sizeof(err))) != 0) {
+		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
+		       "error=%s", gw_log_quote(err, q, sizeof(q)));
+		cfg_daemon_free(n);
+		return;
+	}
+	if (!same_partitions(s, n)) {
+		gw_log(GW_LOG_WARN, "gw",
+		       "partition changes need a restart; the running partitions stay",
+		       "running=%u configured=%u", s->n_workers, n->n_partitions);
+	}
+	if (!same_str(n->listen.address, s->cfg->listen.address) ||
+	    n->listen.port != s->cfg->listen.port) {
+		gw_log(GW_LOG_WARN, "gw", "listen changes need a restart", "listening=%s",
+		       s->bound);
+	}
+	/* Connections copied what they need (principal, tenant, limits) at their hello, and
+	 * their SSL objects hold a reference to the old context: both can go now. */
+	old = s->cfg;
+	s->cfg = n;
+	cfg_daemon_free(old);
+	SSL_CTX_free(s->ssl_ctx);
+	s->ssl_ctx = ctx;
+	for (i = 0; i < n->n_tenants; i++) {
+		principals += n->tenants[i].n_principals;
+	}
+	gw_log(GW_LOG_INFO, "gw", "configuration reloaded",
+	       "tenants=%u principals=%u max_connections=%u", n->n_tenants, principals,
+	       n->limits.max_connections);
+}
+
+/* ---- signals -------------------------------------------------------------------------- */
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw_server *s = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		shutdown_begin(s, (int)sig);
+		break;
+	case SIGHUP:
+		if (!s->stopping) {
+			reload(s);
+		}
+		break;
+	case SIGCHLD:
+		gw_supervisor_reap(s);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- life ----------------------------------------------------------------------------- */
+
+int
+gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_server **out, char *err,
+              size_t errsz)
+{
+	struct gw_server *s = NULL;
+	const char *lvl = getenv("HSMGATE_LOG_LEVEL");
+	int r = GW_ERR_NOMEM;
+
+	*out = NULL;
+	if (lvl != NULL && strcmp(lvl, "debug") == 0) {
+		gw_log_set_level(GW_LOG_DEBUG);
+	}
+	/* A client that disappears mid-write must be an error return, not a dead gateway. */
+	(void)signal(SIGPIPE, SIG_IGN);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	TAILQ_INIT(&s->conns);
+	s->cfg = cfg;
+	if ((s->config_path = absolute_path(opts->config_path != NULL ? opts->config_path
+	                                                              : cfg->path)) == NULL ||
+	    (opts->ready_file != NULL && (s->ready_file = strdup(opts->ready_file)) == NULL)) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	if ((r = worker_path_resolve(cfg, opts->worker_path, &s->worker_path, err, errsz)) != 0 ||
+	    (r = gw_tls_ctx_new(cfg, &s->ssl_ctx, err, errsz)) != 0) {
+		goto out;
+	}
+	r = GW_ERR_EVENT;
+	if ((s->base = event_base_new()) == NULL) {
+		snprintf(err, errsz, "event_base_new failed");
+		goto out;
+	}
+	if ((s->ev_term = evsignal_new(s->base, SIGTERM, signal_cb, s)) == NULL ||
+	    (s->ev_int = evsignal_new(s->base, SIGINT, signal_cb, s)) == NULL ||
+	    (s->ev_hup = evsignal_new(s->base, SIGHUP, signal_cb, s)) == NULL ||
+	    (s->ev_chld = evsignal_new(s->base, SIGCHLD, signal_cb, s)) == NULL ||
+	    (s->shutdown_timer = evtimer_new(s->base, shutdown_deadline_cb, s)) == NULL ||
+	    (s->listen_retry = evtimer_new(s->base, listen_retry_cb, s)) == NULL ||
+	    evsignal_add(s->ev_term, NULL) != 0 || evsignal_add(s->ev_int, NULL) != 0 ||
+	    evsignal_add(s->ev_hup, NULL) != 0 || evsignal_add(s->ev_chld, NULL) != 0) {
+		snprintf(err, errsz, "cannot set up signal handling");
+		goto out;
+	}
+	/* Listening before the workers exist is harmless (connections wait in the loop, which
+	 * is not running yet) and fails fast on a busy port before any process is forked. */
+	if ((r = listen_open(s, err, errsz)) != 0 ||
+	    (r = gw_supervisor_start(s, err, errsz)) != 0) {
+		goto out;
+	}
+	if (s->ready_file != NULL && (r = ready_write(s, err, errsz)) != 0) {
+		goto out;
+	}
+	gw_log(GW_LOG_INFO, "gw", "listening",
+	       "address=%s gateway_id=%s partitions=%u worker=%s pid=%ld", s->bound,
+	       cfg->gateway_id != NULL ? cfg->gateway_id : "-", s->n_workers, s->worker_path,
+	       (long)getpid());
+	*out = s;
+	s = NULL; /* transferred */
+	r = 0;
+out:
+	if (s != NULL) {
+		s->cfg = NULL; /* still the caller's */
+		gw_server_free(s);
+	}
+	return r;
+}
+
+int
+gw_server_run(struct gw_server *s)
+{
+	if (event_base_dispatch(s->base) < 0) {
+		return GW_ERR_EVENT;
+	}
+	gw_log(GW_LOG_INFO, "gw", "stopped",
+	       "accepted=%llu refused_limit=%llu auth_ok=%llu "
+	       "auth_failed=%llu frames_refused=%llu requests=%llu worker_exits=%llu",
+	       (unsigned long long)s->stats.accepted, (unsigned long long)s->stats.refused_limit,
+	       (unsigned long long)s->stats.auth_ok, (unsigned long long)s->stats.auth_failed,
+	       (unsigned long long)s->stats.frames_refused, (unsigned long long)s->stats.requests,
+	       (unsigned long long)s->stats.worker_exits);
+	return 0;
+}
+
+void
+gw_server_free(struct gw_server *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	s->stopping = 3; /* nothing below may start a shutdown step */
+	gw_conn_free_all(s);
+	gw_supervisor_free(s);
+	if (s->listener != NULL) {
+		evconnlistener_free(s->listener);
+	}
+	if (s->ev_term != NULL) {
+		event_free(s->ev_term);
+	}
+	if (s->ev_int != NULL) {
+		event_free(s->ev_int);
+	}
+	if (s->ev_hup != NULL) {
+		event_free(s->ev_hup);
+	}
+	if (s->ev_chld != NULL) {
+		event_free(s->ev_chld);
+	}
+	if (s->shutdown_timer != NULL) {
+		event_free(s->shutdown_timer);
+	}
+	if (s->listen_retry != NULL) {
+		event_free(s->listen_retry);
+	}
+	if (s->base != NULL) {
+		event_base_free(s->base);
+	}
+	SSL_CTX_free(s->ssl_ctx);
+	if (s->ready_file != NULL && s->bound[0] != '\0') {
+		(void)unlink(s->ready_file);
+	}
+	cfg_daemon_free(s->cfg);
+	free(s->config_path);
+	free(s->ready_file);
+	free(s->worker_path);
+	free(s);
+}
