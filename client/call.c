@@ -1,0 +1,337 @@
+/*
+ * client/call.c — one forwarded call: encode the request in the order of its layout in
+ * proto_calls, run it over the connection, decode the CK_RV and, iff
+ * proto_reply_has_fields(call, rv), the reply fields into the application's arguments.
+ *
+ * Puts and gets are sticky (as proto_buf is): a function chains them and checks once, in
+ * cli_call_run and cli_call_end. The first put that fails decides the CK_RV, so that a
+ * mechanism parameter the encoder refuses is CKR_MECHANISM_PARAM_INVALID and a frame over
+ * the negotiated maximum is CKR_DATA_LEN_RANGE — both without a round trip.
+ */
+#include "client/cli_int.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+/* The CK_RV for a put that failed with proto error `r`. */
+static void
+put_result(struct cli_call *c, int r, CK_RV bad_value, CK_RV too_large)
+{
+	if (r == 0 || c->enc_rv != CKR_OK) {
+		return;
+	}
+	switch (r) {
+	case PROTO_ERR_NOMEM:
+		c->enc_rv = CKR_HOST_MEMORY;
+		break;
+	case PROTO_ERR_TOO_LARGE:
+		c->enc_rv = too_large;
+		break;
+	case PROTO_ERR_BAD_VALUE:
+	case PROTO_ERR_DEPTH:
+		c->enc_rv = bad_value;
+		break;
+	default:
+		c->enc_rv = CKR_ARGUMENTS_BAD;
+		break;
+	}
+}
+
+CK_RV
+cli_call_begin(struct cli_call *c, unsigned id, CK_SESSION_HANDLE session)
+{
+	const struct proto_call_info *info = proto_call_get(id);
+	int session_call;
+	CK_RV rv;
+
+	memset(c, 0, sizeof(*c));
+	c->id = id;
+	proto_buf_init(&c->req);
+	if (info == NULL) {
+		return CKR_GENERAL_ERROR;
+	}
+	session_call = (info->flags & PROTO_CF_ROUTE_SESSION) != 0;
+	if ((rv = cli_module_conn_get(session_call, &c->conn, &c->timeout_ms)) != CKR_OK) {
+		return rv;
+	}
+	/* Only sessions opened on this connection exist at the gateway for us. */
+	if (session_call && !cli_conn_session_has(c->conn, session)) {
+		cli_conn_unref(c->conn);
+		c->conn = NULL;
+		return CKR_SESSION_HANDLE_INVALID;
+	}
+	c->req.max = cli_conn_max_frame(c->conn);
+	if (proto_frame_begin(&c->req, PROTO_MSG_REQUEST, (uint16_t)id, 0, 0) != 0) {
+		proto_buf_free(&c->req);
+		cli_conn_unref(c->conn);
+		c->conn = NULL;
+		return CKR_HOST_MEMORY;
+	}
+	return CKR_OK;
+}
+
+void
+cli_put_ulong(struct cli_call *c, CK_ULONG v)
+{
+	put_result(c, proto_put_ulong(&c->req, v), CKR_ARGUMENTS_BAD, CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_bool(struct cli_call *c, CK_BBOOL v)
+{
+	put_result(c, proto_put_u8(&c->req, v), CKR_ARGUMENTS_BAD, CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_inbytes(struct cli_call *c, const CK_BYTE *p, CK_ULONG len)
+{
+	put_result(c, proto_put_inbytes(&c->req, p, len), CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE);
+}
+
+void
+cli_put_outbuf(struct cli_call *c, const CK_BYTE *buf, CK_ULONG capacity)
+{
+	put_result(c, proto_put_outbuf_req(&c->req, buf, capacity), CKR_ARGUMENTS_BAD,
+	           CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_ulongs(struct cli_call *c, const CK_ULONG *buf, CK_ULONG capacity)
+{
+	put_result(c, proto_put_ulongs_req(&c->req, buf, capacity), CKR_ARGUMENTS_BAD,
+	           CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_template(struct cli_call *c, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	put_result(c, proto_put_template(&c->req, t, n), CKR_ATTRIBUTE_VALUE_INVALID,
+	           CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_attrquery(struct cli_call *c, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	put_result(c, proto_put_attrquery(&c->req, t, n), CKR_ATTRIBUTE_VALUE_INVALID,
+	           CKR_ARGUMENTS_BAD);
+}
+
+void
+cli_put_mechanism(struct cli_call *c, const CK_MECHANISM *m)
+{
+	put_result(c, proto_put_mechanism(&c->req, m), CKR_MECHANISM_PARAM_INVALID,
+	           CKR_MECHANISM_PARAM_INVALID);
+}
+
+CK_RV
+cli_call_run(struct cli_call *c)
+{
+	const struct proto_call_info *info = proto_call_get(c->id);
+	struct proto_cur cur;
+	char msg[512];
+	uint32_t code;
+	uint8_t type;
+	CK_ULONG rv;
+	int r;
+
+	if (c->enc_rv != CKR_OK) {
+		return c->enc_rv;
+	}
+	if (proto_frame_finish(&c->req) != 0) {
+		put_result(c, c->req.failed, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE);
+		return c->enc_rv != CKR_OK ? c->enc_rv : CKR_GENERAL_ERROR;
+	}
+	r = cli_conn_call(c->conn, &c->req, c->timeout_ms, &type, &c->body, &c->body_len);
+	if (r != 0) {
+		return cli_err_to_rv(r);
+	}
+	proto_cur_init(&cur, c->body, c->body_len);
+	if (type == PROTO_MSG_ERROR) {
+		/* The gateway itself refused the request (worker down, limit ...): the call
+		 * failed, the connection is fine. */
+		if (proto_gwerror_get(&cur, &code, msg, sizeof(msg)) == 0) {
+			cli_log("gateway refused %s: %s (error %u)", info->name, msg, code);
+		}
+		OPENSSL_clear_free(c->body, c->body_len);
+		c->body = NULL;
+		return CKR_DEVICE_ERROR;
+	}
+	if (proto_get_ulong(&cur, &rv) != 0) {
+		c->dec_err = PROTO_ERR_TRUNCATED;
+		return CKR_DEVICE_ERROR;
+	}
+	c->cur = cur;
+	c->fields = proto_reply_has_fields(c->id, (CK_RV)rv);
+	return (CK_RV)rv;
+}
+
+void
+cli_get_ulong(struct cli_call *c, CK_ULONG *v)
+{
+	if (c->dec_err == 0 && c->fields) {
+		c->dec_err = proto_get_ulong(&c->cur, v);
+	}
+}
+
+void
+cli_get_outbuf(struct cli_call *c, CK_BYTE *buf, CK_ULONG *len_io)
+{
+	if (c->dec_err == 0 && c->fields) {
+		c->dec_err = proto_get_outbuf_reply(&c->cur, buf, len_io);
+	}
+}
+
+void
+cli_get_ulongs(struct cli_call *c, CK_ULONG *buf, CK_ULONG *count_io)
+{
+	if (c->dec_err == 0 && c->fields) {
+		c->dec_err = proto_get_ulongs_reply(&c->cur, buf, count_io);
+	}
+}
+
+void
+cli_get_attrreply(struct cli_call *c, CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	if (c->dec_err == 0 && c->fields) {
+		c->dec_err = proto_get_attrreply(&c->cur, t, n);
+	}
+}
+
+void
+cli_get_info(struct cli_call *c, char kind, void *out)
+{
+	if (c->dec_err != 0 || !c->fields) {
+		return;
+	}
+	switch (kind) {
+	case 'S':
+		c->dec_err = proto_get_slot_info(&c->cur, out);
+		break;
+	case 'T':
+		c->dec_err = proto_get_token_info(&c->cur, out);
+		break;
+	case 'N':
+		c->dec_err = proto_get_session_info(&c->cur, out);
+		break;
+	case 'm':
+		c->dec_err = proto_get_mech_info(&c->cur, out);
+		break;
+	default:
+		c->dec_err = PROTO_ERR_BAD_VALUE;
+		break;
+	}
+}
+
+CK_RV
+cli_call_end(struct cli_call *c, CK_RV rv)
+{
+	/* A reply that does not decode in full, or carries more than its layout, is not
+	 * something the application can trust any part of. */
+	if (c->body != NULL && (c->dec_err != 0 || proto_cur_end(&c->cur) != 0)) {
+		cli_log("malformed reply to %s from the gateway",
+		        proto_call_get(c->id) != NULL ? proto_call_get(c->id)->name : "?");
+		rv = CKR_DEVICE_ERROR;
+	}
+	if (c->body != NULL) {
+		OPENSSL_clear_free(c->body, c->body_len);
+		c->body = NULL;
+	}
+	proto_buf_free(&c->req);
+	cli_conn_unref(c->conn);
+	c->conn = NULL;
+	return rv;
+}
+
+/* ---- common shapes ------------------------------------------------------------------ */
+
+CK_RV
+cli_fwd_session(unsigned id, CK_SESSION_HANDLE h)
+{
+	struct cli_call c;
+	CK_RV rv;
+
+	if ((rv = cli_call_begin(&c, id, h)) != CKR_OK) {
+		return rv;
+	}
+	cli_put_ulong(&c, h);
+	rv = cli_call_run(&c);
+	return cli_call_end(&c, rv);
+}
+
+CK_RV
+cli_fwd_in(unsigned id, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG in_len)
+{
+	struct cli_call c;
+	CK_RV rv;
+
+	if ((rv = cli_call_begin(&c, id, h)) != CKR_OK) {
+		return rv;
+	}
+	if (in == NULL && in_len != 0) {
+		return cli_call_end(&c, CKR_ARGUMENTS_BAD);
+	}
+	cli_put_ulong(&c, h);
+	cli_put_inbytes(&c, in, in_len);
+	rv = cli_call_run(&c);
+	return cli_call_end(&c, rv);
+}
+
+CK_RV
+cli_fwd_out(unsigned id, CK_SESSION_HANDLE h, CK_BYTE *out, CK_ULONG *out_len)
+{
+	struct cli_call c;
+	CK_RV rv;
+
+	if ((rv = cli_call_begin(&c, id, h)) != CKR_OK) {
+		return rv;
+	}
+	if (out_len == NULL) {
+		return cli_call_end(&c, CKR_ARGUMENTS_BAD);
+	}
+	cli_put_ulong(&c, h);
+	cli_put_outbuf(&c, out, out != NULL ? *out_len : 0);
+	rv = cli_call_run(&c);
+	cli_get_outbuf(&c, out, out_len);
+	return cli_call_end(&c, rv);
+}
+
+CK_RV
+cli_fwd_inout(unsigned id, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+              CK_ULONG *out_len)
+{
+	struct cli_call c;
+	CK_RV rv;
+
+	if ((rv = cli_call_begin(&c, id, h)) != CKR_OK) {
+		return rv;
+	}
+	if ((in == NULL && in_len != 0) || out_len == NULL) {
+		return cli_call_end(&c, CKR_ARGUMENTS_BAD);
+	}
+	cli_put_ulong(&c, h);
+	cli_put_inbytes(&c, in, in_len);
+	cli_put_outbuf(&c, out, out != NULL ? *out_len : 0);
+	rv = cli_call_run(&c);
+	cli_get_outbuf(&c, out, out_len);
+	return cli_call_end(&c, rv);
+}
+
+CK_RV
+cli_fwd_init(unsigned id, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ULONG key)
+{
+	struct cli_call c;
+	CK_RV rv;
+
+	if ((rv = cli_call_begin(&c, id, h)) != CKR_OK) {
+		return rv;
+	}
+	if (m == NULL) {
+		return cli_call_end(&c, CKR_ARGUMENTS_BAD);
+	}
+	cli_put_ulong(&c, h);
+	cli_put_mechanism(&c, m);
+	cli_put_ulong(&c, key);
+	rv = cli_call_run(&c);
+	return cli_call_end(&c, rv);
+}

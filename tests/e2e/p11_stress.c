@@ -1,0 +1,535 @@
+/*
+ * tests/e2e/p11_stress.c — many application threads × many mixed PKCS #11 calls over one
+ * instance of a PKCS #11 module (the hsmgate client module in the e2e tests, but any
+ * module works), checking every result.
+ *
+ * usage: p11_stress --module SO --token LABEL [--pin-file F] [--threads T] [--calls N]
+ *
+ * Each thread runs N calls, picked at random among:
+ *   random    C_GenerateRandom on the thread's session (length and not all zero)
+ *   digest    C_DigestInit + C_Digest (SHA-256) of random data, against OpenSSL's SHA256,
+ *             with a size query first
+ *   session   C_OpenSession + C_GetSessionInfo + C_CloseSession
+ *   token     C_GetTokenInfo: the label is the one asked for
+ *   object    (only with --pin-file) create a private session CKO_DATA object, find it by
+ *             its unique label, read CKA_VALUE back (size query, then value), destroy it,
+ *             and check that it is gone
+ * The module is initialised once with CKF_OS_LOCKING_OK; with --pin-file the user logs in
+ * once on a session held for the whole run (login state is per application, §6.7.1).
+ *
+ * Output: "PASS p11_stress <kind>: <n> calls" per kind that ran without error, "FAIL ..."
+ * lines for wrong results (at most 20 detailed ones), and a final PASS/FAIL line. Exit
+ * status: 0 all good, 1 a wrong result, 2 usage or setup error.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <p11-kit/pkcs11.h>
+
+enum op { OP_RANDOM, OP_DIGEST, OP_SESSION, OP_TOKEN, OP_OBJECT, OP_COUNT };
+static const char *op_names[OP_COUNT] = {"random", "digest", "session", "token", "object"};
+
+#define MAX_FAIL_LINES 20
+
+static CK_FUNCTION_LIST_PTR p11;
+static CK_SLOT_ID slot;
+static char label[33];
+static int have_pin;
+static unsigned calls_per_thread = 1000;
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned fail_lines;
+static unsigned long done[OP_COUNT];
+static unsigned long failed[OP_COUNT];
+
+struct worker {
+	pthread_t t;
+	unsigned id;
+	unsigned seed;
+	CK_SESSION_HANDLE session;
+};
+
+static void fail(unsigned tid, enum op op, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+fail(unsigned tid, enum op op, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&out_lock);
+	failed[op]++;
+	if (fail_lines++ < MAX_FAIL_LINES) {
+		printf("FAIL p11_stress %s: thread %u: ", op_names[op], tid);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&out_lock);
+}
+
+static void
+count(enum op op)
+{
+	pthread_mutex_lock(&out_lock);
+	done[op]++;
+	pthread_mutex_unlock(&out_lock);
+}
+
+/* The padded token label field, trimmed. */
+static void
+label_of(const CK_TOKEN_INFO *ti, char out[33])
+{
+	int n = 32;
+
+	memcpy(out, ti->label, 32);
+	while (n > 0 && out[n - 1] == ' ') {
+		n--;
+	}
+	out[n] = '\0';
+}
+
+/* ---- operations --------------------------------------------------------------------- */
+
+static int
+op_random(struct worker *w)
+{
+	CK_BYTE buf[64];
+	size_t i, zero = 0;
+	CK_RV rv;
+
+	memset(buf, 0, sizeof(buf));
+	if ((rv = p11->C_GenerateRandom(w->session, buf, sizeof(buf))) != CKR_OK) {
+		fail(w->id, OP_RANDOM, "C_GenerateRandom returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	for (i = 0; i < sizeof(buf); i++) {
+		zero += buf[i] == 0;
+	}
+	if (zero == sizeof(buf)) {
+		fail(w->id, OP_RANDOM, "C_GenerateRandom left 64 zero bytes");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+op_digest(struct worker *w)
+{
+	CK_MECHANISM m = {CKM_SHA256, NULL, 0};
+	CK_BYTE data[1024], md[64], want[SHA256_DIGEST_LENGTH];
+	CK_ULONG len = 1 + (CK_ULONG)(rand_r(&w->seed) % sizeof(data)), n;
+	CK_RV rv;
+
+	if (RAND_bytes(data, (int)len) != 1) {
+		fail(w->id, OP_DIGEST, "RAND_bytes failed");
+		return -1;
+	}
+	SHA256(data, len, want);
+	if ((rv = p11->C_DigestInit(w->session, &m)) != CKR_OK) {
+		fail(w->id, OP_DIGEST, "C_DigestInit returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	n = 0;
+	if ((rv = p11->C_Digest(w->session, data, len, NULL, &n)) != CKR_OK || n != sizeof(want)) {
+		fail(w->id, OP_DIGEST, "C_Digest size query returned 0x%lx, length %lu",
+		     (unsigned long)rv, (unsigned long)n);
+		/* v2.40 §5.2: a failed C_Digest ends the operation; a successful query does not. */
+		if (rv == CKR_OK) {
+			n = sizeof(md);
+			(void)p11->C_Digest(w->session, data, len, md, &n);
+		}
+		return -1;
+	}
+	n = sizeof(md);
+	if ((rv = p11->C_Digest(w->session, data, len, md, &n)) != CKR_OK) {
+		fail(w->id, OP_DIGEST, "C_Digest returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	if (n != sizeof(want) || memcmp(md, want, sizeof(want)) != 0) {
+		fail(w->id, OP_DIGEST, "C_Digest of %lu bytes does not match OpenSSL's SHA-256",
+		     (unsigned long)len);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+op_session(struct worker *w)
+{
+	CK_SESSION_HANDLE h;
+	CK_SESSION_INFO si;
+	CK_RV rv;
+	int r = 0;
+
+	if ((rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h)) != CKR_OK) {
+		fail(w->id, OP_SESSION, "C_OpenSession returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	if ((rv = p11->C_GetSessionInfo(h, &si)) != CKR_OK || si.slotID != slot) {
+		fail(w->id, OP_SESSION, "C_GetSessionInfo returned 0x%lx (slot %lu)",
+		     (unsigned long)rv, (unsigned long)si.slotID);
+		r = -1;
+	}
+	if ((rv = p11->C_CloseSession(h)) != CKR_OK) {
+		fail(w->id, OP_SESSION, "C_CloseSession returned 0x%lx", (unsigned long)rv);
+		r = -1;
+	}
+	return r;
+}
+
+static int
+op_token(struct worker *w)
+{
+	CK_TOKEN_INFO ti;
+	char got[33];
+	CK_RV rv;
+
+	if ((rv = p11->C_GetTokenInfo(slot, &ti)) != CKR_OK) {
+		fail(w->id, OP_TOKEN, "C_GetTokenInfo returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	label_of(&ti, got);
+	if (strcmp(got, label) != 0) {
+		fail(w->id, OP_TOKEN, "token label '%s', expected '%s'", got, label);
+		return -1;
+	}
+	return 0;
+}
+
+/* The handles of objects labelled `lab` (at most 4). */
+static int
+find_by_label(struct worker *w, const char *lab, CK_OBJECT_HANDLE *found, CK_ULONG *n)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_ATTRIBUTE t[] = {
+	        {CKA_CLASS, &cls, sizeof(cls)},
+	        {CKA_LABEL, (void *)lab, strlen(lab)},
+	};
+	CK_RV rv;
+
+	if ((rv = p11->C_FindObjectsInit(w->session, t, 2)) != CKR_OK) {
+		fail(w->id, OP_OBJECT, "C_FindObjectsInit returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	*n = 0;
+	if ((rv = p11->C_FindObjects(w->session, found, 4, n)) != CKR_OK) {
+		fail(w->id, OP_OBJECT, "C_FindObjects returned 0x%lx", (unsigned long)rv);
+		(void)p11->C_FindObjectsFinal(w->session);
+		return -1;
+	}
+	if ((rv = p11->C_FindObjectsFinal(w->session)) != CKR_OK) {
+		fail(w->id, OP_OBJECT, "C_FindObjectsFinal returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+op_object(struct worker *w, unsigned i)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+	CK_BYTE value[256], back[256];
+	CK_ULONG vlen = 1 + (CK_ULONG)(rand_r(&w->seed) % sizeof(value)), n;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE, found[4];
+	char lab[64];
+	CK_RV rv;
+	int r = -1;
+
+	snprintf(lab, sizeof(lab), "p11stress-%u-%u-%u", w->id, i, (unsigned)rand_r(&w->seed));
+	if (RAND_bytes(value, (int)vlen) != 1) {
+		fail(w->id, OP_OBJECT, "RAND_bytes failed");
+		return -1;
+	}
+	{
+		CK_ATTRIBUTE t[] = {
+		        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_TOKEN, &no, sizeof(no)},
+		        {CKA_PRIVATE, &yes, sizeof(yes)}, {CKA_LABEL, lab, strlen(lab)},
+		        {CKA_VALUE, value, vlen},
+		};
+
+		if ((rv = p11->C_CreateObject(w->session, t, 5, &h)) != CKR_OK) {
+			fail(w->id, OP_OBJECT, "C_CreateObject returned 0x%lx", (unsigned long)rv);
+			return -1;
+		}
+	}
+	if (find_by_label(w, lab, found, &n) != 0) {
+		goto out;
+	}
+	if (n != 1 || found[0] != h) {
+		fail(w->id, OP_OBJECT, "found %lu objects labelled %s (want exactly the new one)",
+		     (unsigned long)n, lab);
+		goto out;
+	}
+	{
+		CK_ATTRIBUTE q = {CKA_VALUE, NULL, 0};
+
+		if ((rv = p11->C_GetAttributeValue(w->session, h, &q, 1)) != CKR_OK ||
+		    q.ulValueLen != vlen) {
+			fail(w->id, OP_OBJECT,
+			     "CKA_VALUE size query returned 0x%lx, length %lu (want %lu)",
+			     (unsigned long)rv, (unsigned long)q.ulValueLen, (unsigned long)vlen);
+			goto out;
+		}
+		q.pValue = back;
+		q.ulValueLen = sizeof(back);
+		if ((rv = p11->C_GetAttributeValue(w->session, h, &q, 1)) != CKR_OK ||
+		    q.ulValueLen != vlen || memcmp(back, value, vlen) != 0) {
+			fail(w->id, OP_OBJECT,
+			     "CKA_VALUE read back 0x%lx, length %lu: not what was stored",
+			     (unsigned long)rv, (unsigned long)q.ulValueLen);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if ((rv = p11->C_DestroyObject(w->session, h)) != CKR_OK) {
+		fail(w->id, OP_OBJECT, "C_DestroyObject returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	if (r == 0 && find_by_label(w, lab, found, &n) == 0 && n != 0) {
+		fail(w->id, OP_OBJECT, "object %s still found after C_DestroyObject", lab);
+		r = -1;
+	}
+	return r;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned i, kinds = have_pin ? OP_COUNT : OP_OBJECT;
+	enum op op;
+	CK_RV rv;
+	int r;
+
+	rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &w->session);
+	if (rv != CKR_OK) {
+		fail(w->id, OP_SESSION, "C_OpenSession (R/W) returned 0x%lx", (unsigned long)rv);
+		return NULL;
+	}
+	for (i = 0; i < calls_per_thread; i++) {
+		op = (enum op)(rand_r(&w->seed) % kinds);
+		switch (op) {
+		case OP_RANDOM:
+			r = op_random(w);
+			break;
+		case OP_DIGEST:
+			r = op_digest(w);
+			break;
+		case OP_SESSION:
+			r = op_session(w);
+			break;
+		case OP_TOKEN:
+			r = op_token(w);
+			break;
+		case OP_OBJECT:
+			r = op_object(w, i);
+			break;
+		default:
+			r = -1;
+			break;
+		}
+		if (r == 0) {
+			count(op);
+		}
+	}
+	if ((rv = p11->C_CloseSession(w->session)) != CKR_OK) {
+		fail(w->id, OP_SESSION, "C_CloseSession (R/W) returned 0x%lx", (unsigned long)rv);
+	}
+	return NULL;
+}
+
+/* ---- set-up --------------------------------------------------------------------------- */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: p11_stress --module SO --token LABEL [--pin-file F] "
+	                "[--threads T] [--calls N]\n");
+	exit(2);
+}
+
+static int
+read_pin(const char *path, char *pin, size_t pinsz)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL || fgets(pin, (int)pinsz, f) == NULL) {
+		if (f != NULL) {
+			fclose(f);
+		}
+		return -1;
+	}
+	fclose(f);
+	n = strcspn(pin, "\r\n");
+	pin[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+static int
+find_slot(const char *want)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_TOKEN_INFO ti;
+	CK_ULONG n = 0, i;
+	char got[33];
+	int r = -1;
+
+	if (p11->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_OK || n == 0 ||
+	    (slots = calloc(n, sizeof(*slots))) == NULL ||
+	    p11->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (p11->C_GetTokenInfo(slots[i], &ti) != CKR_OK) {
+			continue;
+		}
+		label_of(&ti, got);
+		if (strcmp(got, want) == 0) {
+			slot = slots[i];
+			r = 0;
+			break;
+		}
+	}
+out:
+	free(slots);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *module = NULL, *token = NULL, *pin_file = NULL;
+	unsigned threads = 8, i, k;
+	CK_C_GetFunctionList getfl;
+	CK_C_INITIALIZE_ARGS args;
+	CK_SESSION_HANDLE login = CK_INVALID_HANDLE;
+	struct worker *w;
+	char pin[256];
+	unsigned long total_failed = 0, total_done = 0;
+	void *so;
+	CK_RV rv;
+	int a;
+
+	for (a = 1; a < argc; a++) {
+		if (a + 1 >= argc) {
+			usage();
+		}
+		if (strcmp(argv[a], "--module") == 0) {
+			module = argv[++a];
+		} else if (strcmp(argv[a], "--token") == 0) {
+			token = argv[++a];
+		} else if (strcmp(argv[a], "--pin-file") == 0) {
+			pin_file = argv[++a];
+		} else if (strcmp(argv[a], "--threads") == 0) {
+			threads = (unsigned)strtoul(argv[++a], NULL, 10);
+		} else if (strcmp(argv[a], "--calls") == 0) {
+			calls_per_thread = (unsigned)strtoul(argv[++a], NULL, 10);
+		} else {
+			usage();
+		}
+	}
+	if (module == NULL || token == NULL || threads == 0 || threads > 1024 ||
+	    strlen(token) > 32) {
+		usage();
+	}
+	snprintf(label, sizeof(label), "%s", token);
+
+	if ((so = dlopen(module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		printf("FAIL p11_stress: dlopen %s: %s\n", module, dlerror());
+		return 2;
+	}
+	if ((getfl = (CK_C_GetFunctionList)dlsym(so, "C_GetFunctionList")) == NULL ||
+	    getfl(&p11) != CKR_OK) {
+		printf("FAIL p11_stress: %s has no usable C_GetFunctionList\n", module);
+		return 2;
+	}
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	if ((rv = p11->C_Initialize(&args)) != CKR_OK) {
+		printf("FAIL p11_stress: C_Initialize returned 0x%lx\n", (unsigned long)rv);
+		return 2;
+	}
+	if (find_slot(token) != 0) {
+		printf("FAIL p11_stress: no token labelled '%s'\n", token);
+		(void)p11->C_Finalize(NULL);
+		return 2;
+	}
+	if (pin_file != NULL) {
+		if (read_pin(pin_file, pin, sizeof(pin)) != 0) {
+			printf("FAIL p11_stress: cannot read a PIN from %s\n", pin_file);
+			(void)p11->C_Finalize(NULL);
+			return 2;
+		}
+		rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+		                        &login);
+		if (rv == CKR_OK) {
+			rv = p11->C_Login(login, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+		}
+		OPENSSL_cleanse(pin, sizeof(pin));
+		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+			printf("FAIL p11_stress: C_Login returned 0x%lx\n", (unsigned long)rv);
+			(void)p11->C_Finalize(NULL);
+			return 2;
+		}
+		have_pin = 1;
+	}
+
+	if ((w = calloc(threads, sizeof(*w))) == NULL) {
+		return 2;
+	}
+	for (i = 0; i < threads; i++) {
+		w[i].id = i;
+		w[i].seed = 0x9e3779b9u * (i + 1);
+		if (pthread_create(&w[i].t, NULL, worker_main, &w[i]) != 0) {
+			printf("FAIL p11_stress: cannot start thread %u\n", i);
+			return 2;
+		}
+	}
+	for (i = 0; i < threads; i++) {
+		pthread_join(w[i].t, NULL);
+	}
+	free(w);
+
+	if (login != CK_INVALID_HANDLE) {
+		(void)p11->C_Logout(login);
+		(void)p11->C_CloseSession(login);
+	}
+	if ((rv = p11->C_Finalize(NULL)) != CKR_OK) {
+		printf("FAIL p11_stress: C_Finalize returned 0x%lx\n", (unsigned long)rv);
+		total_failed++;
+	}
+	for (k = 0; k < OP_COUNT; k++) {
+		if (k == OP_OBJECT && !have_pin) {
+			continue;
+		}
+		total_done += done[k];
+		total_failed += failed[k];
+		if (failed[k] == 0) {
+			printf("PASS p11_stress %s: %lu calls\n", op_names[k], done[k]);
+		} else {
+			printf("FAIL p11_stress %s: %lu wrong of %lu\n", op_names[k], failed[k],
+			       done[k] + failed[k]);
+		}
+	}
+	if (total_failed != 0) {
+		printf("FAIL p11_stress: %lu wrong results (%u threads x %u calls)\n", total_failed,
+		       threads, calls_per_thread);
+		return 1;
+	}
+	printf("PASS p11_stress: %lu operations, %u threads x %u calls\n", total_done, threads,
+	       calls_per_thread);
+	return 0;
+}
