@@ -21,14 +21,17 @@ endif
 PKGS      := libevent libevent_openssl libevent_pthreads openssl lmdb libcjson libcyaml p11-kit-1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
+# CFLAGS/LDFLAGS are the user's (optimisation, sanitizers); the required flags are separate
+# so that `make CFLAGS=...` (as the fuzz build does) cannot drop them.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+LDFLAGS  ?=
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
             -Wmissing-prototypes -Wstrict-prototypes -fPIC -fvisibility=hidden \
             -fno-strict-aliasing -D_GNU_SOURCE -I. $(PKG_CFLAGS)
-LDFLAGS  ?=
+ALL_LDFLAGS = $(LDFLAGS)
 ifeq ($(SANITIZE),1)
-  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-  LDFLAGS += -fsanitize=address,undefined
+  ALL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  ALL_LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_EVENT := -levent_openssl -levent_pthreads -levent
@@ -63,7 +66,7 @@ $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -84,16 +87,16 @@ all: $(HSMGATED) $(WORKER) $(CLIENT_SO) $(TOOLS)
 
 $(HSMGATED): $(BUILD)/obj/gateway/main.o $(GW_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_EVENT) $(LIB_SSL) $(LIB_JSON) $(LIB_YAML) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_EVENT) $(LIB_SSL) $(LIB_JSON) $(LIB_YAML) -lpthread
 
 $(WORKER): $(BUILD)/obj/hsm-partitions/main.o $(WORKER_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
 
 # The client module exports the PKCS #11 entry points and nothing else (client/exports.map).
 $(CLIENT_SO): $(CLIENT_LIBS) client/exports.map
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -shared -o $@ -Wl,--whole-archive $(call L,cli) -Wl,--no-whole-archive \
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ -Wl,--whole-archive $(call L,cli) -Wl,--no-whole-archive \
 	  $(call L,cfg) $(call L,proto) -Wl,--version-script=client/exports.map \
 	  -Wl,-z,defs -Wl,-z,now $(LIB_SSL) $(LIB_YAML) -lpthread
 
@@ -101,15 +104,15 @@ tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1)/*.c))
 
 $(BIN)/hsmctl: $(call tool_objs,hsmctl) $(call L,part) $(call L,pol) $(call L,cfg) $(call L,proto)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LMDB) $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
 
 $(BIN)/hsmgate-audit: $(call tool_objs,hsmgate-audit) $(call L,aud)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_JSON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_JSON) -lpthread
 
 $(BIN)/hsmgate-policy: $(call tool_objs,hsmgate-policy) $(call L,pol)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
 
 # ---- tests -------------------------------------------------------------------------------
 # tests/<module>/test_<file>.c: one CUnit suite each, one binary each, main() from tests/lib.
@@ -126,15 +129,17 @@ test_libs_audit          := aud
 test_libs_hsm-partitions := part pol cfg proto
 test_libs_gateway        := gw pol aud cfg proto
 test_libs_client         := cli cfg proto
+# Extra test-only objects a module's tests link (shared fixtures such as a fake gateway).
+test_extra_client := $(BUILD)/obj/tests/client/fakegw.o
 TEST_SYSLIBS := $(LIB_CUNIT) $(LIB_EVENT) $(LIB_SSL) $(LIB_LMDB) $(LIB_JSON) $(LIB_YAML) -lpthread
 
 UNIT_SRCS  := $(foreach m,$(MODULES),$(wildcard tests/$(m)/test_*.c))
 UNIT_BINS  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 define UNIT_RULE
-$(BUILD)/tests/$(1)/%: $(BUILD)/obj/tests/$(1)/%.o $(BUILD)/lib/libtestlib.a $(foreach l,$(test_libs_$(1)),$(call L,$(l)))
+$(BUILD)/tests/$(1)/%: $(BUILD)/obj/tests/$(1)/%.o $(test_extra_$(1)) $(BUILD)/lib/libtestlib.a $(foreach l,$(test_libs_$(1)),$(call L,$(l)))
 	@mkdir -p $$(@D)
-	$(CC) $(LDFLAGS) -o $$@ $$^ $(TEST_SYSLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(TEST_SYSLIBS)
 endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULE,$(m))))
 
@@ -143,7 +148,7 @@ E2E_SRCS := $(wildcard tests/e2e/*.c)
 E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
 $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/lib/libtestlib.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
 
 tests: all $(UNIT_BINS) $(E2E_BINS)
 
@@ -159,15 +164,15 @@ fuzz_libs_audit       := aud
 fuzz-build: deps
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SANITIZE=0 \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" LDFLAGS="-fsanitize=address,undefined" \
-	  $(foreach m,$(MODULES),$(call L,$(lib_$(m)))) fuzz-bins
+	  $(foreach l,proto cfg pol aud,$(FUZZ_BUILD)/lib/lib$(l).a) fuzz-bins
 
 # FUZZ_BUILD-relative rules run in the sub-make above.
 fuzz-bins: $(FUZZ_BINS)
-$(FUZZ_BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_BUILD)/lib/libproto.a
+$(FUZZ_BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(foreach l,proto cfg pol aud,$(FUZZ_BUILD)/lib/lib$(l).a)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $< -o $@ \
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $< -o $@ \
 	  $(foreach l,$(or $(fuzz_libs_$*),proto),$(FUZZ_BUILD)/lib/lib$(l).a) \
-	  $(LIB_SSL) $(LIB_YAML) $(LIB_JSON) $(LIB_LMDB)
+	  $(LIB_SSL) $(LIB_YAML) $(LIB_JSON) $(LIB_LMDB) -lpthread
 
 # `make fuzz` runs every target for FUZZ_SECONDS each on its corpus; `make test` runs a
 # bounded number of inputs per target as a regression check.
@@ -200,9 +205,12 @@ run: deps
 	$(MAKE) all
 	@tools/hsmgate-demo $(BUILD)
 
+# FUZZ_RUNS inputs per fuzz target over its corpus: a regression check, not a fuzzing run.
+FUZZ_RUNS ?= 20000
 test: deps
 	$(MAKE) tests
-	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh
+	$(MAKE) fuzz-build
+	@BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_RUNS=$(FUZZ_RUNS) tests/run.sh
 
 lint:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
@@ -211,4 +219,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 .PHONY: all build deps run test tests lint clean fuzz fuzz-build fuzz-bins
+# Keep object files that pattern chains would otherwise delete as intermediates.
+.SECONDARY:
 .DEFAULT_GOAL := all

@@ -70,6 +70,27 @@ for script in tests/e2e/*.sh; do
 	run_e2e "$script"
 done
 
+# Each fuzz target replays its corpus plus FUZZ_RUNS new inputs: one test each.
+fuzz_build=${FUZZ_BUILD:-build-fuzz}
+for bin in $(find "$fuzz_build/fuzz" -type f -perm -u+x -name '*_fuzz' 2>/dev/null | sort); do
+	name=$(basename "$bin" _fuzz)
+	[ -n "$filter" ] && [[ fuzz/$name != *$filter* ]] && continue
+	out=$log_dir/fuzz_$name.log
+	corpus=tests/fuzz/corpus/$name
+	work=$(mktemp -d)
+	[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
+	if timeout 300 "$bin" -runs="${FUZZ_RUNS:-20000}" -max_len=65536 -rss_limit_mb=2048 \
+		-artifact_prefix="$log_dir/fuzz_${name}_" "$work" >"$out" 2>&1; then
+		passed=$((passed + 1))
+		printf '%-50s %s\n' "fuzz/$name" "ok ($(grep -Eo 'Done [0-9]+ runs' "$out" | tail -n 1))"
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz/$name: crashed (see $out)")
+		grep -E 'ERROR|SUMMARY' "$out" | head -5
+	fi
+	rm -rf "$work"
+done
+
 if [ ${#failures[@]} -gt 0 ]; then
 	echo
 	echo "failures:"

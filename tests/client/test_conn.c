@@ -4,7 +4,18 @@
  * goes away mid-call, reconnection and session invalidation, gateway ERROR frames,
  * timeouts, max_inflight and max_frame, C_Finalize with calls in flight, many threads.
  */
-#include "tests/client/fakegw.c"
+#include "tests/client/fakegw.h"
+#include "proto/proto.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <openssl/sha.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "tests/lib/test.h"
 
 #include <limits.h>

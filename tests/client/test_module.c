@@ -3,7 +3,18 @@
  * and configuration checks (each refusal with its documented CK_RV and stderr line),
  * C_Finalize, C_GetInfo, and fork safety.
  */
-#include "tests/client/fakegw.c"
+#include "tests/client/fakegw.h"
+#include "proto/proto.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <openssl/sha.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "tests/lib/test.h"
 
 #include <limits.h>
