@@ -52,7 +52,8 @@ lib_hsm-partitions := part
 lib_gateway        := gw
 lib_client         := cli
 
-mod_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+# A module may keep a concern in a subfolder (hsm-partitions/crypto/); it is still one library.
+mod_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 mod_lib  = $(BUILD)/lib/lib$(lib_$(1)).a
 
@@ -131,9 +132,10 @@ test_libs_gateway        := gw pol aud cfg proto
 test_libs_client         := cli cfg proto
 # Extra test-only objects a module's tests link (shared fixtures such as a fake gateway).
 test_extra_client := $(BUILD)/obj/tests/client/fakegw.o
+test_extra_hsm-partitions := $(BUILD)/obj/tests/hsm-partitions/crypto/crypto_test.o
 TEST_SYSLIBS := $(LIB_CUNIT) $(LIB_EVENT) $(LIB_SSL) $(LIB_LMDB) $(LIB_JSON) $(LIB_YAML) -lpthread
 
-UNIT_SRCS  := $(foreach m,$(MODULES),$(wildcard tests/$(m)/test_*.c))
+UNIT_SRCS  := $(foreach m,$(MODULES),$(wildcard tests/$(m)/test_*.c tests/$(m)/*/test_*.c))
 UNIT_BINS  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 define UNIT_RULE
@@ -219,6 +221,7 @@ clean:
 	rm -rf build build-san build-fuzz
 
 .PHONY: all build deps run test tests lint clean fuzz fuzz-build fuzz-bins
-# Keep object files that pattern chains would otherwise delete as intermediates.
-.SECONDARY:
+# Keep object files that pattern chains would otherwise delete as intermediates. (Not a bare
+# .SECONDARY:, which lets make skip a missing object whose source is older than its archive.)
+.PRECIOUS: $(BUILD)/obj/%.o
 .DEFAULT_GOAL := all
