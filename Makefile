@@ -78,7 +78,8 @@ BIN := $(BUILD)/bin
 HSMGATED     := $(BIN)/hsmgated
 WORKER       := $(BIN)/hsmgate-worker
 CLIENT_SO    := $(BUILD)/lib/libhsmgate-pkcs11.so
-TOOLS        := $(BIN)/hsmctl $(BIN)/hsmgate-audit $(BIN)/hsmgate-policy
+TOOLS        := $(BIN)/hsmctl $(BIN)/hsmgate-audit $(BIN)/hsmgate-policy \
+                $(if $(wildcard tools/hsmgate-bench/*.c),$(BIN)/hsmgate-bench)
 
 GW_LIBS     := $(call L,gw) $(call L,pol) $(call L,aud) $(call L,cfg) $(call L,proto)
 WORKER_LIBS := $(call L,part) $(call L,pol) $(call L,cfg) $(call L,proto)
@@ -114,6 +115,12 @@ $(BIN)/hsmgate-audit: $(call tool_objs,hsmgate-audit) $(call L,aud)
 $(BIN)/hsmgate-policy: $(call tool_objs,hsmgate-policy) $(call L,pol)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
+
+# hsmgate-bench loads any PKCS #11 module with dlopen; it links no hsmgate library on purpose,
+# so it measures our module exactly as it measures SoftHSMv2 or p11-kit-client.
+$(BIN)/hsmgate-bench: $(call tool_objs,hsmgate-bench)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
 
 # ---- tests -------------------------------------------------------------------------------
 # tests/<module>/test_<file>.c: one CUnit suite each, one binary each, main() from tests/lib.
