@@ -28,11 +28,11 @@ for f in user-pin so-pin api-key; do
 done
 line=$(grep -m1 -E '^ +HSMGATE_CONF=.* -L$' "$E2E_DIR/demo.log" | sed -E 's/^ +//')
 [ -n "$line" ] && pass "demo: prints the next command" || fail "demo: prints the next command" "$(cat "$E2E_DIR/demo.log")"
-expect_output "demo: the printed line lists token demo" 'token label +: demo' bash -c "$line"
+expect_output "demo: the printed line lists token demo" 'token label +: demo' ext bash -c "$line"
 login=$(grep -m1 -E '^ +HSMGATE_CONF=.* -O$' "$E2E_DIR/demo.log" | sed -E 's/^ +//')
-check "demo: the printed login line works" bash -c "$login"
+check "demo: the printed login line works" ext bash -c "$login"
 apikey=$(grep -m1 -E 'client-apikey.yaml' "$E2E_DIR/demo.log" | sed -E 's/^ +//')
-expect_output "demo: the API-key line works" '[0-9a-f]{2}' bash -c "$apikey"
+expect_output "demo: the API-key line works" '[0-9a-f]{2}' ext bash -c "$apikey"
 # A second start reuses the setup (the PINs do not change).
 pin=$(cat "$rel_dir/user-pin")
 e2e_stop

@@ -13,6 +13,21 @@ BIN=$BUILD/bin
 MODULE=$BUILD/lib/libhsmgate-pkcs11.so
 RAW=$BUILD/tests/e2e/rawclient
 STRESS=$BUILD/tests/e2e/p11_stress
+# Under SANITIZE=1 the client module is built with ASan/UBSan; a program that is not (pkcs11-tool,
+# openssl, p11tool) can only load it with the runtimes preloaded. Leak checks stay on for our
+# own binaries and are off for those tools, whose own leaks are not ours to judge.
+E2E_PRELOAD=
+if ldd "$MODULE" 2>/dev/null | grep -q libasan; then
+	E2E_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+fi
+# ext CMD... — runs an external tool that may load the client module.
+ext() {
+	if [ -n "$E2E_PRELOAD" ]; then
+		LD_PRELOAD=$E2E_PRELOAD ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 "$@"
+	else
+		"$@"
+	fi
+}
 E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hsmgate-e2e-XXXXXX")
 E2E_PID=
 E2E_ADDR=
@@ -20,6 +35,14 @@ E2E_FAILED=0
 
 e2e_cleanup() {
 	e2e_stop
+	# hsmgated's and its workers' stderr: a sanitizer report there is a failure even when
+	# every client-visible check passed.
+	if grep -Eqs 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$E2E_DIR"/*.log; then
+		fail "no sanitizer report from hsmgated or its workers" \
+			"$(grep -Ehs -A8 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$E2E_DIR"/*.log | head -30)"
+	elif [ -n "$E2E_PRELOAD" ]; then
+		pass "no sanitizer report from hsmgated or its workers"
+	fi
 	if [ "$E2E_FAILED" = 0 ] && [ -z "${E2E_KEEP:-}" ]; then
 		rm -rf "$E2E_DIR"
 	else
@@ -180,7 +203,7 @@ e2e_stop() {
 p11() {
 	local conf=$1
 	shift
-	HSMGATE_CONF=$E2E_DIR/$conf.yaml pkcs11-tool --module "$MODULE" "$@"
+	HSMGATE_CONF=$E2E_DIR/$conf.yaml ext pkcs11-tool --module "$MODULE" "$@"
 }
 
 # raw MODE [ARG] [--cert NAME] — the raw TLS client.
