@@ -30,11 +30,12 @@ const char *cfg_strerror(int err);
 /* ---- daemon ------------------------------------------------------------------------------- */
 
 struct cfg_principal {
-	char *name;          /* required: "alice"; the principal is tenant/<t>/<kind>/<name> */
-	char *kind;          /* "user" (default) or "service" */
-	char *cert_subject;  /* optional: the client certificate subject, RFC 2253 ("CN=alice,O=demo") */
-	char *cert_san_uri;  /* optional: a URI SAN of the client certificate (SPIFFE id ...) */
-	char **api_keys;     /* salted hashes from `hsmctl apikey hash` (never the key itself) */
+	char *name;         /* required: "alice"; the principal is tenant/<t>/<kind>/<name> */
+	char *kind;         /* "user" (default) or "service" */
+	char *cert_subject; /* optional: the client certificate subject, RFC 2253
+	                       ("CN=alice,O=demo") */
+	char *cert_san_uri; /* optional: a URI SAN of the client certificate (SPIFFE id ...) */
+	char **api_keys;    /* salted hashes from `hsmctl apikey hash` (never the key itself) */
 	unsigned n_api_keys;
 	char **groups;
 	unsigned n_groups;
@@ -65,7 +66,8 @@ struct cfg_listen {
 struct cfg_tls {
 	char *cert;      /* required: server certificate chain (PEM) */
 	char *key;       /* required: its private key (PEM) */
-	char *client_ca; /* optional: CA bundle for client certificates; without it, API keys only */
+	char *client_ca; /* optional: CA bundle for client certificates; without it, API keys only
+	                  */
 };
 
 struct cfg_limits {
@@ -77,23 +79,23 @@ struct cfg_limits {
 };
 
 struct cfg_audit {
-	char *dir;            /* directory of the hash-chained log; default <state_dir>/audit */
-	char *signing_key;    /* Ed25519 private key (PEM) for checkpoints */
-	char *durability;     /* "sync" (default) or "async" */
-	uint32_t checkpoint_events;   /* default 1000 */
-	uint32_t checkpoint_seconds;  /* default 10 */
+	char *dir;         /* directory of the hash-chained log; default <state_dir>/audit */
+	char *signing_key; /* Ed25519 private key (PEM) for checkpoints */
+	char *durability;  /* "sync" (default) or "async" */
+	uint32_t checkpoint_events;  /* default 1000 */
+	uint32_t checkpoint_seconds; /* default 10 */
 };
 
 struct cfg_daemon {
-	char *path;        /* the file this was loaded from (absolute) */
-	char *gateway_id;  /* default: "hsmgated@<hostname>" */
+	char *path;       /* the file this was loaded from (absolute) */
+	char *gateway_id; /* default: "hsmgated@<hostname>" */
 	struct cfg_listen listen;
 	struct cfg_tls tls;
 	struct cfg_limits limits;
-	char *state_dir;   /* required: LMDB environments and audit log live below it */
-	char *worker;      /* path of hsmgate-worker; default: beside hsmgated */
-	char *policy;      /* optional: the policy file (policy/); absent = allow all callers
-	                    * that authenticated, within their tenant */
+	char *state_dir;         /* required: LMDB environments and audit log live below it */
+	char *worker;            /* path of hsmgate-worker; default: beside hsmgated */
+	char *policy;            /* optional: the policy file (policy/); absent = allow all callers
+	                          * that authenticated, within their tenant */
 	struct cfg_audit *audit; /* optional block; never NULL once loaded (defaults filled in) */
 	struct cfg_tenant *tenants;
 	unsigned n_tenants;
@@ -114,10 +116,10 @@ const struct cfg_partition *cfg_partition_by_slot(const struct cfg_daemon *c, ui
 /* ---- client module ------------------------------------------------------------------------ */
 
 struct cfg_client {
-	char *path;         /* the file this was loaded from (absolute) */
-	char *gateway;      /* required: "host:port" or "[v6]:port" */
-	char *ca;           /* required: CA bundle that signed the gateway's certificate */
-	char *cert;         /* client certificate (PEM), with key */
+	char *path;    /* the file this was loaded from (absolute) */
+	char *gateway; /* required: "host:port" or "[v6]:port" */
+	char *ca;      /* required: CA bundle that signed the gateway's certificate */
+	char *cert;    /* client certificate (PEM), with key */
 	char *key;
 	char *api_key;      /* or an API key inline (secret: wiped by cfg_client_free) */
 	char *api_key_file; /* or read from this file (first line) */
@@ -141,7 +143,7 @@ void cfg_client_free(struct cfg_client *c);
  * so a modest iteration count (CFG_APIKEY_ITER) costs an attacker nothing useful while
  * keeping the hello cheap; PINs, which are low-entropy, use far more (hsm-partitions/).
  */
-#define CFG_APIKEY_ITER 10000
+#define CFG_APIKEY_ITER     10000
 #define CFG_APIKEY_HASH_MAX 160
 int cfg_apikey_hash(const char *key, char *out, size_t outsz) CFG_WUR;
 int cfg_apikey_verify(const char *key, const char *stored) CFG_WUR;

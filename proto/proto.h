@@ -35,8 +35,8 @@ enum proto_err {
 	PROTO_ERR_BAD_CALL = -1006,  /* unknown call id, or one never sent on the wire */
 	PROTO_ERR_BAD_VALUE = -1007, /* an invalid kind byte, bool, or an embedded NUL */
 	PROTO_ERR_NOMEM = -1008,
-	PROTO_ERR_DEPTH = -1009,     /* nested templates deeper than PROTO_MAX_DEPTH */
-	PROTO_ERR_SMALL = -1010,     /* a reply holds more than the caller's buffer can take */
+	PROTO_ERR_DEPTH = -1009, /* nested templates deeper than PROTO_MAX_DEPTH */
+	PROTO_ERR_SMALL = -1010, /* a reply holds more than the caller's buffer can take */
 };
 
 /* A static, human-readable message for a PROTO_ERR_* code (or "unknown error"). */
@@ -44,16 +44,16 @@ const char *proto_strerror(int err);
 
 /* ---- limits --------------------------------------------------------------------------- */
 
-#define PROTO_VERSION 1                      /* the only version this code speaks */
-#define PROTO_MAGIC 0x4847u                  /* "HG" */
-#define PROTO_LEN_BYTES 4                    /* the frame length prefix */
-#define PROTO_HDR_BYTES 16                   /* length prefix + fixed header */
-#define PROTO_MAX_FRAME_DEFAULT (1u << 20)   /* 1 MiB, negotiated in the welcome */
-#define PROTO_MAX_FRAME_CAP (16u << 20)      /* no peer may negotiate more */
-#define PROTO_MAX_ATTRS 256                  /* attributes in one template */
-#define PROTO_MAX_DEPTH 2                    /* nesting of CKA_*_TEMPLATE values */
-#define PROTO_MAX_STRING 4096                /* any string field */
-#define PROTO_MAX_ULONGS 65536               /* slot, mechanism and handle lists */
+#define PROTO_VERSION           1           /* the only version this code speaks */
+#define PROTO_MAGIC             0x4847u     /* "HG" */
+#define PROTO_LEN_BYTES         4           /* the frame length prefix */
+#define PROTO_HDR_BYTES         16          /* length prefix + fixed header */
+#define PROTO_MAX_FRAME_DEFAULT (1u << 20)  /* 1 MiB, negotiated in the welcome */
+#define PROTO_MAX_FRAME_CAP     (16u << 20) /* no peer may negotiate more */
+#define PROTO_MAX_ATTRS         256         /* attributes in one template */
+#define PROTO_MAX_DEPTH         2           /* nesting of CKA_*_TEMPLATE values */
+#define PROTO_MAX_STRING        4096        /* any string field */
+#define PROTO_MAX_ULONGS        65536       /* slot, mechanism and handle lists */
 
 /* ---- writer --------------------------------------------------------------------------- */
 
@@ -61,8 +61,8 @@ struct proto_buf {
 	uint8_t *data;
 	size_t len;
 	size_t cap;
-	size_t max;  /* 0 = PROTO_MAX_FRAME_CAP; a put that would exceed it fails */
-	int failed;  /* sticky: the first error of any put (NOMEM, TOO_LARGE, BAD_VALUE ...) */
+	size_t max; /* 0 = PROTO_MAX_FRAME_CAP; a put that would exceed it fails */
+	int failed; /* sticky: the first error of any put (NOMEM, TOO_LARGE, BAD_VALUE ...) */
 };
 
 void proto_buf_init(struct proto_buf *b);
@@ -134,12 +134,12 @@ enum proto_msg {
 };
 
 enum proto_gwerr {
-	PROTO_GWERR_AUTH = 1,        /* authentication failed */
-	PROTO_GWERR_VERSION = 2,     /* no common protocol version */
-	PROTO_GWERR_MALFORMED = 3,   /* a frame failed to decode */
-	PROTO_GWERR_TOO_LARGE = 4,   /* a frame over the negotiated maximum */
-	PROTO_GWERR_LIMIT = 5,       /* too many connections or calls in flight */
-	PROTO_GWERR_SHUTDOWN = 6,    /* the gateway is stopping */
+	PROTO_GWERR_AUTH = 1,      /* authentication failed */
+	PROTO_GWERR_VERSION = 2,   /* no common protocol version */
+	PROTO_GWERR_MALFORMED = 3, /* a frame failed to decode */
+	PROTO_GWERR_TOO_LARGE = 4, /* a frame over the negotiated maximum */
+	PROTO_GWERR_LIMIT = 5,     /* too many connections or calls in flight */
+	PROTO_GWERR_SHUTDOWN = 6,  /* the gateway is stopping */
 	PROTO_GWERR_INTERNAL = 7,
 	PROTO_GWERR_UNAVAILABLE = 8, /* the partition's worker is not running */
 };
@@ -158,12 +158,13 @@ struct proto_hdr {
  * whole frame (PROTO_HDR_BYTES + body_len) is <= max_frame: PROTO_ERR_TOO_LARGE otherwise,
  * decided from the header alone so a reader never buffers an oversized frame.
  * avail < PROTO_HDR_BYTES is PROTO_ERR_TRUNCATED. */
-int proto_hdr_decode(const uint8_t *p, size_t avail, size_t max_frame, struct proto_hdr *h) PROTO_WUR;
+int proto_hdr_decode(const uint8_t *p, size_t avail, size_t max_frame,
+                     struct proto_hdr *h) PROTO_WUR;
 
 /* Starts a frame in `b` (which should be empty): writes a header with a placeholder
  * length. proto_frame_finish() patches the length; it fails if b->failed. */
 int proto_frame_begin(struct proto_buf *b, enum proto_msg type, uint16_t call, uint16_t flags,
-		      uint32_t req_id) PROTO_WUR;
+                      uint32_t req_id) PROTO_WUR;
 int proto_frame_finish(struct proto_buf *b) PROTO_WUR;
 
 /* ---- handshake ------------------------------------------------------------------------ */
@@ -176,10 +177,10 @@ enum proto_cred {
 struct proto_hello {
 	uint8_t min_version;
 	uint8_t max_version;
-	uint8_t cred;            /* enum proto_cred */
-	char client_name[64];    /* e.g. "libhsmgate-pkcs11" */
+	uint8_t cred;         /* enum proto_cred */
+	char client_name[64]; /* e.g. "libhsmgate-pkcs11" */
 	char client_version[32];
-	char api_key[256];       /* secret: wipe after use; empty unless cred == APIKEY */
+	char api_key[256]; /* secret: wipe after use; empty unless cred == APIKEY */
 };
 /* body: u8 min | u8 max | u8 cred | string name | string version | string api_key */
 int proto_hello_put(struct proto_buf *b, const struct proto_hello *h) PROTO_WUR;
@@ -188,7 +189,7 @@ int proto_hello_get(struct proto_cur *c, struct proto_hello *h) PROTO_WUR;
 struct proto_welcome {
 	uint8_t version;
 	char gateway_id[64];
-	char principal[256];     /* who the gateway took the caller to be */
+	char principal[256]; /* who the gateway took the caller to be */
 	uint32_t max_frame;
 	uint32_t max_inflight;
 	uint64_t conn_id;
@@ -209,40 +210,85 @@ int proto_gwerror_get(struct proto_cur *c, uint32_t *code, char *msg, size_t msg
  */
 enum proto_call {
 	PROTO_CALL_NONE = 0,
-	PROTO_CALL_C_Initialize, PROTO_CALL_C_Finalize, PROTO_CALL_C_GetInfo,
-	PROTO_CALL_C_GetFunctionList, PROTO_CALL_C_GetSlotList, PROTO_CALL_C_GetSlotInfo,
-	PROTO_CALL_C_GetTokenInfo, PROTO_CALL_C_GetMechanismList, PROTO_CALL_C_GetMechanismInfo,
-	PROTO_CALL_C_InitToken, PROTO_CALL_C_InitPIN, PROTO_CALL_C_SetPIN, PROTO_CALL_C_OpenSession,
-	PROTO_CALL_C_CloseSession, PROTO_CALL_C_CloseAllSessions, PROTO_CALL_C_GetSessionInfo,
-	PROTO_CALL_C_GetOperationState, PROTO_CALL_C_SetOperationState, PROTO_CALL_C_Login,
-	PROTO_CALL_C_Logout, PROTO_CALL_C_CreateObject, PROTO_CALL_C_CopyObject,
-	PROTO_CALL_C_DestroyObject, PROTO_CALL_C_GetObjectSize, PROTO_CALL_C_GetAttributeValue,
-	PROTO_CALL_C_SetAttributeValue, PROTO_CALL_C_FindObjectsInit, PROTO_CALL_C_FindObjects,
-	PROTO_CALL_C_FindObjectsFinal, PROTO_CALL_C_EncryptInit, PROTO_CALL_C_Encrypt,
-	PROTO_CALL_C_EncryptUpdate, PROTO_CALL_C_EncryptFinal, PROTO_CALL_C_DecryptInit,
-	PROTO_CALL_C_Decrypt, PROTO_CALL_C_DecryptUpdate, PROTO_CALL_C_DecryptFinal,
-	PROTO_CALL_C_DigestInit, PROTO_CALL_C_Digest, PROTO_CALL_C_DigestUpdate,
-	PROTO_CALL_C_DigestKey, PROTO_CALL_C_DigestFinal, PROTO_CALL_C_SignInit, PROTO_CALL_C_Sign,
-	PROTO_CALL_C_SignUpdate, PROTO_CALL_C_SignFinal, PROTO_CALL_C_SignRecoverInit,
-	PROTO_CALL_C_SignRecover, PROTO_CALL_C_VerifyInit, PROTO_CALL_C_Verify,
-	PROTO_CALL_C_VerifyUpdate, PROTO_CALL_C_VerifyFinal, PROTO_CALL_C_VerifyRecoverInit,
-	PROTO_CALL_C_VerifyRecover, PROTO_CALL_C_DigestEncryptUpdate,
-	PROTO_CALL_C_DecryptDigestUpdate, PROTO_CALL_C_SignEncryptUpdate,
-	PROTO_CALL_C_DecryptVerifyUpdate, PROTO_CALL_C_GenerateKey, PROTO_CALL_C_GenerateKeyPair,
-	PROTO_CALL_C_WrapKey, PROTO_CALL_C_UnwrapKey, PROTO_CALL_C_DeriveKey,
-	PROTO_CALL_C_SeedRandom, PROTO_CALL_C_GenerateRandom, PROTO_CALL_C_GetFunctionStatus,
-	PROTO_CALL_C_CancelFunction, PROTO_CALL_C_WaitForSlotEvent,
+	PROTO_CALL_C_Initialize,
+	PROTO_CALL_C_Finalize,
+	PROTO_CALL_C_GetInfo,
+	PROTO_CALL_C_GetFunctionList,
+	PROTO_CALL_C_GetSlotList,
+	PROTO_CALL_C_GetSlotInfo,
+	PROTO_CALL_C_GetTokenInfo,
+	PROTO_CALL_C_GetMechanismList,
+	PROTO_CALL_C_GetMechanismInfo,
+	PROTO_CALL_C_InitToken,
+	PROTO_CALL_C_InitPIN,
+	PROTO_CALL_C_SetPIN,
+	PROTO_CALL_C_OpenSession,
+	PROTO_CALL_C_CloseSession,
+	PROTO_CALL_C_CloseAllSessions,
+	PROTO_CALL_C_GetSessionInfo,
+	PROTO_CALL_C_GetOperationState,
+	PROTO_CALL_C_SetOperationState,
+	PROTO_CALL_C_Login,
+	PROTO_CALL_C_Logout,
+	PROTO_CALL_C_CreateObject,
+	PROTO_CALL_C_CopyObject,
+	PROTO_CALL_C_DestroyObject,
+	PROTO_CALL_C_GetObjectSize,
+	PROTO_CALL_C_GetAttributeValue,
+	PROTO_CALL_C_SetAttributeValue,
+	PROTO_CALL_C_FindObjectsInit,
+	PROTO_CALL_C_FindObjects,
+	PROTO_CALL_C_FindObjectsFinal,
+	PROTO_CALL_C_EncryptInit,
+	PROTO_CALL_C_Encrypt,
+	PROTO_CALL_C_EncryptUpdate,
+	PROTO_CALL_C_EncryptFinal,
+	PROTO_CALL_C_DecryptInit,
+	PROTO_CALL_C_Decrypt,
+	PROTO_CALL_C_DecryptUpdate,
+	PROTO_CALL_C_DecryptFinal,
+	PROTO_CALL_C_DigestInit,
+	PROTO_CALL_C_Digest,
+	PROTO_CALL_C_DigestUpdate,
+	PROTO_CALL_C_DigestKey,
+	PROTO_CALL_C_DigestFinal,
+	PROTO_CALL_C_SignInit,
+	PROTO_CALL_C_Sign,
+	PROTO_CALL_C_SignUpdate,
+	PROTO_CALL_C_SignFinal,
+	PROTO_CALL_C_SignRecoverInit,
+	PROTO_CALL_C_SignRecover,
+	PROTO_CALL_C_VerifyInit,
+	PROTO_CALL_C_Verify,
+	PROTO_CALL_C_VerifyUpdate,
+	PROTO_CALL_C_VerifyFinal,
+	PROTO_CALL_C_VerifyRecoverInit,
+	PROTO_CALL_C_VerifyRecover,
+	PROTO_CALL_C_DigestEncryptUpdate,
+	PROTO_CALL_C_DecryptDigestUpdate,
+	PROTO_CALL_C_SignEncryptUpdate,
+	PROTO_CALL_C_DecryptVerifyUpdate,
+	PROTO_CALL_C_GenerateKey,
+	PROTO_CALL_C_GenerateKeyPair,
+	PROTO_CALL_C_WrapKey,
+	PROTO_CALL_C_UnwrapKey,
+	PROTO_CALL_C_DeriveKey,
+	PROTO_CALL_C_SeedRandom,
+	PROTO_CALL_C_GenerateRandom,
+	PROTO_CALL_C_GetFunctionStatus,
+	PROTO_CALL_C_CancelFunction,
+	PROTO_CALL_C_WaitForSlotEvent,
 	PROTO_CALL_COUNT
 };
 
 /* How the gateway routes a request (flags of struct proto_call_info). */
-#define PROTO_CF_LOCAL 0x01u          /* answered by the client module; never on the wire */
-#define PROTO_CF_ROUTE_GATEWAY 0x02u  /* answered by the gateway itself */
-#define PROTO_CF_ROUTE_SLOT 0x04u     /* first request field is a CK_SLOT_ID */
-#define PROTO_CF_ROUTE_SESSION 0x08u  /* first request field is a CK_SESSION_HANDLE */
-#define PROTO_CF_SECRET_IN 0x10u      /* the request carries a PIN or key material */
-#define PROTO_CF_SECRET_OUT 0x20u     /* the reply may carry key material or plaintext */
-#define PROTO_CF_STATE 0x40u          /* changes token state (audit writes `pending` first) */
+#define PROTO_CF_LOCAL         0x01u /* answered by the client module; never on the wire */
+#define PROTO_CF_ROUTE_GATEWAY 0x02u /* answered by the gateway itself */
+#define PROTO_CF_ROUTE_SLOT    0x04u /* first request field is a CK_SLOT_ID */
+#define PROTO_CF_ROUTE_SESSION 0x08u /* first request field is a CK_SESSION_HANDLE */
+#define PROTO_CF_SECRET_IN     0x10u /* the request carries a PIN or key material */
+#define PROTO_CF_SECRET_OUT    0x20u /* the reply may carry key material or plaintext */
+#define PROTO_CF_STATE         0x40u /* changes token state (audit writes `pending` first) */
 
 /*
  * Layout strings name the fields of a request and of a reply (after the CK_RV), one letter
@@ -350,7 +396,7 @@ const char *proto_rv_name(CK_RV rv);
 int proto_put_template(struct proto_buf *b, const CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
 /* Decodes into native CK_ATTRIBUTEs allocated in `a` (values too). */
 int proto_get_template(struct proto_cur *c, struct proto_arena *a, CK_ATTRIBUTE **t,
-		       CK_ULONG *n) PROTO_WUR;
+                       CK_ULONG *n) PROTO_WUR;
 
 /*
  * C_GetAttributeValue ('A' request, 'Q' reply).
@@ -372,7 +418,7 @@ int proto_get_template(struct proto_cur *c, struct proto_arena *a, CK_ATTRIBUTE 
  */
 int proto_put_attrquery(struct proto_buf *b, const CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
 int proto_get_attrquery(struct proto_cur *c, struct proto_arena *a, CK_ATTRIBUTE **t,
-			CK_ULONG *n) PROTO_WUR;
+                        CK_ULONG *n) PROTO_WUR;
 int proto_put_attrreply(struct proto_buf *b, const CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
 /* Client side: fills the application's template (same count and order as the query). */
 int proto_get_attrreply(struct proto_cur *c, CK_ATTRIBUTE *t, CK_ULONG n) PROTO_WUR;
@@ -428,10 +474,10 @@ enum proto_ipc {
 #define PROTO_IPC_HDR_BYTES 13
 
 struct proto_ctx {
-	uint8_t cred;         /* enum proto_cred */
-	char principal[256];  /* tenant/<t>/user/<name> */
+	uint8_t cred;        /* enum proto_cred */
+	char principal[256]; /* tenant/<t>/user/<name> */
 	char tenant[64];
-	char source[64];      /* the peer's address, "127.0.0.1:51234" */
+	char source[64]; /* the peer's address, "127.0.0.1:51234" */
 	uint32_t ngroups;
 	char groups[8][64];
 };
@@ -447,7 +493,7 @@ int proto_ipc_finish(struct proto_buf *b) PROTO_WUR;
  * PROTO_IPC_HDR_BYTES; PROTO_ERR_TOO_LARGE when the message would exceed max. *body_len is
  * the number of bytes after the header. */
 int proto_ipc_hdr_decode(const uint8_t *p, size_t avail, size_t max, uint8_t *kind,
-			 uint64_t *conn_id, uint32_t *body_len) PROTO_WUR;
+                         uint64_t *conn_id, uint32_t *body_len) PROTO_WUR;
 
 /* ---- layout skimming (added with the implementation; not in the first draft) --------- */
 
