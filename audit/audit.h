@@ -408,4 +408,112 @@ void aud_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Exactly 2n hex digits into out[n]; AUD_ERR_MALFORMED otherwise. */
 int aud_hex_decode(const char *in, size_t len, uint8_t *out, size_t n) AUD_WUR;
 
+/* ==== sinks: streaming the log to SIEMs, at-least-once (audit/sink*.c) ================ */
+/*
+ * A sink forwards the records of a log directory to one destination, reading the log as
+ * its spool: nothing is queued in memory beyond one window of unacknowledged records, so
+ * a sink outage never blocks the writer and loses nothing. Each sink keeps a cursor file
+ * holding the log's origin and `next`: every record below `next` has been acknowledged by
+ * the destination. The cursor advances only on an acknowledgement (see AUDIT.md "Sinks"
+ * for what each kind counts as one); after a crash the sink resumes from it and may send
+ * records again, which consumers drop by (origin, seq). Event records (E, S, R) are
+ * delivered; checkpoint records (C) are not (their seq is still passed by the cursor).
+ *
+ * Destinations (url):
+ *   file:PATH                  JSON lines: the stored event bytes, one per line, fsync'd
+ *   syslog://HOST:PORT         RFC 5424 messages over TLS, RFC 5425 octet-counting
+ *   https://HOST:PORT/PATH     POST of JSON-array batches with a bearer token
+ *   http://HOST:PORT/PATH      the same without TLS: for tests on loopback only
+ */
+
+struct aud_sink;
+
+/* Log lines of a sink (delivery failures, quarantine): level is a syslog(3) LOG_* value. */
+typedef void (*aud_sink_log_fn)(void *arg, int level, const char *msg);
+/* The highest durable sequence number (aud_log_durable_seq), or UINT64_MAX for none. */
+typedef uint64_t (*aud_sink_durable_fn)(void *arg);
+
+/* Options for aud_sink_open(). Fill with aud_sink_options_init() first, then override. */
+struct aud_sink_options {
+	const char *log_dir;         /* the log directory (read-only) */
+	const char *url;             /* the destination, see above */
+	const char *cursor_path;     /* the cursor file (created on the first acknowledgement) */
+	const char *origin;          /* the log's origin; NULL: read from its first checkpoint */
+	const char *ca_file;         /* TLS: CA bundle to verify the server; NULL: system store */
+	const char *cert_file;       /* TLS client certificate (PEM), or NULL */
+	const char *key_file;        /* its private key (PEM), or NULL */
+	const char *token_file;      /* https: a file holding the bearer token, or NULL */
+	const char *quarantine_path; /* https: rejected batches; NULL: <cursor_path>.quarantine */
+	const char *hostname;        /* syslog HOSTNAME; NULL: gethostname() */
+	uint32_t batch_max;          /* records per write or POST; default 256 */
+	uint32_t window_max;         /* unacknowledged records in flight; default 4096 */
+	uint32_t poll_ms;            /* how often to look for new records when following; 200 */
+	uint32_t settle_ms;          /* syslog: see AUDIT.md "Sinks"; default 2000 */
+	uint32_t backoff_min_ms;     /* first retry delay after a failure; default 250 */
+	uint32_t backoff_max_ms;     /* cap of the exponential backoff; default 30000 */
+	uint32_t timeout_ms;         /* connect/read/write timeout; default 10000 */
+	aud_sink_durable_fn durable; /* in-process use: deliver only durable records; or NULL */
+	void *durable_arg;
+	aud_sink_log_fn log; /* NULL: lines go to stderr */
+	void *log_arg;
+};
+
+void aud_sink_options_init(struct aud_sink_options *o);
+
+/*
+ * Opens a sink: parses the url, reads the cursor (AUD_ERR_MALFORMED if it is damaged,
+ * AUD_ERR_INVALID if it names another origin), loads TLS files (AUD_ERR_KEY) and opens
+ * the log for reading. It does not connect yet. *s is owned by the caller: aud_sink_close().
+ * The option strings are not copied: they must stay valid until aud_sink_close().
+ */
+int aud_sink_open(struct aud_sink **s, const struct aud_sink_options *o) AUD_WUR;
+
+/*
+ * One pass: delivers every record the log holds now, waiting for their acknowledgements,
+ * retrying with backoff while aud_sink_stop() has not been called. 0 when caught up (all
+ * acknowledged); AUD_ERR_CLOSED if stopped first (unacknowledged records stay in the log);
+ * AUD_ERR_IO and friends only for local failures (log or cursor unreadable/unwritable);
+ * AUD_ERR_TAMPER if the log's sequence numbers are not contiguous (run verify).
+ */
+int aud_sink_run_once(struct aud_sink *s) AUD_WUR;
+
+/* Follows the log as it grows (polling every poll_ms) until aud_sink_stop(); returns
+ * AUD_ERR_CLOSED then, or a local failure as aud_sink_run_once(). */
+int aud_sink_run(struct aud_sink *s) AUD_WUR;
+
+/* Asks a running aud_sink_run*() to return soon (within ~50 ms, or a network timeout);
+ * sticky: later runs return AUD_ERR_CLOSED at once. Thread- and async-signal-safe. */
+void aud_sink_stop(struct aud_sink *s);
+
+/* The cursor (every record below it acknowledged) and one past the last record seen in
+ * the log; thread-safe. Their difference is the sink's lag. */
+uint64_t aud_sink_cursor(struct aud_sink *s);
+uint64_t aud_sink_head(struct aud_sink *s);
+
+/* Closes the connection and frees the sink. NULL is a no-op. */
+void aud_sink_close(struct aud_sink *s);
+
+/* Reads a cursor file: *next and, if origin is not NULL, its origin into
+ * origin[AUD_MAX_ORIGIN + 1]. A missing file is 0 with *next = 0 and origin "". */
+int aud_sink_cursor_read(const char *path, uint64_t *next, char *origin) AUD_WUR;
+/* Writes one atomically: temp file, fsync, rename, fsync of the directory. */
+int aud_sink_cursor_write(const char *path, const char *origin, uint64_t next) AUD_WUR;
+
+enum aud_spool_state {
+	AUD_SPOOL_OK = 0,   /* lag below the soft limit */
+	AUD_SPOOL_SOFT = 1, /* at or over soft: raise a critical audit event and alert */
+	AUD_SPOOL_HARD = 2, /* at or over hard: fail closed (refuse requests) */
+};
+
+/*
+ * The spool check a gateway runs for each required sink: lag = head - cursor records
+ * (head: one past the log's last durable record, e.g. aud_log_durable_seq() + 1; cursor:
+ * aud_sink_cursor() or aud_sink_cursor_read()). A limit of 0 is disabled. *lag (may be
+ * NULL) receives the lag; a cursor beyond head counts as no lag.
+ */
+enum aud_spool_state aud_spool_check(uint64_t head, uint64_t cursor, uint64_t soft, uint64_t hard,
+                                     uint64_t *lag);
+
+/* ==== end of sinks ==================================================================== */
+
 #endif

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,16 @@ static const char usage_text[] =
         "  consistency --log DIR --pubkey FILE --old FILE [--new FILE]\n"
         "      Prove that the log's tree at --new (default: its last checkpoint) extends the\n"
         "      tree of the checkpoint note in --old.\n"
+        "  forward --log DIR --sink URL --cursor FILE [--ca FILE] [--cert FILE --key FILE]\n"
+        "          [--token-file FILE] [--quarantine FILE] [--hostname NAME] [--follow | --once]\n"
+        "      Stream the log's events to a SIEM, at least once: every record after the cursor\n"
+        "      is delivered and the cursor (written atomically) moves only on acknowledgement,\n"
+        "      so a restart resumes where it stopped (it may resend; dedup on origin + seq).\n"
+        "      URL: file:PATH (JSON lines) | syslog://HOST:PORT (RFC 5425 TLS, default port\n"
+        "      6514) | https://HOST:PORT/PATH (JSON-array batches, bearer token from\n"
+        "      --token-file; other 4xx answers are quarantined to --quarantine, default\n"
+        "      CURSOR.quarantine). --once (default) returns when all is delivered; --follow\n"
+        "      keeps following the log until SIGINT/SIGTERM.\n"
         "\n"
         "filters (export, tail):\n"
         "  --since T, --until T   record time, as unix seconds or YYYY-MM-DDTHH:MM:SSZ\n"
@@ -85,6 +96,16 @@ enum {
 	OPT_OLD,
 	OPT_NEW,
 	OPT_HELP,
+	OPT_SINK,
+	OPT_CURSOR,
+	OPT_CA,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_TOKEN_FILE,
+	OPT_QUARANTINE,
+	OPT_HOSTNAME,
+	OPT_FOLLOW,
+	OPT_ONCE,
 };
 
 static const struct option long_opts[] = {
@@ -106,12 +127,25 @@ static const struct option long_opts[] = {
         {"old", required_argument, NULL, OPT_OLD},
         {"new", required_argument, NULL, OPT_NEW},
         {"help", no_argument, NULL, OPT_HELP},
+        {"sink", required_argument, NULL, OPT_SINK},
+        {"cursor", required_argument, NULL, OPT_CURSOR},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"quarantine", required_argument, NULL, OPT_QUARANTINE},
+        {"hostname", required_argument, NULL, OPT_HOSTNAME},
+        {"follow", no_argument, NULL, OPT_FOLLOW},
+        {"once", no_argument, NULL, OPT_ONCE},
         {NULL, 0, NULL, 0},
 };
 
 struct args {
 	const char *log, *pubkey, *checkpoint, *out, *format, *principal, *action, *outcome;
 	const char *proof, *old, *new_;
+	/* forward */
+	const char *sink, *cursor, *ca, *cert, *key, *token_file, *quarantine, *hostname;
+	int once;
 	uint64_t from, to, seq, size, since_ns, until_ns, n;
 	int has_seq, follow;
 };
@@ -556,6 +590,70 @@ cmd_consistency(const struct args *a)
 	return r;
 }
 
+/* ---- forward (sinks) ------------------------------------------------------------------ */
+
+static struct aud_sink *forward_sink;
+
+static void
+forward_on_signal(int sig)
+{
+	(void)sig;
+	/* aud_sink_stop() is an atomic store: safe in a signal handler. */
+	if (forward_sink != NULL) {
+		aud_sink_stop(forward_sink);
+	}
+}
+
+static int
+cmd_forward(const struct args *a)
+{
+	struct aud_sink_options o;
+	struct sigaction sa;
+	int r;
+
+	if (a->log == NULL || a->sink == NULL || a->cursor == NULL) {
+		fprintf(stderr, "hsmgate-audit forward: --log, --sink and --cursor are required\n");
+		return EXIT_USAGE;
+	}
+	if (a->follow && a->once) {
+		fprintf(stderr, "hsmgate-audit forward: --follow and --once exclude each other\n");
+		return EXIT_USAGE;
+	}
+	aud_sink_options_init(&o);
+	o.log_dir = a->log;
+	o.url = a->sink;
+	o.cursor_path = a->cursor;
+	o.ca_file = a->ca;
+	o.cert_file = a->cert;
+	o.key_file = a->key;
+	o.token_file = a->token_file;
+	o.quarantine_path = a->quarantine;
+	o.hostname = a->hostname;
+	if ((r = aud_sink_open(&forward_sink, &o)) != 0) {
+		fprintf(stderr, "hsmgate-audit forward: cannot open sink %s: %s\n", a->sink,
+		        aud_strerror(r));
+		return EXIT_USAGE;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	/* A receiver that resets the connection must not kill the forwarder. */
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
+	r = a->follow ? aud_sink_run(forward_sink) : aud_sink_run_once(forward_sink);
+	fprintf(stderr, "hsmgate-audit forward: cursor %" PRIu64 ", log head %" PRIu64 "\n",
+	        aud_sink_cursor(forward_sink), aud_sink_head(forward_sink));
+	aud_sink_close(forward_sink);
+	forward_sink = NULL;
+	if (r == 0 || (r == AUD_ERR_CLOSED && a->follow)) {
+		return 0;
+	}
+	fprintf(stderr, "hsmgate-audit forward: %s\n", aud_strerror(r));
+	return r == AUD_ERR_CLOSED ? EXIT_BAD : EXIT_USAGE;
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 int
@@ -638,6 +736,36 @@ main(int argc, char **argv)
 		case 'f':
 			a.follow = 1;
 			break;
+		case OPT_SINK:
+			a.sink = optarg;
+			break;
+		case OPT_CURSOR:
+			a.cursor = optarg;
+			break;
+		case OPT_CA:
+			a.ca = optarg;
+			break;
+		case OPT_CERT:
+			a.cert = optarg;
+			break;
+		case OPT_KEY:
+			a.key = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			a.token_file = optarg;
+			break;
+		case OPT_QUARANTINE:
+			a.quarantine = optarg;
+			break;
+		case OPT_HOSTNAME:
+			a.hostname = optarg;
+			break;
+		case OPT_FOLLOW:
+			a.follow = 1;
+			break;
+		case OPT_ONCE:
+			a.once = 1;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -678,6 +806,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "consistency") == 0) {
 		return cmd_consistency(&a);
+	}
+	if (strcmp(cmd, "forward") == 0) {
+		return cmd_forward(&a);
 	}
 	fprintf(stderr, "hsmgate-audit: unknown command %s\n", cmd);
 	usage(stderr);

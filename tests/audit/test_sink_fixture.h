@@ -1,0 +1,185 @@
+/*
+ * tests/audit/test_sink_fixture.h — shared by the tests/audit/test_sink*.c suites: a log
+ * with N events written by the real writer, and readers of what a sink delivered. Static
+ * functions in a header because the Makefile links each test file alone with libaud.
+ */
+#ifndef HSMGATE_TEST_SINK_FIXTURE_H
+#define HSMGATE_TEST_SINK_FIXTURE_H
+
+#include "audit/sink_int.h"
+#include "tests/lib/test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIX_ORIGIN "hsmgate.test/audit/sink"
+#define FIX_UNUSED __attribute__((unused))
+
+/* Appends n events (keys.sign, correlation id i0..i0+n-1) to the log in dir, creating it
+ * with the key prefix.key (generated if absent). 0 or an AUD_ERR_*. */
+static FIX_UNUSED int
+fix_log_append(const char *dir, const char *key_prefix, unsigned i0, unsigned n, unsigned delay_ms)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	char keyp[1024];
+	struct stat st;
+	uint64_t seq = 0;
+	unsigned i;
+	int r;
+
+	snprintf(keyp, sizeof(keyp), "%s.key", key_prefix);
+	if (stat(keyp, &st) != 0 && (r = aud_key_generate(key_prefix)) != 0) {
+		return r;
+	}
+	aud_log_options_init(&o);
+	o.dir = dir;
+	o.origin = FIX_ORIGIN;
+	o.key_path = keyp;
+	o.checkpoint_every = 40; /* a few checkpoints between events: the sink skips them */
+	if ((r = aud_log_open(&log, &o)) != 0) {
+		return r;
+	}
+	for (i = i0; i < i0 + n && r == 0; i++) {
+		struct aud_event *ev = NULL;
+		const char *sids[] = {"allow-sign"};
+
+		if ((r = aud_event_new(&ev, "keys", i % 7 == 3 ? "destroy" : "sign")) != 0) {
+			break;
+		}
+		if ((r = aud_event_set_initiator(ev, "tenant/acme/user/alice", NULL,
+		                                 AUD_INITIATOR_USER, AUD_CRED_APIKEY,
+		                                 "192.0.2.7")) != 0 ||
+		    (r = aud_event_set_target(ev, "crn:hsmgate:acme:partition:p1:key:k1", "k1",
+		                              AUD_TARGET_KEY)) != 0 ||
+		    (r = aud_event_set_correlation(ev, 7, i)) != 0 ||
+		    (r = aud_event_set_ckrv(ev, 0)) != 0 ||
+		    (r = aud_event_set_policy(ev, AUD_POLICY_ALLOW, sids, 1)) != 0 ||
+		    (r = aud_log_append(log, ev, NULL, NULL, &seq)) != 0) {
+			aud_event_free(ev);
+			break;
+		}
+		aud_event_free(ev);
+		if (delay_ms != 0) {
+			r = aud_log_wait(log, seq);
+			usleep(delay_ms * 1000u);
+		}
+	}
+	if (r == 0 && n > 0) {
+		r = aud_log_wait(log, seq);
+	}
+	return aud_log_close(log) != 0 && r == 0 ? AUD_ERR_IO : r;
+}
+
+/* The event records of a log (E, S, R) in order: payloads (malloc'd, NUL-terminated) and
+ * seqs; *n their number; *head one past the last record. */
+static FIX_UNUSED int
+fix_log_events(const char *dir, char ***payloads, uint64_t **seqs, size_t *n, uint64_t *head)
+{
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len, cap = 0;
+	uint64_t seg, no;
+	int r;
+
+	*payloads = NULL;
+	*seqs = NULL;
+	*n = 0;
+	*head = 0;
+	if ((r = aud_reader_open(&rd, dir)) != 0) {
+		return r;
+	}
+	while ((r = aud_reader_next(rd, &line, &len, &seg, &no, NULL)) == 0) {
+		struct aud_record_view rec;
+
+		if ((r = aud_record_parse(line, len, &rec)) != 0) {
+			break;
+		}
+		*head = rec.seq + 1;
+		if (rec.type == 'C') {
+			continue;
+		}
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			*payloads = realloc(*payloads, cap * sizeof(**payloads));
+			*seqs = realloc(*seqs, cap * sizeof(**seqs));
+		}
+		(*payloads)[*n] = strndup(rec.payload, rec.payload_len);
+		(*seqs)[(*n)++] = rec.seq;
+	}
+	aud_reader_free(rd);
+	return r == AUD_ERR_EOF ? 0 : r;
+}
+
+static FIX_UNUSED void
+fix_strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && i < n; i++) {
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* A whole file, NUL-terminated; *len its size. NULL if unreadable. */
+static FIX_UNUSED char *
+fix_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long sz;
+
+	*len = 0;
+	if (f == NULL) {
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)sz + 1)) != NULL) {
+		*len = fread(buf, 1, (size_t)sz, f);
+		buf[*len] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* How many lines of `text` equal `line` exactly. */
+static FIX_UNUSED unsigned
+fix_count_line(const char *text, const char *line)
+{
+	size_t l = strlen(line);
+	const char *p = text;
+	unsigned c = 0;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+		if (n == l && memcmp(p, line, l) == 0) {
+			c++;
+		}
+		p += n + (nl != NULL);
+	}
+	return c;
+}
+
+/* Log lines of the sink, kept for assertions. */
+static char fix_logbuf[8192];
+static int fix_crit_lines;
+
+static FIX_UNUSED void
+fix_log_cb(void *arg, int level, const char *msg)
+{
+	size_t l = strlen(fix_logbuf);
+
+	(void)arg;
+	if (level <= 2) { /* LOG_CRIT */
+		fix_crit_lines++;
+	}
+	snprintf(fix_logbuf + l, sizeof(fix_logbuf) - l, "%d %s\n", level, msg);
+}
+
+#endif
