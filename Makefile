@@ -222,13 +222,18 @@ test: deps
 	$(MAKE) fuzz-build
 	@BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_RUNS=$(FUZZ_RUNS) tests/run.sh
 
+# The peer comparison of issue 6 (docs/BENCHMARKS.md); BENCH_QUICK=1 for a ~2.5 min run.
+bench: deps
+	$(MAKE) all
+	tools/bench/run-bench.sh $(BUILD)
+
 lint:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all build deps run test tests lint clean fuzz fuzz-build fuzz-bins
+.PHONY: all build deps run test tests lint clean bench fuzz fuzz-build fuzz-bins
 # Keep object files that pattern chains would otherwise delete as intermediates. (Not a bare
 # .SECONDARY:, which lets make skip a missing object whose source is older than its archive.)
 .PRECIOUS: $(BUILD)/obj/%.o
