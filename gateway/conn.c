@@ -317,9 +317,18 @@ conn_free(struct gw_conn *c, const char *why)
 		}
 	}
 	for (i = 0; c->inflight != NULL && i < c->max_inflight; i++) {
-		if (c->inflight[i].worker >= 0 && (unsigned)c->inflight[i].worker < s->n_workers) {
-			s->workers[c->inflight[i].worker].n_inflight--;
+		struct gw_inflight *f = &c->inflight[i];
+
+		if (f->state == GW_SLOT_WORKER && f->worker >= 0 &&
+		    (unsigned)f->worker < s->n_workers) {
+			s->workers[f->worker].n_inflight--;
 		}
+		/* A held reply or request is dropped with its connection (wiped: it may carry a
+		 * PIN or key material); its audit completion then finds no connection. */
+		if (f->frame != NULL) {
+			OPENSSL_clear_free(f->frame, f->frame_len);
+		}
+		aud_event_free(f->ev);
 	}
 	TAILQ_REMOVE(&s->conns, c, link);
 	conn_unhash(c);
@@ -372,6 +381,29 @@ auth_cert(struct gw_conn *c, const struct cfg_tenant **t, const struct cfg_princ
 		         peer.subject);
 		return GW_ERR_AUTH;
 	}
+	return 0;
+}
+
+/* hsm.session.connect (docs/POLICY.md), once per connection, right after authentication: a
+ * refusal closes the connection with ERROR AUTH. */
+static int
+connect_allowed(struct gw_conn *c)
+{
+	struct gw_server *s = c->srv;
+	struct gw_decision d;
+
+	if (gw_policy_connect_check(s, &c->ctx, &d) == 0) {
+		return 1;
+	}
+	s->stats.auth_failed++;
+	gw_log(GW_LOG_WARN, "gw", "connection refused by policy",
+	       "conn=%llu source=%s principal=%s action=hsm.session.connect result=%s sid=%s",
+	       (unsigned long long)c->id, c->source, c->ctx.principal,
+	       pol_result_name((enum pol_result)d.result), d.nsids > 0 ? d.sids[0] : "-");
+	gw_audit_auth_failure(s, c->source, c->ctx.cred, "denied by policy");
+	memset(c->ctx.principal, 0, sizeof(c->ctx.principal));
+	conn_send_error(c, 0, PROTO_GWERR_AUTH, "denied by policy (hsm.session.connect)");
+	conn_close(c);
 	return 0;
 }
 
@@ -444,6 +476,9 @@ conn_hello(struct gw_conn *c, const uint8_t *body, size_t len)
 		return;
 	}
 	snprintf(c->ctx.source, sizeof(c->ctx.source), "%s", c->source);
+	if (!connect_allowed(c)) {
+		return;
+	}
 	c->max_frame = lim->max_frame != 0 ? lim->max_frame : PROTO_MAX_FRAME_DEFAULT;
 	if (c->max_frame > PROTO_MAX_FRAME_CAP) {
 		c->max_frame = PROTO_MAX_FRAME_CAP;
@@ -459,6 +494,7 @@ conn_hello(struct gw_conn *c, const uint8_t *body, size_t len)
 		return;
 	}
 	for (i = 0; i < c->max_inflight; i++) {
+		c->inflight[i].state = GW_SLOT_FREE;
 		c->inflight[i].worker = -1;
 	}
 	memset(&w, 0, sizeof(w));
@@ -503,7 +539,7 @@ inflight_find(struct gw_conn *c, uint32_t req_id)
 	uint32_t i;
 
 	for (i = 0; i < c->max_inflight; i++) {
-		if (c->inflight[i].worker >= 0 && c->inflight[i].req_id == req_id) {
+		if (c->inflight[i].state != GW_SLOT_FREE && c->inflight[i].req_id == req_id) {
 			return &c->inflight[i];
 		}
 	}
@@ -516,7 +552,7 @@ inflight_free_slot(struct gw_conn *c)
 	uint32_t i;
 
 	for (i = 0; i < c->max_inflight; i++) {
-		if (c->inflight[i].worker < 0) {
+		if (c->inflight[i].state == GW_SLOT_FREE) {
 			return &c->inflight[i];
 		}
 	}
@@ -534,18 +570,199 @@ drain_check(struct gw_conn *c)
 	}
 }
 
+/* Frees a slot: its held frame (wiped), its event; the call is no longer in flight. */
+static void
+slot_release(struct gw_conn *c, struct gw_inflight *slot)
+{
+	if (slot->frame != NULL) {
+		OPENSSL_clear_free(slot->frame, slot->frame_len);
+	}
+	aud_event_free(slot->ev);
+	memset(slot, 0, sizeof(*slot));
+	slot->state = GW_SLOT_FREE;
+	slot->worker = -1;
+	c->n_inflight--;
+}
+
+static int
+slot_keep_frame(struct gw_inflight *slot, const uint8_t *frame, size_t len)
+{
+	if ((slot->frame = malloc(len)) == NULL) {
+		return GW_ERR_NOMEM;
+	}
+	memcpy(slot->frame, frame, len);
+	slot->frame_len = len;
+	return 0;
+}
+
+/*
+ * The answer to the slot's request. Its audit event is completed (CK_RV, latency) and
+ * appended; with audit.durability sync the answer is held in the slot until the event is
+ * durable (gw_conn_audit_done), with async it goes now. When the event cannot be appended
+ * the answer never leaves: the client gets GW_CKR_AUDIT_FAILED instead (fail closed). An
+ * ERROR frame (a refused, malformed request) is sent either way: it serves nothing.
+ */
+static void
+conn_answer(struct gw_conn *c, struct gw_inflight *slot, const uint8_t *frame, size_t len, CK_RV rv)
+{
+	struct gw_server *s = c->srv;
+	struct aud_event *ev = slot->ev;
+	int is_error = len > 7 && frame[7] == PROTO_MSG_ERROR;
+	uint64_t seq = 0;
+	int r;
+
+	slot->ev = NULL;
+	r = gw_audit_commit(s, ev, 0, rv, &slot->start, c->id, slot->req_id, s->audit_sync, &seq);
+	if (r != 0 || !s->audit_sync) {
+		if (r != 0 && !is_error) {
+			gw_log(GW_LOG_WARN, "gw",
+			       "answer withheld: its audit event cannot be written",
+			       "conn=%llu principal=%s req=%u rv=CKR_DEVICE_ERROR",
+			       (unsigned long long)c->id, who(c), slot->req_id);
+			conn_send_rv(c, slot->call, slot->req_id, GW_CKR_AUDIT_FAILED);
+		} else {
+			conn_send(c, frame, len);
+		}
+		slot_release(c, slot);
+		drain_check(c);
+		return;
+	}
+	if (slot_keep_frame(slot, frame, len) != 0) {
+		/* The event is on its way; the answer is lost: the client's call times out rather
+		 * than getting a reply whose event may not be durable. */
+		gw_log(GW_LOG_ERROR, "gw", "cannot hold a reply (out of memory)",
+		       "conn=%llu req=%u", (unsigned long long)c->id, slot->req_id);
+	}
+	slot->state = GW_SLOT_HELD;
+	slot->seq = seq;
+	slot->worker = -1;
+}
+
+static void
+conn_answer_rv(struct gw_conn *c, struct gw_inflight *slot, CK_RV rv)
+{
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	if (gw_reply_rv(&b, slot->call, slot->req_id, rv) != 0) {
+		proto_buf_free(&b);
+		slot_release(c, slot);
+		return;
+	}
+	conn_answer(c, slot, b.data, b.len, rv);
+	proto_buf_free(&b);
+}
+
+/* Hands the request to worker `idx`; a worker that is down answers CKR_DEVICE_ERROR. */
+static void
+conn_to_worker(struct gw_conn *c, struct gw_inflight *slot, unsigned idx, const uint8_t *frame,
+               size_t flen)
+{
+	struct gw_server *s = c->srv;
+	struct gw_worker *w = &s->workers[idx];
+
+	if (gw_worker_send(w, PROTO_IPC_REQUEST, c->id, &c->ctx, frame, flen) != 0) {
+		/* The partition's worker is down (restarting): a clean PKCS #11 error now rather
+		 * than a call parked until it is back. */
+		conn_answer_rv(c, slot, CKR_DEVICE_ERROR);
+		return;
+	}
+	slot->state = GW_SLOT_WORKER;
+	slot->worker = (int)idx;
+	w->n_inflight++;
+	c->used[idx] = 1;
+}
+
+/* A state-changing call (PROTO_CF_STATE) first records a `pending` event; with durability
+ * sync the request waits in the slot until that record is durable (write-ahead). */
+static void
+conn_forward(struct gw_conn *c, struct gw_inflight *slot, unsigned idx, const uint8_t *frame,
+             size_t flen)
+{
+	struct gw_server *s = c->srv;
+	const struct proto_call_info *ci = proto_call_get(slot->call);
+	struct aud_event *pev = NULL;
+	uint64_t seq = 0;
+
+	if (ci == NULL || (ci->flags & PROTO_CF_STATE) == 0) {
+		conn_to_worker(c, slot, idx, frame, flen);
+		return;
+	}
+	if (gw_audit_request_event(s, &c->ctx, slot->call, &s->workers[idx].part, NULL, c->id,
+	                           slot->req_id, &pev) != 0 ||
+	    gw_audit_commit(s, pev, 1, CKR_OK, &slot->start, c->id, slot->req_id, s->audit_sync,
+	                    &seq) != 0) {
+		conn_answer_rv(c, slot, GW_CKR_AUDIT_FAILED);
+		return;
+	}
+	if (!s->audit_sync) {
+		conn_to_worker(c, slot, idx, frame, flen);
+		return;
+	}
+	if (slot_keep_frame(slot, frame, flen) != 0) {
+		conn_answer_rv(c, slot, CKR_HOST_MEMORY);
+		return;
+	}
+	slot->state = GW_SLOT_PREAUDIT;
+	slot->seq = seq;
+	slot->worker = (int)idx;
+}
+
+void
+gw_conn_audit_done(struct gw_server *s, uint64_t conn_id, uint32_t req_id, uint64_t seq, int status)
+{
+	struct gw_inflight *slot;
+	struct gw_conn *c;
+	int live;
+
+	if ((c = conn_find(s, conn_id)) == NULL || c->inflight == NULL ||
+	    (slot = inflight_find(c, req_id)) == NULL || slot->seq != seq ||
+	    (slot->state != GW_SLOT_HELD && slot->state != GW_SLOT_PREAUDIT)) {
+		return; /* the connection (and the call) went away meanwhile */
+	}
+	live = c->state == GW_CONN_OPEN || c->state == GW_CONN_DRAIN;
+	if (slot->state == GW_SLOT_HELD) {
+		if (live && status == 0 && slot->frame != NULL) {
+			conn_send(c, slot->frame, slot->frame_len);
+		} else if (live) {
+			conn_send_rv(c, slot->call, slot->req_id, GW_CKR_AUDIT_FAILED);
+		}
+		slot_release(c, slot);
+		drain_check(c);
+		return;
+	}
+	/* PREAUDIT: the pending record is durable; now the call may change state. */
+	if (!live) {
+		slot_release(c, slot);
+		return;
+	}
+	if (status != 0) {
+		conn_answer_rv(c, slot, GW_CKR_AUDIT_FAILED);
+		return;
+	}
+	{
+		uint8_t *req = slot->frame;
+		size_t rlen = slot->frame_len;
+
+		slot->frame = NULL;
+		slot->frame_len = 0;
+		conn_to_worker(c, slot, (unsigned)slot->worker, req, rlen);
+		OPENSSL_clear_free(req, rlen);
+	}
+}
+
 static void
 conn_request(struct gw_conn *c, const struct proto_hdr *h, const uint8_t *body, size_t len,
              const uint8_t *frame, size_t flen)
 {
 	struct gw_server *s = c->srv;
 	struct gw_inflight *slot;
-	struct gw_worker *w;
+	struct gw_decision d;
 	struct gw_route rt;
 	struct proto_buf b;
 	struct timespec start;
 	char msg[128];
-	CK_RV rv;
+	CK_RV rv = CKR_OK;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -571,62 +788,71 @@ conn_request(struct gw_conn *c, const struct proto_hdr *h, const uint8_t *body, 
 		conn_send_error(c, h->req_id, PROTO_GWERR_LIMIT, msg);
 		return;
 	}
+	/* Fail closed (docs/AUDIT.md): nothing is served while events cannot be written. */
+	if (!gw_audit_usable(s)) {
+		conn_send_rv(c, h->call, h->req_id, GW_CKR_AUDIT_FAILED);
+		return;
+	}
 	gw_route_decide(s->parts, s->n_workers, c->ctx.tenant, h, body, len, &rt);
+	memset(&d, 0, sizeof(d));
+	if (rt.kind == GW_ROUTE_FORWARD) {
+		rv = gw_policy_partition_check(s, &c->ctx, h->call, &s->workers[rt.part].part, body,
+		                               len, &d);
+	}
+	slot = inflight_free_slot(c); /* exists: n_inflight < max_inflight */
+	slot->state = GW_SLOT_HELD;   /* taken; conn_answer / conn_forward set the real state */
+	slot->req_id = h->req_id;
+	slot->call = h->call;
+	slot->worker = -1;
+	slot->start = start;
+	c->n_inflight++;
+	/* A failure leaves slot->ev NULL, and conn_answer then refuses (fail closed). */
+	if (gw_audit_request_event(s, &c->ctx, h->call,
+	                           rt.kind == GW_ROUTE_FORWARD ? &s->workers[rt.part].part : NULL,
+	                           &d, c->id, h->req_id, &slot->ev) != 0) {
+		slot->ev = NULL;
+	}
+	proto_buf_init(&b);
 	switch (rt.kind) {
 	case GW_ROUTE_ERROR:
 		s->stats.frames_refused++;
 		gw_log(GW_LOG_WARN, "gw", "request refused",
 		       "conn=%llu principal=%s req=%u call=%u reason=\"%s\"",
 		       (unsigned long long)c->id, who(c), h->req_id, h->call, rt.why);
-		gw_audit_request(s, &c->ctx, h->call, NULL, CKR_GENERAL_ERROR, "malformed", &start);
-		conn_send_error(c, h->req_id, rt.gwerr, rt.why);
-		return;
+		if (gw_reply_error(&b, h->req_id, rt.gwerr, rt.why) == 0) {
+			conn_answer(c, slot, b.data, b.len, CKR_GENERAL_ERROR);
+		} else {
+			slot_release(c, slot);
+		}
+		break;
 	case GW_ROUTE_REPLY:
 		gw_log(GW_LOG_DEBUG, "gw", "request answered",
 		       "conn=%llu principal=%s req=%u call=%s rv=0x%lx reason=\"%s\"",
 		       (unsigned long long)c->id, who(c), h->req_id, rt.call->name,
 		       (unsigned long)rt.rv, rt.why);
-		gw_audit_request(s, &c->ctx, h->call, NULL, rt.rv, "refused", &start);
-		conn_send_rv(c, h->call, h->req_id, rt.rv);
-		return;
+		conn_answer_rv(c, slot, rt.rv);
+		break;
 	case GW_ROUTE_ANSWER:
-		proto_buf_init(&b);
 		r = gw_route_answer(s->parts, s->n_workers, c->ctx.tenant, h, body, len, &b);
-		gw_audit_request(s, &c->ctx, h->call, NULL,
-		                 r == 0 ? frame_rv(b.data, b.len) : CKR_GENERAL_ERROR, "answered",
-		                 &start);
-		conn_send_buf(c, &b, r);
-		proto_buf_free(&b);
-		return;
+		if (r == 0) {
+			conn_answer(c, slot, b.data, b.len, frame_rv(b.data, b.len));
+		} else {
+			conn_answer_rv(c, slot, CKR_GENERAL_ERROR);
+		}
+		break;
 	case GW_ROUTE_FORWARD:
+		if (rv != CKR_OK) {
+			conn_answer_rv(c, slot, rv);
+		} else {
+			conn_forward(c, slot, rt.part, frame, flen);
+		}
 		break;
 	default:
+		slot_release(c, slot);
 		conn_send_error(c, h->req_id, PROTO_GWERR_INTERNAL, "no route");
-		return;
+		break;
 	}
-	w = &s->workers[rt.part];
-	rv = gw_policy_partition_check(s, &c->ctx, rt.call, &w->part);
-	if (rv != CKR_OK) {
-		gw_audit_request(s, &c->ctx, h->call, &w->part, rv, "denied", &start);
-		conn_send_rv(c, h->call, h->req_id, rv);
-		return;
-	}
-	if (gw_worker_send(w, PROTO_IPC_REQUEST, c->id, &c->ctx, frame, flen) != 0) {
-		/* The partition's worker is down (restarting): a clean PKCS #11 error now rather
-		 * than a call parked until it is back. */
-		gw_audit_request(s, &c->ctx, h->call, &w->part, CKR_DEVICE_ERROR, "unavailable",
-		                 &start);
-		conn_send_rv(c, h->call, h->req_id, CKR_DEVICE_ERROR);
-		return;
-	}
-	slot = inflight_free_slot(c); /* exists: n_inflight < max_inflight */
-	slot->req_id = h->req_id;
-	slot->call = h->call;
-	slot->worker = (int)rt.part;
-	slot->start = start;
-	c->n_inflight++;
-	w->n_inflight++;
-	c->used[rt.part] = 1;
+	proto_buf_free(&b);
 }
 
 static void
@@ -920,16 +1146,17 @@ gw_conn_on_reply(struct gw_server *s, struct gw_worker *w, uint64_t conn_id, con
 		       "conn=%llu partition=%s", (unsigned long long)conn_id, w->part.name);
 		return 0;
 	}
-	if ((slot = inflight_find(c, h.req_id)) == NULL || slot->worker != (int)w->idx) {
+	if ((slot = inflight_find(c, h.req_id)) == NULL || slot->state != GW_SLOT_WORKER ||
+	    slot->worker != (int)w->idx) {
 		gw_log(GW_LOG_WARN, "gw", "reply for no call in flight dropped",
 		       "conn=%llu partition=%s req=%u", (unsigned long long)conn_id, w->part.name,
 		       h.req_id);
 		return 0;
 	}
 	slot->worker = -1;
-	c->n_inflight--;
 	w->n_inflight--;
 	if (c->state != GW_CONN_OPEN && c->state != GW_CONN_DRAIN) {
+		slot_release(c, slot);
 		return 0;
 	}
 	if (len > c->max_frame) {
@@ -938,14 +1165,12 @@ gw_conn_on_reply(struct gw_server *s, struct gw_worker *w, uint64_t conn_id, con
 		gw_log(GW_LOG_WARN, "gw", "reply over max_frame replaced by CKR_DEVICE_ERROR",
 		       "conn=%llu partition=%s req=%u bytes=%zu", (unsigned long long)conn_id,
 		       w->part.name, h.req_id, len);
-		rv = CKR_DEVICE_ERROR;
-		conn_send_rv(c, slot->call, h.req_id, rv);
+		conn_answer_rv(c, slot, CKR_DEVICE_ERROR);
 	} else {
+		/* The CK_RV is the u64 at the start of the REPLY body (ERROR: a general error). */
 		rv = frame_rv(frame, len);
-		conn_send(c, frame, len);
+		conn_answer(c, slot, frame, len, rv);
 	}
-	gw_audit_request(s, &c->ctx, slot->call, &w->part, rv, "forwarded", &slot->start);
-	drain_check(c);
 	return 0;
 }
 
@@ -961,17 +1186,16 @@ gw_conn_fail_worker(struct gw_server *s, struct gw_worker *w)
 		for (i = 0; c->inflight != NULL && i < c->max_inflight; i++) {
 			struct gw_inflight *f = &c->inflight[i];
 
-			if (f->worker != (int)w->idx) {
+			if (f->state != GW_SLOT_WORKER || f->worker != (int)w->idx) {
 				continue;
 			}
 			f->worker = -1;
-			c->n_inflight--;
 			w->n_inflight--;
 			n++;
 			if (c->state == GW_CONN_OPEN || c->state == GW_CONN_DRAIN) {
-				gw_audit_request(s, &c->ctx, f->call, &w->part, CKR_DEVICE_ERROR,
-				                 "worker died", &f->start);
-				conn_send_rv(c, f->call, f->req_id, CKR_DEVICE_ERROR);
+				conn_answer_rv(c, f, CKR_DEVICE_ERROR);
+			} else {
+				slot_release(c, f);
 			}
 		}
 		drain_check(c);

@@ -67,8 +67,8 @@ void gw_server_free(struct gw_server *s);
 
 /*
  * What `hsmgated --check` does beyond loading the config: loads the TLS files into a
- * context and checks that the worker program is executable. 0 or a GW_ERR_* with the
- * reason in err[errsz].
+ * context, checks that the worker program is executable and loads the policy file (its
+ * error says file:line:column). 0 or a GW_ERR_* with the reason in err[errsz].
  */
 int gw_config_check(const struct cfg_daemon *cfg, const char *worker_path, char *err,
                     size_t errsz) GW_WUR;

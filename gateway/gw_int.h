@@ -6,7 +6,8 @@
  *   auth.c        config lookups: certificate subject / URI SAN / API key → principal (pure)
  *   route.c       frame splitting, the routing decision, the gateway's own answers (pure)
  *   tls.c         the TLS context and the peer's identity
- *   hooks.c       the partition-level policy decision and the audit events (hook points)
+ *   policy.c      the gateway's policy decisions (partition-, session-, connection-level)
+ *   audit.c       the audit events, durability callbacks, fail-closed and log reopening
  *   conn.c        one client connection: framing, handshake, requests, replies, close
  *   supervisor.c  the worker processes: spawn, IPC, death, restart
  *   server.c      the loop, listener, signals, reload, shutdown, ready file
@@ -14,10 +15,13 @@
 #ifndef HSMGATE_GW_INT_H
 #define HSMGATE_GW_INT_H
 
+#include "audit/audit.h"
 #include "config/cfg.h"
 #include "gateway/gw.h"
+#include "policy/policy.h"
 #include "proto/proto.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
@@ -148,11 +152,25 @@ void gw_tls_errors_drain(struct bufferevent *bev, char *buf, size_t n);
 struct gw_server;
 struct gw_worker;
 
+enum gw_slot_state {
+	GW_SLOT_FREE = 0,
+	GW_SLOT_WORKER = 1,   /* forwarded: waiting for the worker's reply */
+	GW_SLOT_PREAUDIT = 2, /* state-changing call: its `pending` event is being made durable
+	                       * before the request (in `frame`) is forwarded */
+	GW_SLOT_HELD = 3,     /* answered: the reply (in `frame`) waits for its event to be
+	                       * durable (audit.durability sync) */
+};
+
 struct gw_inflight {
+	enum gw_slot_state state;
 	uint32_t req_id;
 	uint16_t call;
-	int worker; /* index into s->workers; -1 = free slot */
+	int worker; /* index into s->workers; -1 when not waiting for a worker */
 	struct timespec start;
+	struct aud_event *ev; /* the request's audit event, completed with its answer */
+	uint64_t seq;         /* PREAUDIT/HELD: the audit record awaited */
+	uint8_t *frame;       /* PREAUDIT: the request; HELD: the reply (wiped when freed) */
+	size_t frame_len;
 };
 
 enum gw_conn_state {
@@ -236,6 +254,29 @@ struct gw_server {
 	int stopping; /* 1: draining connections; 2: stopping workers; 3: freeing */
 	struct gw_stats stats;
 	char bound[128]; /* "ADDRESS:PORT" actually bound */
+
+	/* policy (policy.c): NULL when the config names no policy file */
+	struct pol_policy *policy;
+	struct pol_request *pol_req; /* reused by every decision (one loop thread) */
+	struct pol_decision *pol_dec;
+	char *policy_path; /* the file the running policy came from */
+
+	/* audit (audit.c) */
+	struct aud_log *audit; /* NULL while being reopened after a failure */
+	struct aud_log_options audit_opts;
+	char *audit_dir, *audit_key;
+	char audit_origin[AUD_MAX_ORIGIN + 1];
+	char audit_source_crn[200];
+	int audit_sync;    /* durability sync: replies wait for their event */
+	int audit_alerted; /* the operator alert for the current failure was logged */
+	int audit_reopening;
+	struct aud_log *audit_old, *audit_new; /* handed to / back from the reopening thread */
+	struct event *ev_audit_done;           /* made active from the writer thread */
+	struct event *audit_retry;
+	pthread_mutex_t audit_mu; /* guards audit_done*, audit_new */
+	int audit_mu_ok;
+	struct gw_audit_done *audit_done;
+	size_t audit_done_n, audit_done_cap;
 };
 
 /* ---- conn.c ---------------------------------------------------------------------------- */
@@ -278,26 +319,94 @@ void gw_supervisor_free(struct gw_server *s);
 /* Called when the connection count drops (shutdown may be complete). */
 void gw_server_conn_gone(struct gw_server *s);
 
-/* ---- hooks.c --------------------------------------------------------------------------- */
+/* ---- policy.c -------------------------------------------------------------------------- */
 
-/* THE partition-level policy decision (DESIGN: partition-level checks run in the gateway).
- * CKR_OK to forward, or the CK_RV to answer with (CKR_ACTION_PROHIBITED). policy/ plugs in
- * here; until then every authenticated caller may use its own tenant's partitions. */
-CK_RV gw_policy_partition_check(struct gw_server *s, const struct proto_ctx *who,
-                                const struct proto_call_info *call, const struct gw_part *part);
+#define GW_DECISION_MAX_SIDS 16 /* = AUD_MAX_SIDS: what an audit event can carry */
 
-/* THE audit event of one request: called once per request that got an answer (from a
- * worker, from the gateway itself, or a refusal). `part` may be NULL. */
-void gw_audit_request(struct gw_server *s, const struct proto_ctx *who, uint16_t call,
-                      const struct gw_part *part, CK_RV rv, const char *outcome,
-                      const struct timespec *start);
+/* A policy decision as the gateway keeps it: copied out of the pol_decision (whose strings
+ * live in the policy, which a reload may free) for the log and the audit event. */
+struct gw_decision {
+	int made;   /* 0: no decision was taken here (no policy, or decided elsewhere) */
+	int error;  /* the POL_ERR_* that cut evaluation short (then a deny) */
+	int result; /* enum pol_result */
+	int shadow; /* enum pol_result with shadow statements enforced (recorded only) */
+	char action[64];
+	unsigned nsids; /* the deciding statements: denies for a deny, allows for an allow */
+	char sids[GW_DECISION_MAX_SIDS][65];
+	char shadow_sid[65];
+};
 
-/* THE audit event of a refused connection-level authentication. */
+/* The policy action of `call` in the policy vocabulary (the call table's own action for calls
+ * without one); *gateway_decides (may be NULL) is 1 when the gateway takes the decision. */
+const char *gw_policy_action(uint16_t call, int *gateway_decides);
+
+/* Loads a policy file; on failure err says file:line:column: why. GW_ERR_CONFIG. */
+int gw_policy_load(const char *path, struct pol_policy **out, char *err, size_t errsz) GW_WUR;
+
+/* The partition-level decision of one forwarded request (body: the request's fields, for
+ * hsm:SessionRW, hsm:UserType, hsm:Length). CKR_OK to forward or CKR_ACTION_PROHIBITED; *d
+ * records the decision (d->made 0 when none was taken here). */
+CK_RV gw_policy_partition_check(struct gw_server *s, const struct proto_ctx *who, uint16_t call,
+                                const struct gw_part *part, const uint8_t *body, size_t len,
+                                struct gw_decision *d);
+
+/* hsm.session.connect on crn:hsmgate:<tenant> at the hello: 0 or GW_ERR_AUTH. */
+int gw_policy_connect_check(struct gw_server *s, const struct proto_ctx *who,
+                            struct gw_decision *d) GW_WUR;
+
+/* "1.2.3.4:5" → "1.2.3.4", "[::1]:5" → "::1". */
+void gw_source_ip(const char *source, char *out, size_t outsz);
+/* crn:hsmgate:<tenant>:partition:<name> */
+void gw_partition_crn(const struct gw_part *part, char *out, size_t outsz);
+
+/* ---- audit.c --------------------------------------------------------------------------- */
+
+/* Opens the log of s->cfg->audit (generating the signing key when its file is missing).
+ * Before the loop runs: it reads and checks the whole existing log. */
+int gw_audit_open(struct gw_server *s, char *err, size_t errsz) GW_WUR;
+/* Closes the log (final checkpoint); pending completions are dropped. */
+void gw_audit_close(struct gw_server *s);
+void gw_audit_free(struct gw_server *s);
+
+/* 1 when events can be appended now; 0 (and the operator alert, once) when the log has
+ * failed or is being reopened: the caller refuses the request with GW_CKR_AUDIT_FAILED. */
+int gw_audit_usable(struct gw_server *s);
+#define GW_CKR_AUDIT_FAILED CKR_DEVICE_ERROR
+
+/* The event of one request, before its answer is known: initiator, target (the partition,
+ * or the tenant when `part` is NULL), action, correlation, the policy decision (d may be
+ * NULL). *out is the caller's (aud_event_free) until given to gw_audit_commit. */
+int gw_audit_request_event(struct gw_server *s, const struct proto_ctx *who, uint16_t call,
+                           const struct gw_part *part, const struct gw_decision *d,
+                           uint64_t conn_id, uint32_t req_id, struct aud_event **out) GW_WUR;
+
+/* Completes `ev` (consumed, always) as pending, or with rv and the latency since start, and
+ * appends it. With want_done, gw_conn_audit_done(conn_id, req_id, *seq, status) runs on the
+ * loop once the record is durable or failed. An AUD_ERR_* when the event could not be
+ * appended (the log has then failed, or is refusing: the caller fails closed). */
+int gw_audit_commit(struct gw_server *s, struct aud_event *ev, int pending, CK_RV rv,
+                    const struct timespec *start, uint64_t conn_id, uint32_t req_id, int want_done,
+                    uint64_t *seq) GW_WUR;
+
+/* A reopen after a failure finished with `status` (loop thread). */
+void gw_audit_reopened(struct gw_server *s, int status);
+
+/* System events: gateway start/stop, worker start/exit/restart, policy reload. */
+void gw_audit_gateway(struct gw_server *s, const char *verb, const char *detail);
+void gw_audit_worker(struct gw_server *s, const struct gw_worker *w, const char *verb,
+                     const char *detail, int failure);
+void gw_audit_policy_reload(struct gw_server *s, const char *path, int ok, const char *detail);
+
+/* THE audit event of a refused connection-level authentication (no request to hold). */
 void gw_audit_auth_failure(struct gw_server *s, const char *source, uint8_t cred,
                            const char *reason);
 
 /* An event a worker sent over IPC (PROTO_IPC_AUDIT, JSON body). */
 void gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, const uint8_t *body,
                            size_t len);
+
+/* conn.c: the record `seq` of request (conn_id, req_id) is durable (status 0) or failed. */
+void gw_conn_audit_done(struct gw_server *s, uint64_t conn_id, uint32_t req_id, uint64_t seq,
+                        int status);
 
 #endif /* HSMGATE_GW_INT_H */

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <openssl/err.h>
 
 /* In-flight calls get this long to finish after SIGTERM (hsmgated's callers, and the e2e
@@ -95,20 +96,35 @@ worker_path_resolve(const struct cfg_daemon *cfg, const char *override, char **o
 	return 0;
 }
 
+/* The policy named by `path` (NULL: none) into *out; on failure err holds
+ * file:line:column: why. */
+static int
+policy_open(const char *path, struct pol_policy **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	if (path == NULL) {
+		return 0;
+	}
+	return gw_policy_load(path, out, err, errsz);
+}
+
 int
 gw_config_check(const struct cfg_daemon *cfg, const char *worker_path, char *err, size_t errsz)
 {
+	struct pol_policy *pol = NULL;
 	SSL_CTX *ctx = NULL;
 	char *wp = NULL;
 	int r;
 
 	if ((r = gw_tls_ctx_new(cfg, &ctx, err, errsz)) != 0 ||
-	    (r = worker_path_resolve(cfg, worker_path, &wp, err, errsz)) != 0) {
+	    (r = worker_path_resolve(cfg, worker_path, &wp, err, errsz)) != 0 ||
+	    (r = policy_open(cfg->policy, &pol, err, errsz)) != 0) {
 		goto out;
 	}
 	r = 0;
 out:
 	SSL_CTX_free(ctx);
+	pol_policy_free(pol);
 	free(wp);
 	return r;
 }
@@ -318,13 +334,37 @@ same_str(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static void
+policy_install(struct gw_server *s, struct pol_policy *pol, const char *path)
+{
+	char *p = path != NULL ? strdup(path) : NULL;
+
+	/* Decisions are taken synchronously on this loop and copy what they keep
+	 * (struct gw_decision): the old policy has no other holder and can go now. */
+	pol_policy_free(s->policy);
+	s->policy = pol;
+	free(s->policy_path);
+	s->policy_path = p;
+	if (pol != NULL) {
+		gw_log(GW_LOG_INFO, "policy", "policy in force", "file=%s name=%s statements=%zu",
+		       path, pol_policy_name(pol), pol_policy_statement_count(pol));
+	} else {
+		gw_log(GW_LOG_INFO, "policy",
+		       "no policy file: authenticated callers may use their own tenant's "
+		       "partitions",
+		       NULL);
+	}
+}
+
 /* SIGHUP: a config that fails to load leaves the running one in force and says why. What
- * changes: principals, API keys, limits (for new connections), the TLS files. What needs a
- * restart (and is logged as such): the partition set and the listen address. */
+ * changes: principals, API keys, limits (for new connections), the TLS files and the policy
+ * (atomically with the config: both or neither). What needs a restart (and is logged as
+ * such): the partition set, the listen address and the audit log settings. */
 static void
 reload(struct gw_server *s)
 {
 	struct cfg_daemon *n = NULL, *old;
+	struct pol_policy *pol = NULL;
 	SSL_CTX *ctx = NULL;
 	char err[1024], q[1100];
 	unsigned i, principals = 0;
@@ -341,6 +381,22 @@ reload(struct gw_server *s)
 		       "error=%s", gw_log_quote(err, q, sizeof(q)));
 		cfg_daemon_free(n);
 		return;
+	}
+	if ((r = policy_open(n->policy, &pol, err, sizeof(err))) != 0) {
+		gw_log(GW_LOG_ERROR, "policy",
+		       "reload failed: policy does not load; keeping the running policy and "
+		       "configuration",
+		       "error=%s", gw_log_quote(err, q, sizeof(q)));
+		gw_audit_policy_reload(s, n->policy, 0, err);
+		SSL_CTX_free(ctx);
+		cfg_daemon_free(n);
+		return;
+	}
+	if (!same_str(n->audit->dir, s->cfg->audit->dir) ||
+	    !same_str(n->audit->signing_key, s->cfg->audit->signing_key) ||
+	    !same_str(n->audit->durability, s->cfg->audit->durability)) {
+		gw_log(GW_LOG_WARN, "gw", "audit changes need a restart; the running log stays",
+		       "dir=%s", s->audit_dir);
 	}
 	if (!same_partitions(s, n)) {
 		gw_log(GW_LOG_WARN, "gw",
@@ -359,6 +415,9 @@ reload(struct gw_server *s)
 	cfg_daemon_free(old);
 	SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = ctx;
+	policy_install(s, pol, n->policy);
+	gw_audit_policy_reload(s, n->policy, 1,
+	                       n->policy != NULL ? "policy reloaded" : "no policy");
 	for (i = 0; i < n->n_tenants; i++) {
 		principals += n->tenants[i].n_principals;
 	}
@@ -426,6 +485,11 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		goto out;
 	}
 	r = GW_ERR_EVENT;
+	/* The audit writer thread wakes the loop with event_active(). */
+	if (evthread_use_pthreads() != 0) {
+		snprintf(err, errsz, "libevent has no thread support");
+		goto out;
+	}
 	if ((s->base = event_base_new()) == NULL) {
 		snprintf(err, errsz, "event_base_new failed");
 		goto out;
@@ -441,6 +505,25 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		snprintf(err, errsz, "cannot set up signal handling");
 		goto out;
 	}
+	if ((r = pol_request_new(&s->pol_req)) != 0 || (r = pol_decision_new(&s->pol_dec)) != 0) {
+		snprintf(err, errsz, "out of memory");
+		r = GW_ERR_NOMEM;
+		goto out;
+	}
+	{
+		struct pol_policy *pol = NULL;
+
+		/* A policy that does not load stops the start: file:line:column in the message. */
+		if ((r = policy_open(cfg->policy, &pol, err, errsz)) != 0) {
+			goto out;
+		}
+		policy_install(s, pol, cfg->policy);
+	}
+	/* The audit log before anything is served: every request needs its event. */
+	if ((r = gw_audit_open(s, err, errsz)) != 0) {
+		goto out;
+	}
+	gw_audit_gateway(s, "start", NULL);
 	/* Listening before the workers exist is harmless (connections wait in the loop, which
 	 * is not running yet) and fails fast on a busy port before any process is forked. */
 	if ((r = listen_open(s, err, errsz)) != 0 ||
@@ -490,6 +573,15 @@ gw_server_free(struct gw_server *s)
 	s->stopping = 3; /* nothing below may start a shutdown step */
 	gw_conn_free_all(s);
 	gw_supervisor_free(s);
+	if (s->audit != NULL) {
+		gw_audit_gateway(s, "stop", NULL);
+	}
+	/* The final checkpoint; completions still queued are dropped with their tokens. */
+	gw_audit_free(s);
+	pol_policy_free(s->policy);
+	pol_request_free(s->pol_req);
+	pol_decision_free(s->pol_dec);
+	free(s->policy_path);
 	if (s->listener != NULL) {
 		evconnlistener_free(s->listener);
 	}

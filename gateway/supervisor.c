@@ -151,6 +151,7 @@ worker_spawn(struct gw_worker *w)
 	gw_log(GW_LOG_INFO, "supervisor", w->restarts > 0 ? "worker restarted" : "worker started",
 	       "partition=%s tenant=%s slot=%u pid=%ld restarts=%u", w->part.name, w->part.tenant,
 	       w->part.slot, (long)pid, w->restarts);
+	gw_audit_worker(s, w, w->restarts > 0 ? "restart" : "start", NULL, 0);
 	return 0;
 }
 
@@ -414,6 +415,21 @@ gw_supervisor_reap(struct gw_server *s)
 		}
 		w->pid = 0;
 		s->stats.worker_exits++;
+		{
+			char detail[64];
+
+			if (WIFSIGNALED(status)) {
+				snprintf(detail, sizeof(detail), "signal %d", WTERMSIG(status));
+			} else {
+				snprintf(detail, sizeof(detail), "exit status %d",
+				         WEXITSTATUS(status));
+			}
+			/* An exit while the gateway stops is the normal end; any other is a crash.
+			 */
+			gw_audit_worker(s, w, "exit", detail,
+			                !s->stopping &&
+			                        !(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+		}
 		if (WIFSIGNALED(status)) {
 			gw_log(s->stopping ? GW_LOG_INFO : GW_LOG_WARN, "supervisor",
 			       "worker exited", "partition=%s pid=%ld signal=%d", w->part.name,

@@ -33,9 +33,18 @@ login=$(grep -m1 -E '^ +HSMGATE_CONF=.* -O$' "$E2E_DIR/demo.log" | sed -E 's/^ +
 check "demo: the printed login line works" ext bash -c "$login"
 apikey=$(grep -m1 -E 'client-apikey.yaml' "$E2E_DIR/demo.log" | sed -E 's/^ +//')
 expect_output "demo: the API-key line works" '[0-9a-f]{2}' ext bash -c "$apikey"
+[ -f "$rel_dir/audit-signing.pub" ] && [ -d "$rel_dir/audit" ] &&
+	pass "demo: the audit log and its public key are in the demo directory" ||
+	fail "demo: the audit log and its public key are in the demo directory" "$(ls "$rel_dir")"
 # A second start reuses the setup (the PINs do not change).
 pin=$(cat "$rel_dir/user-pin")
 e2e_stop
+verify=$(grep -m1 -E '^ +.*hsmgate-audit verify --log ' "$E2E_DIR/demo.log" | sed -E 's/^ +//')
+[ -n "$verify" ] && pass "demo: prints the auditor's first command" ||
+	fail "demo: prints the auditor's first command" "$(cat "$E2E_DIR/demo.log")"
+expect_output "demo: the printed verify line passes" '^OK ' ext bash -c "$verify"
+expect_output "demo: the log has the demo's calls" 'hsmgate.random.generate' \
+	bash -c "cat $rel_dir/audit/seg-*.log"
 HSMGATE_DEMO_DIR=$rel_dir HSMGATE_DEMO_PORT=$port HSMGATE_DEMO_SETUP_ONLY=1 tools/hsmgate-demo "$BUILD" >/dev/null 2>&1
 [ "$(cat "$rel_dir/user-pin")" = "$pin" ] && pass "demo: setup is created once" || fail "demo: setup is created once"
 exit 0

@@ -18,7 +18,9 @@
  * once on a session held for the whole run (login state is per application, §6.7.1).
  *
  * Output: "PASS p11_stress <kind>: <n> calls" per kind that ran without error, "FAIL ..."
- * lines for wrong results (at most 20 detailed ones), and a final PASS/FAIL line. Exit
+ * lines for wrong results (at most 20 detailed ones), "CALLS ok=<n>" (the PKCS #11 calls
+ * that returned CKR_OK, i.e. whose reply the client received: the audit e2e test compares
+ * it with the gateway's events), and a final PASS/FAIL line. Exit
  * status: 0 all good, 1 a wrong result, 2 usage or setup error.
  */
 #include <dlfcn.h>
@@ -48,6 +50,72 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned fail_lines;
 static unsigned long done[OP_COUNT];
 static unsigned long failed[OP_COUNT];
+
+/* ---- counting every call that returned CKR_OK ------------------------------------------ */
+
+static CK_FUNCTION_LIST_PTR real;
+static CK_FUNCTION_LIST counted;
+static unsigned long calls_ok;
+
+static CK_RV
+count_rv(CK_RV rv)
+{
+	if (rv == CKR_OK) {
+		__atomic_fetch_add(&calls_ok, 1, __ATOMIC_RELAXED);
+	}
+	return rv;
+}
+
+#define COUNTED(name, params, args)                                                                \
+	static CK_RV cnt_##name params                                                             \
+	{                                                                                          \
+		return count_rv(real->name args);                                                  \
+	}
+COUNTED(C_GetSlotList, (CK_BBOOL a, CK_SLOT_ID_PTR b, CK_ULONG_PTR c), (a, b, c))
+COUNTED(C_GetTokenInfo, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))
+COUNTED(C_OpenSession,
+        (CK_SLOT_ID a, CK_FLAGS b, CK_VOID_PTR c, CK_NOTIFY d, CK_SESSION_HANDLE_PTR e),
+        (a, b, c, d, e))
+COUNTED(C_CloseSession, (CK_SESSION_HANDLE a), (a))
+COUNTED(C_GetSessionInfo, (CK_SESSION_HANDLE a, CK_SESSION_INFO_PTR b), (a, b))
+COUNTED(C_Login, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d), (a, b, c, d))
+COUNTED(C_Logout, (CK_SESSION_HANDLE a), (a))
+COUNTED(C_CreateObject,
+        (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d), (a, b, c, d))
+COUNTED(C_DestroyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b), (a, b))
+COUNTED(C_GetAttributeValue,
+        (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))
+COUNTED(C_FindObjectsInit, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c), (a, b, c))
+COUNTED(C_FindObjects, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE_PTR b, CK_ULONG c, CK_ULONG_PTR d),
+        (a, b, c, d))
+COUNTED(C_FindObjectsFinal, (CK_SESSION_HANDLE a), (a))
+COUNTED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b), (a, b))
+COUNTED(C_Digest, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e),
+        (a, b, c, d, e))
+COUNTED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+
+/* The module's function list with the calls that travel to the gateway counted. */
+static void
+count_calls(void)
+{
+	counted = *real;
+	counted.C_GetSlotList = cnt_C_GetSlotList;
+	counted.C_GetTokenInfo = cnt_C_GetTokenInfo;
+	counted.C_OpenSession = cnt_C_OpenSession;
+	counted.C_CloseSession = cnt_C_CloseSession;
+	counted.C_GetSessionInfo = cnt_C_GetSessionInfo;
+	counted.C_Login = cnt_C_Login;
+	counted.C_Logout = cnt_C_Logout;
+	counted.C_CreateObject = cnt_C_CreateObject;
+	counted.C_DestroyObject = cnt_C_DestroyObject;
+	counted.C_GetAttributeValue = cnt_C_GetAttributeValue;
+	counted.C_FindObjectsInit = cnt_C_FindObjectsInit;
+	counted.C_FindObjects = cnt_C_FindObjects;
+	counted.C_FindObjectsFinal = cnt_C_FindObjectsFinal;
+	counted.C_DigestInit = cnt_C_DigestInit;
+	counted.C_Digest = cnt_C_Digest;
+	counted.C_GenerateRandom = cnt_C_GenerateRandom;
+}
 
 struct worker {
 	pthread_t t;
@@ -452,10 +520,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((getfl = (CK_C_GetFunctionList)dlsym(so, "C_GetFunctionList")) == NULL ||
-	    getfl(&p11) != CKR_OK) {
+	    getfl(&real) != CKR_OK) {
 		printf("FAIL p11_stress: %s has no usable C_GetFunctionList\n", module);
 		return 2;
 	}
+	count_calls();
+	p11 = &counted;
 	memset(&args, 0, sizeof(args));
 	args.flags = CKF_OS_LOCKING_OK;
 	if ((rv = p11->C_Initialize(&args)) != CKR_OK) {
@@ -511,6 +581,7 @@ main(int argc, char **argv)
 		printf("FAIL p11_stress: C_Finalize returned 0x%lx\n", (unsigned long)rv);
 		total_failed++;
 	}
+	printf("CALLS ok=%lu\n", __atomic_load_n(&calls_ok, __ATOMIC_RELAXED));
 	for (k = 0; k < OP_COUNT; k++) {
 		if (k == OP_OBJECT && !have_pin) {
 			continue;

@@ -136,6 +136,19 @@ partitions:
     slot: 3
     token_label: g1
 YAML
+	# Optional, for the passthrough test: more entries of the partitions list, in YAML
+	# (unset: none). They follow the list above directly, so they must come first.
+	if [ -n "${E2E_EXTRA_PARTITIONS:-}" ]; then
+		printf '%s\n' "$E2E_EXTRA_PARTITIONS" >>"$d/hsmgated.yaml"
+	fi
+	# Optional, for the policy and audit tests (unset: the config above, unchanged):
+	# E2E_POLICY names a policy file, E2E_AUDIT is an `audit:` block in YAML.
+	if [ -n "${E2E_POLICY:-}" ]; then
+		echo "policy: $E2E_POLICY" >>"$d/hsmgated.yaml"
+	fi
+	if [ -n "${E2E_AUDIT:-}" ]; then
+		printf '%s\n' "$E2E_AUDIT" >>"$d/hsmgated.yaml"
+	fi
 	for t in a1 a2 g1; do
 		"$BIN/hsmctl" token init --config "$d/hsmgated.yaml" --partition $t --label $t \
 			--so-pin-file "$d/so-pin" --user-pin-file "$d/user-pin" >/dev/null
