@@ -356,7 +356,7 @@ proto_ipc_hdr_decode(const uint8_t *p, size_t avail, size_t max, uint8_t *kind, 
 		max = IPC_MAX_DEFAULT;
 	}
 	len = proto_be32_read(p);
-	if (p[4] < PROTO_IPC_REQUEST || p[4] > PROTO_IPC_AUDIT) {
+	if (p[4] < PROTO_IPC_REQUEST || p[4] > PROTO_IPC_POLICY) {
 		return PROTO_ERR_BAD_TYPE;
 	}
 	if (len < PROTO_IPC_HDR_BYTES - PROTO_LEN_BYTES) {

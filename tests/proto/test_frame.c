@@ -561,7 +561,9 @@ test_ipc_refusals(void)
 	h[4] = 0;
 	CU_ASSERT_EQUAL(proto_ipc_hdr_decode(h, sizeof(h), 0, &kind, &conn, &body),
 	                PROTO_ERR_BAD_TYPE);
-	h[4] = 5;
+	h[4] = PROTO_IPC_POLICY;
+	CU_ASSERT_EQUAL(proto_ipc_hdr_decode(h, sizeof(h), 0, &kind, &conn, &body), 0);
+	h[4] = PROTO_IPC_POLICY + 1;
 	CU_ASSERT_EQUAL(proto_ipc_hdr_decode(h, sizeof(h), 0, &kind, &conn, &body),
 	                PROTO_ERR_BAD_TYPE);
 	h[4] = PROTO_IPC_REPLY;
