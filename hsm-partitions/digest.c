@@ -251,3 +251,39 @@ part_random_seed(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const
 	}
 	return CKR_RANDOM_SEED_NOT_SUPPORTED;
 }
+
+/*
+ * C_DigestKey (v2.40 §5.10): "continues a multiple-part message-digesting operation by
+ * digesting the value of a secret key". Only secret keys have a value to digest
+ * (CKR_KEY_INDIGESTIBLE otherwise); like C_DigestUpdate, an error ends the operation.
+ */
+CK_RV
+part_digest_key(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key)
+{
+	const struct part_attr *v;
+	struct part_session *s;
+	struct part_object *o;
+	CK_RV rv;
+
+	if ((rv = part_session_get(t, conn, h, &s)) != CKR_OK) {
+		return rv;
+	}
+	if (s->md == NULL) {
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if (part_object_lookup(t, s, key, &o) != CKR_OK) {
+		part_digest_end(s);
+		return CKR_KEY_HANDLE_INVALID;
+	}
+	if (o->cls != CKO_SECRET_KEY || (v = part_object_attr(o, CKA_VALUE)) == NULL) {
+		part_digest_end(s);
+		return o->cls == CKO_PUBLIC_KEY || o->cls == CKO_PRIVATE_KEY ? CKR_KEY_INDIGESTIBLE
+		                                                             : CKR_KEY_HANDLE_INVALID;
+	}
+	if (v->len != 0 && EVP_DigestUpdate(s->md, v->value, v->len) != 1) {
+		part_digest_end(s);
+		return CKR_DEVICE_ERROR;
+	}
+	s->md_updated = 1;
+	return CKR_OK;
+}

@@ -61,8 +61,8 @@ write_full(int fd, const uint8_t *p, size_t len)
 
 /* One PROTO_IPC_REQUEST body: the caller context, then the client frame. */
 static int
-serve_request(struct part_worker *w, int fd, uint64_t conn, const uint8_t *body, size_t len,
-              struct proto_buf *frame, struct proto_buf *msg)
+serve_request(const struct part_ipc_handler *h, int fd, uint64_t conn, const uint8_t *body,
+              size_t len, struct proto_buf *frame, struct proto_buf *msg)
 {
 	struct proto_ctx ctx;
 	struct proto_cur c;
@@ -74,7 +74,7 @@ serve_request(struct part_worker *w, int fd, uint64_t conn, const uint8_t *body,
 	}
 	proto_buf_reset(frame);
 	proto_buf_reset(msg);
-	if ((r = part_worker_handle(w, conn, &ctx, c.p, c.len, frame)) != 0) {
+	if ((r = h->handle(h->arg, conn, &ctx, c.p, c.len, frame)) != 0) {
 		return r;
 	}
 	if (proto_ipc_begin(msg, PROTO_IPC_REPLY, conn) != 0 ||
@@ -85,7 +85,7 @@ serve_request(struct part_worker *w, int fd, uint64_t conn, const uint8_t *body,
 }
 
 int
-part_worker_serve(struct part_worker *w, int fd)
+part_ipc_serve(const struct part_ipc_handler *h, int fd)
 {
 	struct proto_buf frame, msg;
 	uint8_t hdr[PROTO_IPC_HDR_BYTES];
@@ -94,11 +94,11 @@ part_worker_serve(struct part_worker *w, int fd)
 	uint32_t body_len;
 	uint64_t conn;
 	uint8_t kind;
-	int r;
+	int policy_noted = 0, r;
 
 	proto_buf_init(&frame);
 	proto_buf_init(&msg);
-	max_body = (size_t)part_worker_max_frame(w) + PART_IPC_SLACK;
+	max_body = (size_t)h->max_frame + PART_IPC_SLACK;
 	/* One buffer for the largest body, allocated once: no size ever comes from the wire. */
 	if ((body = malloc(max_body)) == NULL) {
 		r = PART_ERR_NOMEM;
@@ -124,12 +124,25 @@ part_worker_serve(struct part_worker *w, int fd)
 		}
 		switch (kind) {
 		case PROTO_IPC_REQUEST:
-			r = serve_request(w, fd, conn, body, body_len, &frame, &msg);
+			r = serve_request(h, fd, conn, body, body_len, &frame, &msg);
 			break;
 		case PROTO_IPC_CONN_CLOSED:
 			r = body_len == 0 ? 0 : PART_ERR_IPC;
 			if (r == 0) {
-				part_worker_conn_closed(w, conn);
+				h->conn_closed(h->arg, conn);
+			}
+			break;
+		case PROTO_IPC_POLICY:
+			/* The policy text for key-level decisions (authz.c). A backend without
+			 * them says so once, and keeps serving: the gateway's partition-level
+			 * decisions still apply to every call. */
+			if (h->policy != NULL) {
+				r = h->policy(h->arg, body, body_len);
+			} else if (!policy_noted) {
+				fprintf(stderr,
+				        "hsmgate-worker: key-level policy is not enforced by "
+				        "this backend yet (partition-level policy is)\n");
+				policy_noted = 1;
 			}
 			break;
 		default:
@@ -151,4 +164,37 @@ out:
 	proto_buf_free(&frame);
 	proto_buf_free(&msg);
 	return r;
+}
+
+/* ---- the soft worker on the shared loop (issue 3: the passthrough backend uses it too) -- */
+
+static int
+worker_handle(void *arg, uint64_t conn, const struct proto_ctx *ctx, const uint8_t *frame,
+              size_t len, struct proto_buf *reply)
+{
+	return part_worker_handle(arg, conn, ctx, frame, len, reply);
+}
+
+static void
+worker_conn_closed(void *arg, uint64_t conn)
+{
+	part_worker_conn_closed(arg, conn);
+}
+
+/* A policy that does not load was logged by part_worker_set_policy and leaves the old one in
+ * force: the loop goes on (the gateway validated the text, so this is rare). */
+static int
+worker_policy(void *arg, const uint8_t *text, size_t len)
+{
+	(void)part_worker_set_policy(arg, text, len);
+	return 0;
+}
+
+int
+part_worker_serve(struct part_worker *w, int fd)
+{
+	struct part_ipc_handler h = {w, part_worker_max_frame(w), worker_handle, worker_conn_closed,
+	                             worker_policy};
+
+	return part_ipc_serve(&h, fd);
 }

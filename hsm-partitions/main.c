@@ -4,6 +4,9 @@
  *
  *   hsmgate-worker --config FILE --partition NAME --fd N
  *
+ * The partition's backend: `soft` (default) serves hsmgate's own token (part_worker_*);
+ * `pkcs11` forwards to a vendor module's token (part_pt_*, passthrough.c), on the same loop.
+ *
  * Exit status: 0 when the gateway closes the socket (it went away or stops the worker),
  * 1 on a start-up error (config, store), 2 when the IPC framing is broken (an internal bug:
  * the supervisor restarts the worker). Client input never ends the worker.
@@ -19,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 static void
 usage(FILE *f)
@@ -28,6 +33,53 @@ usage(FILE *f)
 	           "Serves the token of partition NAME (from the hsmgated config FILE) over the\n"
 	           "socket N that hsmgated passes. Started by hsmgated; not meant to be run by "
 	           "hand.\n");
+}
+
+/* backend: pkcs11 — the vendor module's token behind the same IPC loop. The process
+ * hardening of the soft worker (no dumps, no new privileges) applies too: the vendor module
+ * holds the PIN-derived login state in this process. Exit status as for the soft worker. */
+static int
+serve_passthrough(const struct cfg_daemon *cfg, const struct cfg_partition *p, int fd)
+{
+	struct rlimit rl = {0, 0};
+	struct part_pt_opts po;
+	struct part_pt *pt = NULL;
+	int r;
+
+	if (p->module == NULL || p->token == NULL) {
+		fprintf(stderr,
+		        "hsmgate-worker: partition %s: backend pkcs11 needs module and token\n",
+		        p->name);
+		return 1;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &rl) != 0) {
+		fprintf(stderr, "hsmgate-worker: partition %s: %s\n", p->name,
+		        part_strerror(PART_ERR_SYS));
+		return 1;
+	}
+	memset(&po, 0, sizeof(po));
+	po.partition = p->name;
+	po.module = p->module;
+	po.token = p->token;
+	po.slot = p->slot;
+	po.max_frame = cfg->limits.max_frame;
+	if ((r = part_pt_open(&po, &pt)) != 0) {
+		fprintf(stderr, "hsmgate-worker: partition %s: %s\n", p->name, part_strerror(r));
+		return 1;
+	}
+	/* After the vendor's C_Initialize, which may legitimately exec helpers or raise
+	 * privileges (some HSM clients do); nothing after it may. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		part_pt_free(pt);
+		return 1;
+	}
+	r = part_pt_serve(pt, fd);
+	part_pt_free(pt);
+	if (r == 0) {
+		return 0;
+	}
+	fprintf(stderr, "hsmgate-worker: partition %s: %s\n", p->name, part_strerror(r));
+	return r == PART_ERR_IPC ? 2 : 1;
 }
 
 int
@@ -91,15 +143,20 @@ main(int argc, char **argv)
 		cfg_daemon_free(cfg);
 		return 1;
 	}
+	if (p->backend != NULL && strcmp(p->backend, "pkcs11") == 0) {
+		r = serve_passthrough(cfg, p, (int)fd);
+		cfg_daemon_free(cfg);
+		return r;
+	}
 	if (p->backend != NULL && strcmp(p->backend, "soft") != 0) {
-		fprintf(stderr,
-		        "hsmgate-worker: partition %s: backend '%s' is not implemented yet\n",
-		        partition, p->backend);
+		fprintf(stderr, "hsmgate-worker: partition %s: unknown backend '%s'\n", partition,
+		        p->backend);
 		cfg_daemon_free(cfg);
 		return 1;
 	}
 	memset(&wo, 0, sizeof(wo));
 	wo.partition = p->name;
+	wo.tenant = p->tenant;
 	wo.store_dir = p->store;
 	wo.token_label = p->token_label;
 	wo.slot = p->slot;

@@ -68,6 +68,7 @@ struct part_worker_opts {
 	uint32_t max_frame;      /* largest client frame; 0 = PROTO_MAX_FRAME_DEFAULT */
 	uint32_t pin_iter;       /* PBKDF2 iterations for new PIN hashes; 0 = PART_PIN_ITER.
 	                          * Only tests lower it: the config has no such knob. */
+	const char *tenant;      /* the owning tenant: key CRNs of the policy; NULL = "" */
 };
 
 /*
@@ -90,6 +91,13 @@ int part_worker_start(const struct part_worker_opts *o, struct part_worker **out
 
 /* Closes every session, wipes in-memory object values and closes the store. NULL: no-op. */
 void part_worker_free(struct part_worker *w);
+
+/*
+ * Installs the policy text the gateway sent (PROTO_IPC_POLICY; empty: no policy) for the
+ * key-level decisions (authz.c). A text that fails to load leaves the old policy in force,
+ * says why on stderr, and returns PART_ERR_INVALID; the worker keeps serving.
+ */
+int part_worker_set_policy(struct part_worker *w, const uint8_t *text, size_t len);
 
 /*
  * Handles one client request frame (`frame`, `len` bytes: header and body) of connection
@@ -134,5 +142,36 @@ int part_worker_serve(struct part_worker *w, int fd) PART_WUR;
 int part_token_provision(const struct part_worker_opts *o, const char *label, const uint8_t *so_pin,
                          size_t so_len, const uint8_t *user_pin, size_t user_len,
                          int force) PART_WUR;
+
+/* ---- the passthrough backend (passthrough.c) ------------------------------------------ */
+/*
+ * A `backend: pkcs11` partition: the worker forwards every call to a vendor PKCS #11
+ * module's token (passthrough.c explains the handle mapping and the shared vendor login).
+ * Same contracts as the soft worker's functions above.
+ */
+struct part_pt;
+
+struct part_pt_opts {
+	const char *partition; /* the partition's name (messages) */
+	const char *module;    /* required: path of the vendor PKCS #11 library */
+	const char *token;     /* required: label of the vendor token to front */
+	uint32_t slot;         /* the slot id clients see, 1..255 */
+	uint32_t max_frame;    /* largest client frame; 0 = PROTO_MAX_FRAME_DEFAULT */
+};
+
+/* dlopens the module, C_Initialize (CKF_OS_LOCKING_OK), finds the one slot whose token has
+ * the label. Errors: PART_ERR_INVALID (options; two tokens with the label), PART_ERR_IO
+ * (dlopen, C_GetFunctionList, C_Initialize, C_GetSlotList: a line on stderr),
+ * PART_ERR_NOT_FOUND (no such token), PART_ERR_NOMEM. */
+int part_pt_open(const struct part_pt_opts *o, struct part_pt **out) PART_WUR;
+/* As part_worker_handle. */
+int part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *ctx,
+                   const uint8_t *frame, size_t len, struct proto_buf *reply) PART_WUR;
+/* As part_worker_conn_closed: the connection's vendor sessions are closed. */
+void part_pt_conn_closed(struct part_pt *p, uint64_t conn_id);
+/* As part_worker_serve. */
+int part_pt_serve(struct part_pt *p, int fd) PART_WUR;
+/* C_Finalize, dlclose, free. NULL is a no-op. */
+void part_pt_free(struct part_pt *p);
 
 #endif /* HSMGATE_PART_H */

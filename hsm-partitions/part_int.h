@@ -4,7 +4,8 @@
  *
  * Layering, bottom up:
  *   store.c    part_store_*   LMDB: one environment per partition, named DBs
- *   seal.c     part_seal      every object record passes through it (identity for now)
+ *   seal.c     part_seal_*    every object record sealed (AES-256-GCM) + a sealed index
+ *   masterkey.c part_masterkey_* the partition master key, in locked memory
  *   pin.c      part_pin_*     PBKDF2-HMAC-SHA256 PIN hashes
  *   token.c    part_token_*   slot/token info, C_InitToken, C_InitPIN, C_SetPIN, login
  *   session.c  part_session_* sessions and per-connection login state
@@ -27,6 +28,7 @@
 
 #include <openssl/evp.h>
 
+#include "hsm-partitions/crypto/mech.h"
 #include "hsm-partitions/part.h"
 
 /* ---- store ------------------------------------------------------------------------------ */
@@ -70,20 +72,7 @@ typedef int (*part_store_fn)(void *arg, const uint8_t *key, size_t klen, const u
                              size_t vlen);
 int part_store_foreach(struct part_txn *t, enum part_db db, part_store_fn fn, void *arg) PART_WUR;
 
-/* ---- seal ------------------------------------------------------------------------------- */
-/*
- * Every object record goes through part_seal() on its way into the store and through
- * part_unseal() on its way out, with its object ref as associated data. Today the scheme is
- * PART_SEAL_NONE (identity, behind a 2-byte header: version, scheme); issue 3 adds
- * AES-256-GCM under the partition master key, authenticated with the ref, so that the store
- * never holds key material in clear and a record cannot be moved to another ref.
- * Both append to `out`. part_unseal errors: PART_ERR_CORRUPT (unknown version or scheme,
- * short record, failed authentication).
- */
-#define PART_SEAL_VERSION 1
-#define PART_SEAL_NONE    0
-int part_seal(const char *ref, const uint8_t *in, size_t len, struct proto_buf *out) PART_WUR;
-int part_unseal(const char *ref, const uint8_t *in, size_t len, struct proto_buf *out) PART_WUR;
+/* ---- seal: see "sealed at rest and passthrough" at the end of this file ---------------- */
 
 /* ---- PIN hashes ------------------------------------------------------------------------- */
 
@@ -117,6 +106,9 @@ struct part_conn {
 	unsigned nro; /* of which read-only */
 };
 
+/* The operation slots of a session. */
+enum part_ops { PART_OPS_ENCRYPT, PART_OPS_DECRYPT, PART_OPS_SIGN, PART_OPS_VERIFY, PART_OPS };
+
 struct part_session {
 	struct part_session *next;
 	CK_SESSION_HANDLE handle;
@@ -125,6 +117,10 @@ struct part_session {
 	/* digest operation (digest.c) */
 	EVP_MD_CTX *md;
 	int md_updated; /* a C_DigestUpdate was made: C_Digest may no longer finish it */
+	/* cryptographic operations (crypt.c), one per kind: C_SignRecover shares the sign
+	 * slot and C_VerifyRecover the verify slot (v2.40 §5.12, §5.13) */
+	struct part_op *op[PART_OPS];
+	enum part_op_kind op_kind[PART_OPS]; /* which kind each active slot holds */
 	/* find operation (object.c): a snapshot of the matching handles at C_FindObjectsInit */
 	int find_active;
 	CK_OBJECT_HANDLE *found;
@@ -142,6 +138,8 @@ struct part_object {
 	CK_OBJECT_HANDLE handle;    /* per worker, never reused while the worker lives */
 	char ref[PART_REF_LEN + 1]; /* immutable object id; the store key of token objects */
 	CK_OBJECT_CLASS cls;
+	CK_ULONG sub;         /* CKA_KEY_TYPE or CKA_CERTIFICATE_TYPE; 0 for data objects */
+	struct part_key *key; /* keys: the engine's form, built on first use; freed with o */
 	int token, priv;           /* CKA_TOKEN, CKA_PRIVATE (immutable) */
 	uint64_t conn;             /* session objects: owning connection */
 	CK_SESSION_HANDLE session; /* session objects: the session they die with */
@@ -158,6 +156,7 @@ struct part_meta {
 
 struct part_token {
 	struct part_store *store;
+	struct part_seal *seal; /* seal.c: opened right after the store, closed before it */
 	CK_SLOT_ID slot;
 	char partition[64];
 	char default_label[32]; /* blank padded: the label of an uninitialised token */
@@ -235,6 +234,68 @@ CK_RV part_object_find_init(struct part_token *t, uint64_t conn, CK_SESSION_HAND
 CK_RV part_object_find(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
                        CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *count);
 CK_RV part_object_find_final(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h);
+CK_RV part_object_copy(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                       CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                       CK_OBJECT_HANDLE *out);
+
+/* How a new object comes to be (part_object_build): which attributes the template may
+ * hold, and what the token sets (CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
+ * CKA_NEVER_EXTRACTABLE: v2.40 §4.7, §4.9, §4.10). */
+enum part_origin {
+	PART_ORIGIN_CREATE,   /* C_CreateObject: key material in the template */
+	PART_ORIGIN_GENERATE, /* C_GenerateKey(Pair): no material in the template */
+	PART_ORIGIN_UNWRAP,   /* C_UnwrapKey */
+	PART_ORIGIN_DERIVE,   /* C_DeriveKey */
+};
+
+#define PART_ANY ((CK_ULONG)-1)
+
+struct part_newobj {
+	enum part_origin origin;
+	CK_OBJECT_CLASS cls; /* the class the function makes, or PART_ANY: the template's */
+	CK_ULONG sub;        /* the key type, or PART_ANY: the template's */
+	/* values the token produced (key material from the engine): they win over the
+	 * template and need not be in it */
+	const CK_ATTRIBUTE *extra;
+	CK_ULONG nextra;
+	CK_MECHANISM_TYPE mech; /* GENERATE: the CKA_KEY_GEN_MECHANISM */
+	int base_always_sensitive, base_never_extractable; /* DERIVE: the base key's */
+};
+
+/* Validates `tmpl` for a new object described by `nd` and the session's rights (R/O
+ * session and token object: CKR_SESSION_READ_ONLY; private object without a user login:
+ * CKR_USER_NOT_LOGGED_IN) — the checks of part_object_build() that need no key material,
+ * so that a generation is refused before any work. */
+CK_RV part_object_check(struct part_token *t, struct part_session *s,
+                        const struct part_newobj *nd, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
+/* Builds (validates and fills in every attribute of its class) an object not yet linked
+ * nor stored; `*out` is the caller's until part_object_commit() succeeds. */
+CK_RV part_object_build(struct part_token *t, struct part_session *s,
+                        const struct part_newobj *nd, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                        struct part_object **out);
+/* Stores a token object (through part_seal) or ties a session object to session `s`, and
+ * links it: the token owns it from here. On failure (CKR_DEVICE_ERROR) the caller still
+ * owns `o`. */
+CK_RV part_object_commit(struct part_token *t, struct part_session *s, struct part_object *o);
+/* Frees an object that was never committed. NULL: no-op. */
+void part_object_discard(struct part_object *o);
+/* Destroys a committed object whatever its attributes (undoing half of a key pair). */
+void part_object_remove(struct part_token *t, struct part_object *o);
+
+/* The object `h` as session `s` sees it: CKR_OBJECT_HANDLE_INVALID when it does not exist
+ * or is not visible (another connection's session object, a private object without a
+ * user login). */
+CK_RV part_object_lookup(struct part_token *t, const struct part_session *s, CK_OBJECT_HANDLE h,
+                         struct part_object **out);
+/* A CK_BBOOL attribute: 1 when present and CK_TRUE. */
+int part_object_bool(const struct part_object *o, CK_ATTRIBUTE_TYPE type);
+/* The attribute, or NULL. */
+const struct part_attr *part_object_attr(const struct part_object *o, CK_ATTRIBUTE_TYPE type);
+/* The engine's key of a key object (owned by the object). */
+CK_RV part_object_key(struct part_object *o, const struct part_key **out);
+/* v2.40 §4.7 CKA_ALLOWED_MECHANISMS: whether `mech` may be used with the key (an empty or
+ * absent list allows every mechanism). */
+int part_object_mech_allowed(const struct part_object *o, CK_MECHANISM_TYPE mech);
 
 /* digest.c: the mechanism table (issue 3 extends it) and the digest operations */
 struct part_mechanism {
@@ -260,10 +321,145 @@ CK_RV part_random_generate(struct part_token *t, uint64_t conn, CK_SESSION_HANDL
 CK_RV part_random_seed(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
                        const CK_BYTE *seed, CK_ULONG len);
 
+/* digest.c: C_DigestKey (the key's value is fed into the active digest) */
+CK_RV part_digest_key(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                      CK_OBJECT_HANDLE key);
+
+/* crypt.c: C_Encrypt*, C_Decrypt*, C_Sign*, C_Verify* and the recover and dual functions.
+ * `kind` is the engine's; the session slot follows from it. */
+CK_RV part_crypt_init(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                      enum part_op_kind kind, const CK_MECHANISM *m, CK_OBJECT_HANDLE key);
+/* C_Encrypt, C_Decrypt, C_Sign, C_SignRecover, C_VerifyRecover. */
+CK_RV part_crypt_oneshot(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                         enum part_op_kind kind, const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out,
+                         CK_ULONG *outlen);
+/* C_EncryptUpdate, C_DecryptUpdate (out/outlen), C_SignUpdate, C_VerifyUpdate (NULL). */
+CK_RV part_crypt_update(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                        enum part_op_kind kind, const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out,
+                        CK_ULONG *outlen);
+/* C_EncryptFinal, C_DecryptFinal, C_SignFinal. */
+CK_RV part_crypt_final(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                       enum part_op_kind kind, CK_BYTE *out, CK_ULONG *outlen);
+/* C_Verify, C_VerifyFinal (data == NULL). */
+CK_RV part_crypt_verify(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                        const CK_BYTE *data, CK_ULONG datalen, int final, const CK_BYTE *sig,
+                        CK_ULONG siglen);
+/* The dual-function updates (v2.40 §5.13): `call` is the PROTO_CALL_C_* id. */
+CK_RV part_crypt_dual(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, unsigned call,
+                      const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out, CK_ULONG *outlen);
+/* Ends every operation of `s` (session closed). */
+void part_crypt_end_all(struct part_session *s);
+
+/* keys.c: C_GenerateKey, C_GenerateKeyPair, C_WrapKey, C_UnwrapKey, C_DeriveKey. */
+CK_RV part_key_gen(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
+                   const CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out);
+CK_RV part_key_gen_pair(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                        const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
+                        const CK_ATTRIBUTE *priv, CK_ULONG npriv, CK_OBJECT_HANDLE *pubh,
+                        CK_OBJECT_HANDLE *privh);
+CK_RV part_key_wrap(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
+                    CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key, CK_BYTE *out,
+                    CK_ULONG *outlen);
+CK_RV part_key_unwrap(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                      const CK_MECHANISM *m, CK_OBJECT_HANDLE unwrapping, const CK_BYTE *wrapped,
+                      CK_ULONG wrappedlen, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                      CK_OBJECT_HANDLE *out);
+CK_RV part_key_derive(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                      const CK_MECHANISM *m, CK_OBJECT_HANDLE base, const CK_ATTRIBUTE *tmpl,
+                      CK_ULONG n, CK_OBJECT_HANDLE *out);
+
 /* worker.c: the largest client frame this worker accepts. */
 uint32_t part_worker_max_frame(const struct part_worker *w);
 
 /* Blank-pads s (truncated to n bytes) into dst[n], without a NUL (CK_TOKEN_INFO style). */
 void part_pad(char *dst, size_t n, const char *s);
+
+/* ==== sealed at rest and passthrough (seal.c, masterkey.c, passthrough.c) =================
+ * Kept in one block at the end so that edits to the token model above do not collide. */
+
+/* masterkey.c: a 32-byte key in a page of its own, mlock()ed and MADV_DONTDUMP where the OS
+ * allows, wiped (OPENSSL_cleanse) by part_masterkey_free. */
+#define PART_MASTERKEY_LEN 32
+struct part_masterkey;
+
+/*
+ * THE way a worker (or hsmctl) gets its partition's master key; the KYOK issue replaces the
+ * body of this one function. Today: <o->store_dir>/master.key, created with 32 random bytes
+ * (mode 0600, written then linked into place) when absent; refused when it is not a regular
+ * file of our uid with no group/other permission bits, or not 32 bytes. The directory must
+ * exist (part_store_open made it). On success *out is the caller's (part_masterkey_free).
+ * Errors: PART_ERR_INVALID, PART_ERR_IO (with a line on stderr), PART_ERR_CORRUPT (size),
+ * PART_ERR_CRYPTO (RNG), PART_ERR_NOMEM.
+ */
+int part_masterkey_obtain(const struct part_worker_opts *o, struct part_masterkey **out) PART_WUR;
+/* A key from `len` (== PART_MASTERKEY_LEN, else PART_ERR_INVALID) bytes; tests and KYOK. */
+int part_masterkey_from_bytes(const uint8_t *k, size_t len, struct part_masterkey **out) PART_WUR;
+/* HKDF-SHA256(mk, info = label) → a new key of PART_MASTERKEY_LEN bytes in locked memory. */
+int part_masterkey_derive(const struct part_masterkey *mk, const char *label,
+                          struct part_masterkey **out) PART_WUR;
+/* The PART_MASTERKEY_LEN key bytes; valid until part_masterkey_free. */
+const uint8_t *part_masterkey_bytes(const struct part_masterkey *mk);
+/* Wipes and frees; NULL is a no-op. */
+void part_masterkey_free(struct part_masterkey *mk);
+
+/*
+ * seal.c (its top comment has the record format and what it detects). Every token object
+ * record is sealed with AES-256-GCM, associated data = version, scheme, generation,
+ * partition name and object ref; a sealed index in PART_DB_META holds each object's
+ * current generation, written in the same transaction as the record.
+ */
+#define PART_SEAL_VERSION   1
+#define PART_SEAL_NONE      0 /* the foundation's identity scheme: refused when read */
+#define PART_SEAL_AES256GCM 1
+struct part_seal;
+
+/* Obtains the master key (part_masterkey_obtain), derives the sealing key and loads the
+ * sealed index from `store`, which *out borrows (close *out before the store). Errors:
+ * those of part_masterkey_obtain, PART_ERR_STORE, PART_ERR_CORRUPT (index missing while
+ * records exist, index failing its seal — wrong master key —, records of the old scheme),
+ * each with a line on stderr. */
+int part_seal_open(const struct part_worker_opts *o, struct part_store *store,
+                   struct part_seal **out) PART_WUR;
+void part_seal_close(struct part_seal *s);
+/* Load time: unseals the stored record `in` of object `ref` (32 hex) into `out` (appended
+ * after a verified tag only; `out` is left empty on failure) and checks its generation
+ * against the index. PART_ERR_CORRUPT, with the reason on stderr, for a modified,
+ * truncated, swapped, foreign-key, rolled-back or resurrected record. */
+int part_unseal(struct part_seal *s, const char *ref, const uint8_t *in, size_t len,
+                struct proto_buf *out) PART_WUR;
+/* After every record went through part_unseal: PART_ERR_CORRUPT when an object of the index
+ * had no record (deleted from the store). */
+int part_seal_load_end(struct part_seal *s) PART_WUR;
+/* Seals record rec[len] of `ref` with its next generation and writes it with the updated
+ * index in one write transaction. On failure the store and the index are unchanged. */
+int part_seal_store(struct part_seal *s, const char *ref, const uint8_t *rec, size_t len) PART_WUR;
+/* Deletes the record of `ref` (absent: fine) and its index entry, in one transaction. */
+int part_seal_unstore(struct part_seal *s, const char *ref) PART_WUR;
+/* Within the caller's write transaction that clears PART_DB_OBJECTS: an empty index. */
+int part_seal_clear(struct part_seal *s, struct part_txn *txn) PART_WUR;
+/* One record, without the index (tests, and the index itself). part_unseal_record returns
+ * the authenticated generation in *gen; PART_ERR_CORRUPT for anything that does not verify. */
+int part_seal_record(const struct part_masterkey *key, const char *partition, const char *ref,
+                     uint64_t gen, const uint8_t *in, size_t len, struct proto_buf *out) PART_WUR;
+int part_unseal_record(const struct part_masterkey *key, const char *partition, const char *ref,
+                       const uint8_t *in, size_t len, struct proto_buf *out,
+                       uint64_t *gen) PART_WUR;
+
+/* ipc.c: the worker's blocking IPC loop, shared by the soft worker (part_worker_serve) and
+ * the passthrough backend (part_pt_serve); the contract of part_worker_serve, with the
+ * handler's functions in place of part_worker_handle / part_worker_conn_closed. */
+struct part_ipc_handler {
+	void *arg;
+	uint32_t max_frame;
+	int (*handle)(void *arg, uint64_t conn, const struct proto_ctx *ctx, const uint8_t *frame,
+	              size_t len, struct proto_buf *reply);
+	void (*conn_closed)(void *arg, uint64_t conn);
+	/* PROTO_IPC_POLICY's body (the policy text; may be empty): non-zero ends the loop.
+	 * NULL: the message is accepted and the backend enforces no key-level policy. */
+	int (*policy)(void *arg, const uint8_t *text, size_t len);
+};
+int part_ipc_serve(const struct part_ipc_handler *h, int fd) PART_WUR;
+
+/* ==== end of the sealed-at-rest and passthrough block ===================================== */
 
 #endif /* HSMGATE_PART_INT_H */

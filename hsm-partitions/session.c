@@ -171,6 +171,7 @@ session_destroy(struct part_token *t, struct part_session *s)
 		}
 	}
 	part_digest_end(s);
+	part_crypt_end_all(s);
 	part_object_find_end(s);
 	part_object_drop_session(t, s->handle);
 	t->nsessions--;

@@ -105,6 +105,7 @@ meta_write(struct part_token *t, const struct part_meta *m, int clear_objects)
 	proto_buf_init(&b);
 	if ((r = meta_encode(m, &b)) != 0 || (r = part_store_txn_begin(t->store, 1, &txn)) != 0 ||
 	    (clear_objects && (r = part_store_clear(txn, PART_DB_OBJECTS)) != 0) ||
+	    (clear_objects && (r = part_seal_clear(t->seal, txn)) != 0) ||
 	    (r = part_store_put(txn, PART_DB_META, META_KEY, strlen(META_KEY), b.data, b.len)) !=
 	            0) {
 		goto out;
@@ -196,7 +197,8 @@ part_token_open(const struct part_worker_opts *o, struct part_token **out)
 	t->pin_iter = o->pin_iter != 0 ? o->pin_iter : PART_PIN_ITER;
 	t->next_object = 0;
 	if ((r = make_serial(o->partition, t->serial)) != 0 ||
-	    (r = part_store_open(o->store_dir, &t->store)) != 0 || (r = meta_load(t)) != 0 ||
+	    (r = part_store_open(o->store_dir, &t->store)) != 0 ||
+	    (r = part_seal_open(o, t->store, &t->seal)) != 0 || (r = meta_load(t)) != 0 ||
 	    (r = part_object_load_all(t)) != 0) {
 		goto out;
 	}
@@ -216,6 +218,7 @@ part_token_free(struct part_token *t)
 	}
 	part_session_free_all(t);
 	part_object_free_all(t);
+	part_seal_close(t->seal);
 	part_store_close(t->store);
 	OPENSSL_cleanse(&t->meta, sizeof(t->meta));
 	free(t);
@@ -308,44 +311,32 @@ part_token_info(struct part_token *t, CK_SLOT_ID slot, CK_TOKEN_INFO *info)
 	return CKR_OK;
 }
 
+/* The list and the infos are the crypto engine's table (crypto/table.c), the single
+ * source of truth: an operation is refused unless its flag is set there, so what the token
+ * lists is exactly what it does. */
 CK_RV
 part_token_mechanisms(struct part_token *t, CK_SLOT_ID slot, CK_MECHANISM_TYPE *list,
                       CK_ULONG *count)
 {
-	size_t i, n = part_mechanism_count();
+	size_t n = *count;
+	CK_RV rv;
 
 	if (slot != t->slot) {
 		return CKR_SLOT_ID_INVALID;
 	}
-	if (list == NULL) {
-		*count = n;
-		return CKR_OK;
-	}
-	if (*count < n) {
-		*count = n;
-		return CKR_BUFFER_TOO_SMALL;
-	}
-	for (i = 0; i < n; i++) {
-		list[i] = part_mechanism_at(i)->type;
-	}
+	rv = part_mech_list(list, &n);
 	*count = n;
-	return CKR_OK;
+	return rv;
 }
 
 CK_RV
 part_token_mechanism_info(struct part_token *t, CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
                           CK_MECHANISM_INFO *info)
 {
-	const struct part_mechanism *m;
-
 	if (slot != t->slot) {
 		return CKR_SLOT_ID_INVALID;
 	}
-	if ((m = part_mechanism_find(type)) == NULL) {
-		return CKR_MECHANISM_INVALID;
-	}
-	*info = m->info;
-	return CKR_OK;
+	return part_mech_info(type, info);
 }
 
 /* ---- PINs ------------------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  * w->out and are copied into the reply only when proto_reply_has_fields(call, rv).
  */
 #include "hsm-partitions/part_int.h"
+#include "hsm-partitions/part_authz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct part_worker {
 	uint32_t max_frame;
 	struct proto_arena *arena; /* allocations of the current request */
 	struct proto_buf out;      /* response fields of the current request */
+	struct part_authz *authz;  /* key-level policy (authz.c) */
 };
 
 struct call {
@@ -35,6 +37,8 @@ struct call {
 	struct proto_arena *a;
 	struct proto_buf *out;
 	uint32_t max_frame;
+	unsigned call; /* the PROTO_CALL_* id: shared handlers dispatch on it */
+	struct part_authz *authz;
 };
 
 typedef CK_RV handler_fn(struct call *c);
@@ -109,6 +113,7 @@ h_get_mechanism_list(struct call *c)
 {
 	CK_MECHANISM_TYPE *list = NULL;
 	CK_ULONG cap, count;
+	size_t nmech;
 	CK_SLOT_ID slot;
 	int has;
 	CK_RV rv;
@@ -117,7 +122,10 @@ h_get_mechanism_list(struct call *c)
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	count = clamp(cap, (uint32_t)part_mechanism_count());
+	if (part_mech_list(NULL, &nmech) != CKR_OK) {
+		return CKR_GENERAL_ERROR;
+	}
+	count = clamp(cap, (uint32_t)nmech);
 	if (has && (list = proto_arena_alloc(c->a, (count + 1) * sizeof(*list))) == NULL) {
 		return CKR_DEVICE_MEMORY;
 	}
@@ -305,6 +313,134 @@ h_function_not_parallel(struct call *c)
 	return CKR_FUNCTION_NOT_PARALLEL;
 }
 
+/* ---- key-level policy ------------------------------------------------------------------- */
+
+/* What one call asks of the policy: action on obj (0: on the partition), optionally a second
+ * action on obj2 (0: on the partition), with the mechanism and the template of a new key. */
+struct authz_args {
+	const char *action;
+	CK_OBJECT_HANDLE obj;
+	const char *action2;
+	CK_OBJECT_HANDLE obj2;
+	const CK_MECHANISM *m;
+	const CK_ATTRIBUTE *tmpl;
+	CK_ULONG ntmpl;
+};
+
+/* The policy's view of object `h`: its ref and its attributes as CK_ATTRIBUTEs pointing at
+ * the object's own values (authz.c reads only bools, ulongs, the label and the id). *found is
+ * 0 when `h` is not a visible object: the token then refuses the call with the exact CK_RV. */
+static int
+authz_key_view(struct call *c, struct part_session *s, CK_OBJECT_HANDLE h,
+               struct part_authz_key *k, int *found)
+{
+	struct part_object *o;
+	CK_ATTRIBUTE *attrs;
+	size_t i;
+
+	*found = 0;
+	if (part_object_lookup(c->t, s, h, &o) != CKR_OK) {
+		return 0;
+	}
+	if ((attrs = proto_arena_alloc(c->a, (o->nattrs + 1) * sizeof(*attrs))) == NULL) {
+		return -1;
+	}
+	for (i = 0; i < o->nattrs; i++) {
+		attrs[i].type = o->attrs[i].type;
+		attrs[i].pValue = o->attrs[i].value;
+		attrs[i].ulValueLen = o->attrs[i].len;
+	}
+	k->ref = o->ref;
+	k->attrs = attrs;
+	k->n = o->nattrs;
+	*found = 1;
+	return 0;
+}
+
+/*
+ * Key-level policy, decided before the token acts (docs/POLICY.md, "Enforcement"): only
+ * here is it known which object a handle names. A handle that names no session or no
+ * visible object is left to the token, which refuses it with its exact CK_RV and does
+ * nothing, so the policy never has to guess about objects that do not exist.
+ */
+static CK_RV
+authorize(struct call *c, CK_SESSION_HANDLE h, const struct authz_args *x)
+{
+	static const struct proto_ctx nobody; /* no caller context: matches no principal */
+	struct part_authz_key k1, k2;
+	struct part_authz_result res;
+	struct part_authz_call pc;
+	struct part_session *s;
+	const struct proto_call_info *ci = proto_call_get(c->call);
+	int found;
+	CK_RV rv;
+
+	if (c->authz == NULL || !part_authz_has_policy(c->authz)) {
+		return CKR_OK;
+	}
+	if (part_session_get(c->t, c->conn, h, &s) != CKR_OK) {
+		return CKR_OK;
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.action = x->action;
+	pc.action2 = x->action2;
+	pc.function = ci != NULL ? ci->name : NULL;
+	if (x->obj != 0) {
+		if (authz_key_view(c, s, x->obj, &k1, &found) != 0) {
+			return CKR_DEVICE_MEMORY;
+		}
+		if (!found) {
+			return CKR_OK;
+		}
+		pc.key = &k1;
+	}
+	if (x->action2 != NULL && x->obj2 != 0) {
+		if (authz_key_view(c, s, x->obj2, &k2, &found) != 0) {
+			return CKR_DEVICE_MEMORY;
+		}
+		if (!found) {
+			return CKR_OK;
+		}
+		pc.key2 = &k2;
+	}
+	if (x->m != NULL) {
+		pc.has_mech = 1;
+		pc.mech = x->m->mechanism;
+	}
+	pc.tmpl = x->tmpl;
+	pc.ntmpl = x->ntmpl;
+	pc.has_session = 1;
+	pc.session_rw = s->rw;
+	rv = part_authz_check(c->authz, c->ctx != NULL ? c->ctx : &nobody, &pc, &res);
+	if (rv != CKR_OK) {
+		fprintf(stderr,
+		        "level=info component=worker msg=\"denied by policy\" partition=%s "
+		        "principal=%s function=%s action=%s result=%s sids=%s\n",
+		        c->t->partition, c->ctx != NULL ? c->ctx->principal : "-",
+		        pc.function != NULL ? pc.function : "-", res.action, res.result,
+		        res.sids[0] != '\0' ? res.sids : "-");
+	}
+	return rv;
+}
+
+/* The action of C_CreateObject: importing a key, or creating another kind of object. */
+static const char *
+create_action(const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG i;
+	CK_OBJECT_CLASS cls;
+
+	for (i = 0; i < n; i++) {
+		if (t[i].type == CKA_CLASS && t[i].pValue != NULL && t[i].ulValueLen == sizeof(cls)) {
+			memcpy(&cls, t[i].pValue, sizeof(cls));
+			if (cls == CKO_SECRET_KEY || cls == CKO_PRIVATE_KEY || cls == CKO_PUBLIC_KEY) {
+				return "hsm.keys.import";
+			}
+		}
+	}
+	return "hsm.objects.create";
+}
+
 /* ---- objects ---------------------------------------------------------------------------- */
 
 static CK_RV
@@ -319,6 +455,13 @@ h_create_object(struct call *c)
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_template(&c->in, c->a, &tmpl, &n) != 0 ||
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
+	}
+	{
+		struct authz_args x = {create_action(tmpl, n), 0, NULL, 0, NULL, tmpl, n};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
 	}
 	if ((rv = part_object_create(c->t, c->conn, h, tmpl, n, &obj)) != CKR_OK) {
 		return rv;
@@ -336,6 +479,14 @@ h_destroy_object(struct call *c)
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
+	{
+		struct authz_args x = {"hsm.keys.destroy", obj, NULL, 0, NULL, NULL, 0};
+		CK_RV rv = authorize(c, h, &x);
+
+		if (rv != CKR_OK) {
+			return rv;
+		}
+	}
 	return part_object_destroy(c->t, c->conn, h, obj);
 }
 
@@ -350,6 +501,13 @@ h_get_object_size(struct call *c)
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.keys.readmetadata", obj, NULL, 0, NULL, NULL, 0};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
 	}
 	if ((rv = part_object_size(c->t, c->conn, h, obj, &size)) != CKR_OK) {
 		return rv;
@@ -370,6 +528,13 @@ h_get_attribute_value(struct call *c)
 	    proto_get_attrquery(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
+	{
+		struct authz_args x = {"hsm.keys.readattributes", obj, NULL, 0, NULL, NULL, 0};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
 	rv = part_object_get_attrs(c->t, c->conn, h, obj, tmpl, n);
 	if (!proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
 		return rv;
@@ -388,6 +553,14 @@ h_set_attribute_value(struct call *c)
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.keys.setattributes", obj, NULL, 0, NULL, tmpl, n};
+		CK_RV rv = authorize(c, h, &x);
+
+		if (rv != CKR_OK) {
+			return rv;
+		}
 	}
 	return part_object_set_attrs(c->t, c->conn, h, obj, tmpl, n);
 }
@@ -555,11 +728,446 @@ h_generate_random(struct call *c)
 	return encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
 }
 
+/* ---- keys and cryptographic operations -------------------------------------------------- */
+
+/* Output buffers of the crypto calls: the application's capacity, clamped to what one
+ * reply can carry (and, for calls whose output cannot exceed their input by much, to that),
+ * allocated in the arena. NULL when the application asked for the length only. */
+static CK_BYTE *
+out_buf(struct call *c, int has, CK_ULONG cap, CK_ULONG bound, CK_ULONG *len)
+{
+	CK_ULONG max = c->max_frame - 1024;
+
+	if (bound < max) {
+		max = bound;
+	}
+	*len = cap > max ? max : cap;
+	if (!has) {
+		return NULL;
+	}
+	return proto_arena_alloc(c->a, *len != 0 ? *len : 1);
+}
+
+/* Input plus room for padding, a tag, and the largest RSA or EC signature. */
+#define OUT_BOUND(inlen) ((inlen) + 4096)
+
+static CK_RV
+h_copy_object(struct call *c)
+{
+	CK_OBJECT_HANDLE obj, nobj;
+	CK_SESSION_HANDLE h;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
+	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.keys.copy", obj, NULL, 0, NULL, tmpl, n};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	if ((rv = part_object_copy(c->t, c->conn, h, obj, tmpl, n, &nobj)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, nobj), rv);
+}
+
+static enum part_op_kind
+kind_of(unsigned call)
+{
+	switch (call) {
+	case PROTO_CALL_C_EncryptInit:
+	case PROTO_CALL_C_Encrypt:
+	case PROTO_CALL_C_EncryptUpdate:
+	case PROTO_CALL_C_EncryptFinal:
+		return PART_OP_ENCRYPT;
+	case PROTO_CALL_C_DecryptInit:
+	case PROTO_CALL_C_Decrypt:
+	case PROTO_CALL_C_DecryptUpdate:
+	case PROTO_CALL_C_DecryptFinal:
+		return PART_OP_DECRYPT;
+	case PROTO_CALL_C_SignInit:
+	case PROTO_CALL_C_Sign:
+	case PROTO_CALL_C_SignUpdate:
+	case PROTO_CALL_C_SignFinal:
+		return PART_OP_SIGN;
+	case PROTO_CALL_C_SignRecoverInit:
+	case PROTO_CALL_C_SignRecover:
+		return PART_OP_SIGN_RECOVER;
+	case PROTO_CALL_C_VerifyInit:
+	case PROTO_CALL_C_Verify:
+	case PROTO_CALL_C_VerifyUpdate:
+	case PROTO_CALL_C_VerifyFinal:
+		return PART_OP_VERIFY;
+	case PROTO_CALL_C_VerifyRecoverInit:
+	case PROTO_CALL_C_VerifyRecover:
+		return PART_OP_VERIFY_RECOVER;
+	default:
+		return PART_OP_DIGEST;
+	}
+}
+
+/* C_EncryptInit, C_DecryptInit, C_SignInit, C_SignRecoverInit, C_VerifyInit,
+ * C_VerifyRecoverInit: "uMu". */
+static CK_RV
+h_crypt_init(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE key;
+	CK_MECHANISM m;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_ulong(&c->in, &key) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		static const char *const actions[] = {
+		        [PART_OP_ENCRYPT] = "hsm.crypto.encrypt",
+		        [PART_OP_DECRYPT] = "hsm.crypto.decrypt",
+		        [PART_OP_SIGN] = "hsm.crypto.sign",
+		        [PART_OP_VERIFY] = "hsm.crypto.verify",
+		        [PART_OP_SIGN_RECOVER] = "hsm.crypto.sign",
+		        [PART_OP_VERIFY_RECOVER] = "hsm.crypto.verify",
+		        [PART_OP_DIGEST] = "hsm.crypto.digest",
+		};
+		struct authz_args x = {actions[kind_of(c->call)], key, NULL, 0, &m, NULL, 0};
+		CK_RV rv = authorize(c, h, &x);
+
+		if (rv != CKR_OK) {
+			return rv;
+		}
+	}
+	return part_crypt_init(c->t, c->conn, h, kind_of(c->call), &m, key);
+}
+
+/* C_Encrypt, C_Decrypt, C_Sign, C_SignRecover, C_VerifyRecover: "uyo" → "O". */
+static CK_RV
+h_crypt_oneshot(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_BYTE *buf;
+	CK_ULONG inlen, cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	buf = out_buf(c, has, cap, OUT_BOUND(inlen), &len);
+	if (has && buf == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_crypt_oneshot(c->t, c->conn, h, kind_of(c->call), in, inlen, buf, &len);
+	return put_out(c, rv, buf, len);
+}
+
+/* C_EncryptUpdate, C_DecryptUpdate: "uyo" → "O". */
+static CK_RV
+h_crypt_update_out(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_BYTE *buf;
+	CK_ULONG inlen, cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	buf = out_buf(c, has, cap, OUT_BOUND(inlen), &len);
+	if (has && buf == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_crypt_update(c->t, c->conn, h, kind_of(c->call), in, inlen, buf, &len);
+	return put_out(c, rv, buf, len);
+}
+
+/* C_SignUpdate, C_VerifyUpdate: "uy". */
+static CK_RV
+h_crypt_update(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_ULONG inlen;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_crypt_update(c->t, c->conn, h, kind_of(c->call), in, inlen, NULL, NULL);
+}
+
+/* C_EncryptFinal, C_DecryptFinal, C_SignFinal: "uo" → "O". A GCM decryption returns all
+ * of its plaintext here, so the bound is the frame. */
+static CK_RV
+h_crypt_final(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_BYTE *buf;
+	CK_ULONG cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_outbuf_req(&c->in, &has, &cap) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	buf = out_buf(c, has, cap, c->max_frame, &len);
+	if (has && buf == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_crypt_final(c->t, c->conn, h, kind_of(c->call), buf, &len);
+	return put_out(c, rv, buf, len);
+}
+
+static CK_RV
+h_verify(struct call *c)
+{
+	const CK_BYTE *data, *sig;
+	CK_ULONG datalen, siglen;
+	CK_SESSION_HANDLE h;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &data, &datalen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_inbytes(&c->in, &sig, &siglen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_crypt_verify(c->t, c->conn, h, data, datalen, 0, sig, siglen);
+}
+
+static CK_RV
+h_verify_final(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *sig;
+	CK_ULONG siglen;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &sig, &siglen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	return part_crypt_verify(c->t, c->conn, h, NULL, 0, 1, sig, siglen);
+}
+
+/* The dual-function updates: "uyo" → "O". */
+static CK_RV
+h_dual(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *in;
+	CK_BYTE *buf;
+	CK_ULONG inlen, cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 ||
+	    proto_get_inbytes(&c->in, &in, &inlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	buf = out_buf(c, has, cap, OUT_BOUND(inlen), &len);
+	if (has && buf == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_crypt_dual(c->t, c->conn, h, c->call, in, inlen, buf, &len);
+	return put_out(c, rv, buf, len);
+}
+
+static CK_RV
+h_digest_key(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE key;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &key) != 0 ||
+	    proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.crypto.digestkey", key, NULL, 0, NULL, NULL, 0};
+		CK_RV rv = authorize(c, h, &x);
+
+		if (rv != CKR_OK) {
+			return rv;
+		}
+	}
+	return part_digest_key(c->t, c->conn, h, key);
+}
+
+static CK_RV
+h_generate_key(struct call *c)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE key;
+	CK_ATTRIBUTE *tmpl;
+	CK_MECHANISM m;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.keys.generate", 0, NULL, 0, &m, tmpl, n};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	if ((rv = part_key_gen(c->t, c->conn, h, &m, tmpl, n, &key)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, key), rv);
+}
+
+static CK_RV
+h_generate_key_pair(struct call *c)
+{
+	CK_OBJECT_HANDLE pubh, privh;
+	CK_ATTRIBUTE *pub, *priv;
+	CK_SESSION_HANDLE h;
+	CK_ULONG npub, npriv;
+	CK_MECHANISM m;
+	CK_RV rv;
+	int r;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_template(&c->in, c->a, &pub, &npub) != 0 ||
+	    proto_get_template(&c->in, c->a, &priv, &npriv) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		/* The private key's template: extractability and usage live there. */
+		struct authz_args x = {"hsm.keys.generatepair", 0, NULL, 0, &m, priv, npriv};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	rv = part_key_gen_pair(c->t, c->conn, h, &m, pub, npub, priv, npriv, &pubh, &privh);
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if ((r = proto_put_ulong(c->out, pubh)) != 0 || (r = proto_put_ulong(c->out, privh)) != 0) {
+		return encoded(r, rv);
+	}
+	return rv;
+}
+
+static CK_RV
+h_wrap_key(struct call *c)
+{
+	CK_OBJECT_HANDLE wrapping, key;
+	CK_SESSION_HANDLE h;
+	CK_MECHANISM m;
+	CK_BYTE *buf;
+	CK_ULONG cap, len;
+	int has;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_ulong(&c->in, &wrapping) != 0 || proto_get_ulong(&c->in, &key) != 0 ||
+	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		/* POLICY.md: wrap on the wrapping key and export on the key being wrapped. */
+		struct authz_args x = {"hsm.keys.wrap", wrapping, "hsm.keys.export", key, &m, NULL, 0};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	/* A wrapped RSA-4096 PKCS #8 key is under 2.5 KiB; 16 KiB is ample. */
+	buf = out_buf(c, has, cap, 16384, &len);
+	if (has && buf == NULL) {
+		return CKR_DEVICE_MEMORY;
+	}
+	rv = part_key_wrap(c->t, c->conn, h, &m, wrapping, key, buf, &len);
+	return put_out(c, rv, buf, len);
+}
+
+static CK_RV
+h_unwrap_key(struct call *c)
+{
+	CK_OBJECT_HANDLE unwrapping, key;
+	CK_SESSION_HANDLE h;
+	const CK_BYTE *wrapped;
+	CK_ATTRIBUTE *tmpl;
+	CK_ULONG wlen, n;
+	CK_MECHANISM m;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_ulong(&c->in, &unwrapping) != 0 ||
+	    proto_get_inbytes(&c->in, &wrapped, &wlen, PROTO_MAX_FRAME_CAP) != 0 ||
+	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		/* POLICY.md: unwrap on the unwrapping key and import on the partition. */
+		struct authz_args x = {"hsm.keys.unwrap", unwrapping, "hsm.keys.import", 0, &m, tmpl, n};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	rv = part_key_unwrap(c->t, c->conn, h, &m, unwrapping, wrapped, wlen, tmpl, n, &key);
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, key), rv);
+}
+
+static CK_RV
+h_derive_key(struct call *c)
+{
+	CK_OBJECT_HANDLE base, key;
+	CK_SESSION_HANDLE h;
+	CK_ATTRIBUTE *tmpl;
+	CK_MECHANISM m;
+	CK_ULONG n;
+	CK_RV rv;
+
+	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
+	    proto_get_ulong(&c->in, &base) != 0 ||
+	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
+		return BAD;
+	}
+	{
+		struct authz_args x = {"hsm.keys.derive", base, NULL, 0, &m, tmpl, n};
+
+		if ((rv = authorize(c, h, &x)) != CKR_OK) {
+			return rv;
+		}
+	}
+	if ((rv = part_key_derive(c->t, c->conn, h, &m, base, tmpl, n, &key)) != CKR_OK) {
+		return rv;
+	}
+	return encoded(proto_put_ulong(c->out, key), rv);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define H(fn, h) [PROTO_CALL_##fn] = h
 
-/* NULL: CKR_FUNCTION_NOT_SUPPORTED (issue 3 fills in the key functions). */
+/* NULL: CKR_FUNCTION_NOT_SUPPORTED — C_GetOperationState and C_SetOperationState only
+ * (docs/PKCS11.md says why); C_Initialize and the like never reach a worker. */
 static handler_fn *const handlers[PROTO_CALL_COUNT] = {
         H(C_GetSlotInfo, h_get_slot_info),
         H(C_GetTokenInfo, h_get_token_info),
@@ -575,6 +1183,7 @@ static handler_fn *const handlers[PROTO_CALL_COUNT] = {
         H(C_Login, h_login),
         H(C_Logout, h_logout),
         H(C_CreateObject, h_create_object),
+        H(C_CopyObject, h_copy_object),
         H(C_DestroyObject, h_destroy_object),
         H(C_GetObjectSize, h_get_object_size),
         H(C_GetAttributeValue, h_get_attribute_value),
@@ -585,7 +1194,37 @@ static handler_fn *const handlers[PROTO_CALL_COUNT] = {
         H(C_DigestInit, h_digest_init),
         H(C_Digest, h_digest),
         H(C_DigestUpdate, h_digest_update),
+        H(C_DigestKey, h_digest_key),
         H(C_DigestFinal, h_digest_final),
+        H(C_EncryptInit, h_crypt_init),
+        H(C_Encrypt, h_crypt_oneshot),
+        H(C_EncryptUpdate, h_crypt_update_out),
+        H(C_EncryptFinal, h_crypt_final),
+        H(C_DecryptInit, h_crypt_init),
+        H(C_Decrypt, h_crypt_oneshot),
+        H(C_DecryptUpdate, h_crypt_update_out),
+        H(C_DecryptFinal, h_crypt_final),
+        H(C_SignInit, h_crypt_init),
+        H(C_Sign, h_crypt_oneshot),
+        H(C_SignUpdate, h_crypt_update),
+        H(C_SignFinal, h_crypt_final),
+        H(C_SignRecoverInit, h_crypt_init),
+        H(C_SignRecover, h_crypt_oneshot),
+        H(C_VerifyInit, h_crypt_init),
+        H(C_Verify, h_verify),
+        H(C_VerifyUpdate, h_crypt_update),
+        H(C_VerifyFinal, h_verify_final),
+        H(C_VerifyRecoverInit, h_crypt_init),
+        H(C_VerifyRecover, h_crypt_oneshot),
+        H(C_DigestEncryptUpdate, h_dual),
+        H(C_DecryptDigestUpdate, h_dual),
+        H(C_SignEncryptUpdate, h_dual),
+        H(C_DecryptVerifyUpdate, h_dual),
+        H(C_GenerateKey, h_generate_key),
+        H(C_GenerateKeyPair, h_generate_key_pair),
+        H(C_WrapKey, h_wrap_key),
+        H(C_UnwrapKey, h_unwrap_key),
+        H(C_DeriveKey, h_derive_key),
         H(C_SeedRandom, h_seed_random),
         H(C_GenerateRandom, h_generate_random),
         H(C_GetFunctionStatus, h_function_not_parallel),
@@ -619,6 +1258,10 @@ part_worker_open(const struct part_worker_opts *o, struct part_worker **out)
 	if ((r = part_token_open(o, &w->tok)) != 0) {
 		goto out;
 	}
+	if (part_authz_new(o->tenant != NULL ? o->tenant : "", o->partition, &w->authz) != 0) {
+		r = PART_ERR_NOMEM;
+		goto out;
+	}
 	*out = w;
 	w = NULL; /* transferred */
 	r = 0;
@@ -634,6 +1277,7 @@ part_worker_free(struct part_worker *w)
 		return;
 	}
 	part_token_free(w->tok);
+	part_authz_free(w->authz);
 	proto_arena_free(w->arena);
 	proto_buf_free(&w->out);
 	free(w);
@@ -672,6 +1316,8 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	c.a = w->arena;
 	c.out = &w->out;
 	c.max_frame = w->max_frame;
+	c.call = hdr.call;
+	c.authz = w->authz;
 	proto_cur_init(&c.in, frame + PROTO_HDR_BYTES, hdr.body_len);
 	proto_buf_reset(&w->out);
 	fn = hdr.call < PROTO_CALL_COUNT ? handlers[hdr.call] : NULL;
@@ -693,4 +1339,20 @@ out:
 	proto_buf_reset(&w->out);
 	proto_arena_reset(w->arena);
 	return r;
+}
+
+int
+part_worker_set_policy(struct part_worker *w, const uint8_t *text, size_t len)
+{
+	char err[512];
+
+	if (part_authz_set_policy(w->authz, (const char *)text, len, "policy (from the gateway)",
+	                          err, sizeof(err)) != 0) {
+		fprintf(stderr,
+		        "level=error component=worker msg=\"policy refused; the previous one stays "
+		        "in force\" partition=%s error=\"%s\"\n",
+		        w->tok->partition, err);
+		return PART_ERR_INVALID;
+	}
+	return 0;
 }

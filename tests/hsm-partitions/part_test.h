@@ -226,4 +226,232 @@ t_ready(void)
 	CU_ASSERT_FATAL(ck_close(CONN_A, h) == CKR_OK);
 }
 
+/* ---- keys and operations (test_keys.c, test_crypt.c, test_object.c) ------------------- */
+
+static CK_BBOOL t_yes = CK_TRUE, t_no = CK_FALSE;
+static CK_OBJECT_CLASS t_secret = CKO_SECRET_KEY, t_pubc = CKO_PUBLIC_KEY, t_privc = CKO_PRIVATE_KEY;
+static CK_KEY_TYPE t_aes = CKK_AES, t_generic = CKK_GENERIC_SECRET, t_eck = CKK_EC, t_rsak = CKK_RSA;
+/* DER of the OID of P-256 (CKA_EC_PARAMS) */
+static const CK_BYTE t_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+
+#define ATTR(t, v) {t, (void *)&(v), sizeof(v)}
+
+static CK_RV
+ck_handle_reply(CK_RV rv, struct proto_cur *c, CK_OBJECT_HANDLE *obj)
+{
+	*obj = CK_INVALID_HANDLE;
+	if (rv == CKR_OK) {
+		CU_ASSERT(proto_get_ulong(c, obj) == 0);
+	}
+	return rv;
+}
+
+static CK_RV
+ck_create(uint64_t conn, CK_SESSION_HANDLE h, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT_HANDLE *obj)
+{
+	struct proto_cur c;
+
+	return ck_handle_reply(CALL(conn, C_CreateObject, &c, (PUTU(h), PUTT(t, n))), &c, obj);
+}
+
+static CK_RV
+ck_copy(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE src, CK_ATTRIBUTE *t, CK_ULONG n,
+        CK_OBJECT_HANDLE *obj)
+{
+	struct proto_cur c;
+
+	return ck_handle_reply(CALL(conn, C_CopyObject, &c, (PUTU(h), PUTU(src), PUTT(t, n))), &c,
+	                       obj);
+}
+
+static CK_RV
+ck_destroy(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
+{
+	return CALL(conn, C_DestroyObject, NULL, (PUTU(h), PUTU(obj)));
+}
+
+static CK_RV
+ck_get(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	struct proto_cur c;
+	CK_RV rv = CALL(conn, C_GetAttributeValue, &c,
+	                (PUTU(h), PUTU(obj), (void)!proto_put_attrquery(&b, t, n)));
+
+	if (proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
+		CU_ASSERT(proto_get_attrreply(&c, t, n) == 0);
+	}
+	return rv;
+}
+
+static CK_RV
+ck_set(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	return CALL(conn, C_SetAttributeValue, NULL, (PUTU(h), PUTU(obj), PUTT(t, n)));
+}
+
+/* A CK_BBOOL attribute of an object (-1 when it cannot be read). */
+static int
+ck_bool(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = 0xff;
+	CK_ATTRIBUTE a = {type, &v, 1};
+
+	if (ck_get(conn, h, obj, &a, 1) != CKR_OK) {
+		return -1;
+	}
+	return v == CK_TRUE;
+}
+
+static CK_ULONG
+ck_ulong(uint64_t conn, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type)
+{
+	CK_ULONG v = 0xdead;
+	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+
+	CU_ASSERT(ck_get(conn, h, obj, &a, 1) == CKR_OK);
+	return v;
+}
+
+static CK_RV
+ck_genkey(uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBUTE *t, CK_ULONG n,
+          CK_OBJECT_HANDLE *obj)
+{
+	struct proto_cur c;
+
+	return ck_handle_reply(
+	        CALL(conn, C_GenerateKey, &c, (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(t, n))),
+	        &c, obj);
+}
+
+static CK_RV
+ck_genpair(uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBUTE *pub,
+           CK_ULONG npub, CK_ATTRIBUTE *priv, CK_ULONG npriv, CK_OBJECT_HANDLE *pubh,
+           CK_OBJECT_HANDLE *privh)
+{
+	struct proto_cur c;
+	CK_RV rv = CALL(conn, C_GenerateKeyPair, &c,
+	                (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(pub, npub),
+	                 PUTT(priv, npriv)));
+
+	*pubh = *privh = CK_INVALID_HANDLE;
+	if (rv == CKR_OK) {
+		CU_ASSERT(proto_get_ulong(&c, pubh) == 0);
+		CU_ASSERT(proto_get_ulong(&c, privh) == 0);
+	}
+	return rv;
+}
+
+/* A session AES-256 key with the given CKA_SENSITIVE / CKA_EXTRACTABLE (value `v`, 32
+ * bytes), imported with C_CreateObject. */
+static CK_OBJECT_HANDLE
+t_aes_key(CK_SESSION_HANDLE h, const CK_BYTE *v, CK_BBOOL sens, CK_BBOOL extr)
+{
+	CK_ATTRIBUTE t[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                    {CKA_VALUE, (void *)v, 32},  {CKA_SENSITIVE, &sens, 1},
+	                    {CKA_EXTRACTABLE, &extr, 1}, ATTR(CKA_PRIVATE, t_no)};
+	CK_OBJECT_HANDLE o;
+
+	CU_ASSERT_FATAL(ck_create(CONN_A, h, t, 6, &o) == CKR_OK);
+	return o;
+}
+
+/* A session P-256 key pair. */
+static void
+t_ec_pair(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_ATTRIBUTE pt[] = {{CKA_EC_PARAMS, (void *)t_p256, sizeof(t_p256)}};
+	CK_ATTRIBUTE vt[] = {ATTR(CKA_DERIVE, t_yes)};
+
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &m, pt, 1, vt, 1, pub, priv) == CKR_OK);
+}
+
+/* C_*Init of `call` with mechanism m and key k. */
+static CK_RV
+ck_init_op(unsigned call, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_OBJECT_HANDLE k)
+{
+	struct proto_buf b;
+	CK_RV rv;
+
+	proto_buf_init(&b);
+	PUTU(h);
+	(void)!proto_put_mechanism(&b, m);
+	PUTU(k);
+	rv = t_call(CONN_A, call, &b, NULL);
+	proto_buf_free(&b);
+	return rv;
+}
+
+/* A "uyo" → "O" call (C_Encrypt, C_Sign, C_*Update with output ...): in[inlen] and an output
+ * buffer of capacity *outlen (out NULL: size query). */
+static CK_RV
+ck_io(unsigned call, CK_SESSION_HANDLE h, const void *in, CK_ULONG inlen, CK_BYTE *out,
+      CK_ULONG *outlen)
+{
+	struct proto_buf b;
+	struct proto_cur c;
+	CK_RV rv;
+
+	proto_buf_init(&b);
+	PUTU(h);
+	PUTY(in, inlen);
+	(void)!proto_put_outbuf_req(&b, out, *outlen);
+	rv = t_call(CONN_A, call, &b, &c);
+	proto_buf_free(&b);
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+		CU_ASSERT(proto_get_outbuf_reply(&c, rv == CKR_OK ? out : NULL, outlen) == 0);
+	}
+	return rv;
+}
+
+/* A "uo" → "O" call (C_*Final). */
+static CK_RV
+ck_fin(unsigned call, CK_SESSION_HANDLE h, CK_BYTE *out, CK_ULONG *outlen)
+{
+	struct proto_buf b;
+	struct proto_cur c;
+	CK_RV rv;
+
+	proto_buf_init(&b);
+	PUTU(h);
+	(void)!proto_put_outbuf_req(&b, out, *outlen);
+	rv = t_call(CONN_A, call, &b, &c);
+	proto_buf_free(&b);
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+		CU_ASSERT(proto_get_outbuf_reply(&c, rv == CKR_OK ? out : NULL, outlen) == 0);
+	}
+	return rv;
+}
+
+/* A "uy" call (C_SignUpdate, C_VerifyUpdate, C_VerifyFinal, C_DigestUpdate). */
+static CK_RV
+ck_in(unsigned call, CK_SESSION_HANDLE h, const void *in, CK_ULONG inlen)
+{
+	struct proto_buf b;
+	CK_RV rv;
+
+	proto_buf_init(&b);
+	PUTU(h);
+	PUTY(in, inlen);
+	rv = t_call(CONN_A, call, &b, NULL);
+	proto_buf_free(&b);
+	return rv;
+}
+
+static CK_RV
+ck_verify(CK_SESSION_HANDLE h, const void *in, CK_ULONG inlen, const CK_BYTE *sig, CK_ULONG siglen)
+{
+	return CALL(CONN_A, C_Verify, NULL, (PUTU(h), PUTY(in, inlen), PUTY(sig, siglen)));
+}
+
+/* A fresh token with a user PIN, a R/W session `*h` logged in as the user. */
+static void
+t_user_session(CK_SESSION_HANDLE *h)
+{
+	t_setup();
+	t_ready();
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, h) == CKR_OK);
+	CU_ASSERT_FATAL(ck_login(CONN_A, *h, CKU_USER, USER_PIN) == CKR_OK);
+}
+
 #endif

@@ -64,7 +64,7 @@ session(void)
 static void
 test_mechanism_list(void)
 {
-	CK_ULONG list[16], n;
+	CK_ULONG list[128], n, total;
 	CK_MECHANISM_INFO mi;
 	struct proto_cur c;
 	size_t i;
@@ -73,13 +73,15 @@ test_mechanism_list(void)
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismList, &c, (PUTU(SLOT), PUTL(0, 0))), CKR_OK);
 	n = 0;
 	CU_ASSERT(proto_get_ulongs_reply(&c, NULL, &n) == 0);
-	CU_ASSERT_EQUAL(n, 5);
+	/* The digests come first in the engine's table, then the key mechanisms. */
+	CU_ASSERT(n > 5 && n < 128);
+	total = n;
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismList, &c, (PUTU(SLOT), PUTL(1, 2))),
 	                CKR_BUFFER_TOO_SMALL);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismList, &c, (PUTU(SLOT), PUTL(1, 16))), CKR_OK);
-	n = 16;
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismList, &c, (PUTU(SLOT), PUTL(1, 128))), CKR_OK);
+	n = 128;
 	CU_ASSERT(proto_get_ulongs_reply(&c, list, &n) == 0);
-	CU_ASSERT_EQUAL_FATAL(n, 5);
+	CU_ASSERT_EQUAL_FATAL(n, total);
 	for (i = 0; i < 5; i++) {
 		CU_ASSERT_EQUAL(list[i], digests[i].mech);
 		CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismInfo, &c, (PUTU(SLOT), PUTU(list[i]))),
@@ -87,7 +89,7 @@ test_mechanism_list(void)
 		CU_ASSERT(proto_get_mech_info(&c, &mi) == 0);
 		CU_ASSERT_EQUAL(mi.flags, CKF_DIGEST);
 	}
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismInfo, NULL, (PUTU(SLOT), PUTU(CKM_AES_CBC))),
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismInfo, NULL, (PUTU(SLOT), PUTU(CKM_DES_CBC))),
 	                CKR_MECHANISM_INVALID);
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetMechanismList, NULL, (PUTU(9), PUTL(0, 0))),
 	                CKR_SLOT_ID_INVALID);

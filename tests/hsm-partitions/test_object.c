@@ -3,6 +3,8 @@
  * C_DestroyObject, C_GetObjectSize; private visibility; persistence across a restart. */
 #include "tests/hsm-partitions/part_test.h"
 
+#include <openssl/evp.h>
+
 static CK_OBJECT_CLASS data_class = CKO_DATA;
 static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 
@@ -171,8 +173,9 @@ test_create_refusals(void)
 	t_ready();
 	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h) == CKR_OK);
 	CU_ASSERT_EQUAL(create(CONN_A, h, noclass, 1, &o), CKR_TEMPLATE_INCOMPLETE);
-	CU_ASSERT_EQUAL(create(CONN_A, h, keyc, 1, &o), CKR_FUNCTION_NOT_SUPPORTED);
-	CU_ASSERT_EQUAL(create(CONN_A, h, certc, 1, &o), CKR_TEMPLATE_INCONSISTENT);
+	/* A key needs its CKA_KEY_TYPE, a certificate its CKA_CERTIFICATE_TYPE. */
+	CU_ASSERT_EQUAL(create(CONN_A, h, keyc, 1, &o), CKR_TEMPLATE_INCOMPLETE);
+	CU_ASSERT_EQUAL(create(CONN_A, h, certc, 1, &o), CKR_TEMPLATE_INCOMPLETE);
 	CU_ASSERT_EQUAL(create(CONN_A, h, unknown, 2, &o), CKR_ATTRIBUTE_TYPE_INVALID);
 	CU_ASSERT_EQUAL(create(CONN_A, h, badbool, 2, &o), CKR_ATTRIBUTE_VALUE_INVALID);
 	CU_ASSERT_EQUAL(create(CONN_A, h, badbool2, 2, &o), CKR_ATTRIBUTE_VALUE_INVALID);
@@ -438,6 +441,269 @@ test_token_objects_persist(void)
 	t_teardown();
 }
 
+/* ---- key and certificate objects (issue 3) ------------------------------------------------ */
+
+static const CK_BYTE k32[32] = "0123456789abcdef0123456789abcdef";
+
+static void
+test_create_secret_key(void)
+{
+	CK_ULONG len = 32;
+	CK_KEY_TYPE des = CKK_DES3;
+	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_PRIVATE, t_no)};
+	CK_ATTRIBUTE withlen[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                          {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_VALUE_LEN, len)};
+	CK_ATTRIBUTE noval[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes)};
+	CK_ATTRIBUTE badlen[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                         {CKA_VALUE, (void *)k32, 17}};
+	CK_ATTRIBUTE local[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                        {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_LOCAL, t_no)};
+	CK_ATTRIBUTE as[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_ALWAYS_SENSITIVE, t_no)};
+	CK_ATTRIBUTE cv[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32}, {CKA_CHECK_VALUE, "abc", 3}};
+	CK_ATTRIBUTE des3[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, des),
+	                       {CKA_VALUE, (void *)k32, 24}};
+	CK_ATTRIBUTE notype[] = {ATTR(CKA_CLASS, t_secret), {CKA_VALUE, (void *)k32, 32}};
+	CK_ATTRIBUTE modbits[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                          {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_MODULUS_BITS, len)};
+	CK_ATTRIBUTE aa[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_ALWAYS_AUTHENTICATE, t_yes)};
+	CK_BYTE chk[3], ref[16], zero[16] = {0};
+	CK_ATTRIBUTE q = {CKA_CHECK_VALUE, chk, 3};
+	EVP_CIPHER_CTX *c;
+	CK_OBJECT_HANDLE o;
+	CK_SESSION_HANDLE h;
+	int outl = 0;
+
+	t_user_session(&h);
+	CU_ASSERT_EQUAL_FATAL(ck_create(CONN_A, h, ok, 4, &o), CKR_OK);
+	/* defaults and what the token sets (v2.40 §4.7, §4.10) */
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_SENSITIVE), 1);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_EXTRACTABLE), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_LOCAL), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_ALWAYS_SENSITIVE), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_NEVER_EXTRACTABLE), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_DERIVE), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_ENCRYPT), 1);
+	CU_ASSERT_EQUAL(ck_ulong(CONN_A, h, o, CKA_KEY_GEN_MECHANISM), CK_UNAVAILABLE_INFORMATION);
+	CU_ASSERT_EQUAL(ck_ulong(CONN_A, h, o, CKA_VALUE_LEN), 32);
+	/* §2.8.2: "the first three bytes of the ECB encryption of a single block of null
+	 * (0x00) bytes" */
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, o, &q, 1), CKR_OK);
+	c = EVP_CIPHER_CTX_new();
+	CU_ASSERT(EVP_EncryptInit_ex(c, EVP_aes_256_ecb(), NULL, k32, NULL) == 1);
+	CU_ASSERT(EVP_EncryptUpdate(c, ref, &outl, zero, 16) == 1);
+	EVP_CIPHER_CTX_free(c);
+	CU_ASSERT(memcmp(chk, ref, 3) == 0);
+	/* the template rules */
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, withlen, 4, &o), CKR_TEMPLATE_INCONSISTENT);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, modbits, 4, &o), CKR_ATTRIBUTE_TYPE_INVALID);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, noval, 2, &o), CKR_TEMPLATE_INCOMPLETE);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, notype, 2, &o), CKR_TEMPLATE_INCOMPLETE);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, badlen, 3, &o), CKR_ATTRIBUTE_VALUE_INVALID);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, local, 4, &o), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, as, 4, &o), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, cv, 4, &o), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, des3, 3, &o), CKR_ATTRIBUTE_VALUE_INVALID);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, aa, 4, &o), CKR_ATTRIBUTE_TYPE_INVALID);
+	/* secret keys are private by default: without a login, CKR_USER_NOT_LOGGED_IN */
+	CU_ASSERT_EQUAL(ck_logout(CONN_A, h), CKR_OK);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, ok, 3, &o), CKR_USER_NOT_LOGGED_IN);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, ok, 4, &o), CKR_OK);
+	t_teardown();
+}
+
+/* "sensitive values never readable (CKR_ATTRIBUTE_SENSITIVE with length
+ * CK_UNAVAILABLE_INFORMATION)" — also for unextractable ones; and the one-way attributes. */
+static void
+test_sensitive_and_one_way(void)
+{
+	CK_BYTE v[32];
+	CK_ULONG len = 0;
+	CK_ATTRIBUTE q[] = {{CKA_VALUE, v, sizeof(v)}, {CKA_LABEL, NULL, 0}};
+	CK_ATTRIBUTE qlen[] = {{CKA_VALUE, NULL, 0}};
+	CK_ATTRIBUTE sens_off[] = {ATTR(CKA_SENSITIVE, t_no)};
+	CK_ATTRIBUTE sens_on[] = {ATTR(CKA_SENSITIVE, t_yes)};
+	CK_ATTRIBUTE extr_on[] = {ATTR(CKA_EXTRACTABLE, t_yes)};
+	CK_ATTRIBUTE extr_off[] = {ATTR(CKA_EXTRACTABLE, t_no)};
+	CK_ATTRIBUTE value[] = {{CKA_VALUE, (void *)k32, 32}};
+	CK_ATTRIBUTE vlen[] = {ATTR(CKA_VALUE_LEN, len)};
+	CK_ATTRIBUTE never[] = {ATTR(CKA_NEVER_EXTRACTABLE, t_yes)};
+	CK_ATTRIBUTE label[] = {{CKA_LABEL, "new", 3}};
+	CK_OBJECT_HANDLE open_, unextr, sens, found[32];
+	CK_SESSION_HANDLE h;
+
+	t_user_session(&h);
+	open_ = t_aes_key(h, k32, CK_FALSE, CK_TRUE);
+	unextr = t_aes_key(h, k32, CK_FALSE, CK_FALSE);
+	sens = t_aes_key(h, k32, CK_TRUE, CK_TRUE);
+	/* a value that cannot be read cannot be searched for */
+	CU_ASSERT_EQUAL_FATAL(find(CONN_A, h, value, 1, found), 1);
+	CU_ASSERT_EQUAL(found[0], open_);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, open_, q, 1), CKR_OK);
+	CU_ASSERT(q[0].ulValueLen == 32 && memcmp(v, k32, 32) == 0);
+	q[0].ulValueLen = sizeof(v);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, sens, q, 2), CKR_ATTRIBUTE_SENSITIVE);
+	CU_ASSERT_EQUAL(q[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	CU_ASSERT_EQUAL(q[1].ulValueLen, 0); /* the rest of the template is still processed */
+	q[0].ulValueLen = sizeof(v);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, unextr, q, 1), CKR_ATTRIBUTE_SENSITIVE);
+	CU_ASSERT_EQUAL(q[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, sens, qlen, 1), CKR_ATTRIBUTE_SENSITIVE);
+	CU_ASSERT_EQUAL(qlen[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	/* CKA_SENSITIVE: false → true only; CKA_EXTRACTABLE: true → false only */
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, sens, sens_off, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, unextr, extr_on, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, open_, sens_on, 1), CKR_OK);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, open_, sens_on, 1), CKR_OK);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, open_, CKA_ALWAYS_SENSITIVE), 0);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, sens, extr_off, 1), CKR_OK);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, sens, CKA_NEVER_EXTRACTABLE), 0);
+	q[0].ulValueLen = sizeof(v);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, open_, q, 1), CKR_ATTRIBUTE_SENSITIVE);
+	/* key material, computed and token attributes are read-only */
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, unextr, value, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, unextr, vlen, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, unextr, never, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, unextr, label, 1), CKR_OK);
+	t_teardown();
+}
+
+/* RSA public key import: CKA_MODULUS_BITS is computed ("must not be specified when object is
+ * created with C_CreateObject"); a private key import; the public parts stay readable. */
+static void
+test_create_rsa_keys(void)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE gt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	CK_ATTRIBUTE xt[] = {ATTR(CKA_SENSITIVE, t_no), ATTR(CKA_EXTRACTABLE, t_yes)};
+	CK_BYTE n[256], e[8], d[256];
+	CK_ATTRIBUTE q[] = {{CKA_MODULUS, n, sizeof(n)}, {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+	                    {CKA_PRIVATE_EXPONENT, d, sizeof(d)}};
+	CK_ATTRIBUTE pubt[] = {ATTR(CKA_CLASS, t_pubc), ATTR(CKA_KEY_TYPE, t_rsak),
+	                       {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3}};
+	CK_ATTRIBUTE pubbits[] = {ATTR(CKA_CLASS, t_pubc), ATTR(CKA_KEY_TYPE, t_rsak),
+	                          {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3},
+	                          ATTR(CKA_MODULUS_BITS, bits)};
+	CK_ATTRIBUTE privt[] = {ATTR(CKA_CLASS, t_privc), ATTR(CKA_KEY_TYPE, t_rsak),
+	                        {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3},
+	                        {CKA_PRIVATE_EXPONENT, d, 256}};
+	CK_OBJECT_HANDLE pub, priv, p2, v2;
+	CK_SESSION_HANDLE h;
+
+	t_user_session(&h);
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, gt, 1, xt, 2, &pub, &priv) == CKR_OK);
+	CU_ASSERT_EQUAL_FATAL(ck_get(CONN_A, h, priv, q, 3), CKR_OK);
+	CU_ASSERT_EQUAL_FATAL(q[1].ulValueLen, 3);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, pubbits, 5, &p2), CKR_TEMPLATE_INCONSISTENT);
+	CU_ASSERT_EQUAL_FATAL(ck_create(CONN_A, h, pubt, 4, &p2), CKR_OK);
+	CU_ASSERT_EQUAL(ck_ulong(CONN_A, h, p2, CKA_MODULUS_BITS), 2048);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, p2, CKA_PRIVATE), 0);
+	/* a private key without its CRT parts: sensitive by default, modulus readable */
+	CU_ASSERT_EQUAL_FATAL(ck_create(CONN_A, h, privt, 5, &v2), CKR_OK);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, v2, CKA_PRIVATE), 1);
+	q[2].ulValueLen = sizeof(d);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, v2, q, 3), CKR_ATTRIBUTE_SENSITIVE);
+	CU_ASSERT_EQUAL(q[0].ulValueLen, 256);
+	CU_ASSERT_EQUAL(q[2].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	privt[4].ulValueLen = 10;
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, privt, 4, &v2), CKR_TEMPLATE_INCOMPLETE);
+	t_teardown();
+}
+
+static void
+test_create_certificate(void)
+{
+	CK_OBJECT_CLASS certc = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE x509 = CKC_X_509, wtls = CKC_WTLS;
+	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
+	                     {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9},
+	                     {CKA_ID, "\x01", 1}, ATTR(CKA_TOKEN, t_yes)};
+	CK_ATTRIBUTE nosubj[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
+	                         {CKA_VALUE, "der-bytes", 9}};
+	CK_ATTRIBUTE other[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, wtls),
+	                        {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9}};
+	CK_ATTRIBUTE trusted[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
+	                          {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9},
+	                          ATTR(CKA_TRUSTED, t_yes)};
+	CK_ATTRIBUTE value[] = {{CKA_VALUE, "other", 5}};
+	CK_BYTE buf[16];
+	CK_ATTRIBUTE q = {CKA_VALUE, buf, sizeof(buf)};
+	CK_OBJECT_HANDLE o;
+	CK_SESSION_HANDLE h, ro;
+
+	t_user_session(&h);
+	CU_ASSERT_EQUAL_FATAL(ck_create(CONN_A, h, ok, 6, &o), CKR_OK);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, o, &q, 1), CKR_OK);
+	CU_ASSERT(q.ulValueLen == 9 && memcmp(buf, "der-bytes", 9) == 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_TRUSTED), 0);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_PRIVATE), 0);
+	CU_ASSERT_EQUAL(ck_ulong(CONN_A, h, o, CKA_CERTIFICATE_CATEGORY), 0);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, o, value, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, nosubj, 3, &o), CKR_TEMPLATE_INCOMPLETE);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, other, 4, &o), CKR_ATTRIBUTE_VALUE_INVALID);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, trusted, 5, &o), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_FATAL(ck_open(CONN_A, RO, &ro) == CKR_OK);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, ro, ok, 6, &o), CKR_SESSION_READ_ONLY);
+	/* the SO may create a trusted certificate */
+	CU_ASSERT_EQUAL(ck_close(CONN_A, ro), CKR_OK);
+	CU_ASSERT_EQUAL(ck_logout(CONN_A, h), CKR_OK);
+	CU_ASSERT_EQUAL(ck_login(CONN_A, h, CKU_SO, SO_PIN), CKR_OK);
+	CU_ASSERT_EQUAL(ck_create(CONN_A, h, trusted, 5, &o), CKR_OK);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, o, CKA_TRUSTED), 1);
+	t_teardown();
+}
+
+static void
+test_copy_object(void)
+{
+	CK_ATTRIBUTE to_token[] = {ATTR(CKA_TOKEN, t_yes), {CKA_LABEL, "copy", 4}};
+	CK_ATTRIBUTE extr_on[] = {ATTR(CKA_EXTRACTABLE, t_yes)};
+	CK_ATTRIBUTE extr_off[] = {ATTR(CKA_EXTRACTABLE, t_no)};
+	CK_ATTRIBUTE sens_off[] = {ATTR(CKA_SENSITIVE, t_no)};
+	CK_ATTRIBUTE value[] = {{CKA_VALUE, (void *)k32, 32}};
+	CK_ATTRIBUTE nocopy[] = {ATTR(CKA_COPYABLE, t_no)};
+	CK_ATTRIBUTE copy_on[] = {ATTR(CKA_COPYABLE, t_yes)};
+	CK_ATTRIBUTE mod_off[] = {ATTR(CKA_MODIFIABLE, t_no)};
+	CK_ATTRIBUTE mod_on[] = {ATTR(CKA_MODIFIABLE, t_yes)};
+	CK_ATTRIBUTE label[] = {{CKA_LABEL, "x", 1}};
+	CK_ATTRIBUTE unknown[] = {{CKA_MODULUS, "x", 1}};
+	CK_OBJECT_HANDLE k, c, c2, c3;
+	CK_SESSION_HANDLE h, ro;
+	CK_BYTE v[32];
+	CK_ATTRIBUTE q = {CKA_VALUE, v, sizeof(v)};
+
+	t_user_session(&h);
+	k = t_aes_key(h, k32, CK_FALSE, CK_TRUE);
+	CU_ASSERT_EQUAL_FATAL(ck_copy(CONN_A, h, k, to_token, 2, &c), CKR_OK);
+	CU_ASSERT(c != k);
+	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, c, CKA_TOKEN), 1);
+	CU_ASSERT_EQUAL(ck_get(CONN_A, h, c, &q, 1), CKR_OK);
+	CU_ASSERT(q.ulValueLen == 32 && memcmp(v, k32, 32) == 0);
+	/* the copy works as a key */
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, k, extr_off, 1, &c2), CKR_OK);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, c2, extr_on, 1, &c3), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, k, value, 1, &c3), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, k, unknown, 1, &c3), CKR_ATTRIBUTE_TYPE_INVALID);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, 0x7777, label, 1, &c3), CKR_OBJECT_HANDLE_INVALID);
+	/* a sensitive key stays sensitive in its copies */
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, c2, mod_off, 1, &c3), CKR_OK);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, c3, mod_on, 1, &c), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, c3, label, 1, &c), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, k, sens_off, 1), CKR_OK);
+	/* CKA_COPYABLE false: "the object cannot be copied" */
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, k, nocopy, 1), CKR_OK);
+	CU_ASSERT_EQUAL(ck_set(CONN_A, h, k, copy_on, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, h, k, label, 1, &c3), CKR_ACTION_PROHIBITED);
+	/* session rules apply to the copy */
+	CU_ASSERT_FATAL(ck_open(CONN_A, RO, &ro) == CKR_OK);
+	CU_ASSERT_EQUAL(ck_copy(CONN_A, ro, c2, to_token, 1, &c3), CKR_SESSION_READ_ONLY);
+	t_teardown();
+}
+
 static const struct test_case cases[] = {
         {"create, defaults", test_create_get_defaults},
         {"C_GetAttributeValue semantics", test_get_attribute_semantics},
@@ -453,6 +719,12 @@ static const struct test_case cases[] = {
         {"C_GetObjectSize", test_object_size},
         {"session objects die with session", test_session_objects_die_with_session},
         {"token objects persist", test_token_objects_persist},
+        {"secret key import: defaults, token attributes, template rules",
+         test_create_secret_key},
+        {"sensitive/unextractable values; one-way attributes", test_sensitive_and_one_way},
+        {"RSA key import: computed CKA_MODULUS_BITS, sensitive parts", test_create_rsa_keys},
+        {"X.509 certificates; CKA_TRUSTED by the SO only", test_create_certificate},
+        {"C_CopyObject rules", test_copy_object},
         {NULL, NULL},
 };
 

@@ -67,29 +67,6 @@ test_store_roundtrip(void)
 }
 
 static void
-test_seal_roundtrip_and_refusals(void)
-{
-	static const char ref[] = "0123456789abcdef0123456789abcdef";
-	struct proto_buf a, b;
-
-	proto_buf_init(&a);
-	proto_buf_init(&b);
-	CU_ASSERT(part_seal(ref, (const uint8_t *)"record", 6, &a) == 0);
-	CU_ASSERT(a.len == 8 && a.data[0] == PART_SEAL_VERSION && a.data[1] == PART_SEAL_NONE);
-	CU_ASSERT(part_unseal(ref, a.data, a.len, &b) == 0);
-	CU_ASSERT(b.len == 6 && memcmp(b.data, "record", 6) == 0);
-	proto_buf_reset(&b);
-	CU_ASSERT_EQUAL(part_unseal(ref, a.data, 1, &b), PART_ERR_CORRUPT);
-	a.data[1] = 7; /* unknown scheme: fail closed */
-	CU_ASSERT_EQUAL(part_unseal(ref, a.data, a.len, &b), PART_ERR_CORRUPT);
-	a.data[1] = PART_SEAL_NONE;
-	a.data[0] = 9; /* unknown version */
-	CU_ASSERT_EQUAL(part_unseal(ref, a.data, a.len, &b), PART_ERR_CORRUPT);
-	proto_buf_free(&a);
-	proto_buf_free(&b);
-}
-
-static void
 test_pin_hash(void)
 {
 	struct part_pin p, q;
@@ -109,7 +86,6 @@ test_pin_hash(void)
 
 static const struct test_case cases[] = {
         {"store roundtrip, reopen, delete, clear", test_store_roundtrip},
-        {"seal roundtrip and refusals", test_seal_roundtrip_and_refusals},
         {"PIN hashes", test_pin_hash},
         {NULL, NULL},
 };
