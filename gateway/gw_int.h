@@ -260,6 +260,8 @@ struct gw_server {
 	struct pol_request *pol_req; /* reused by every decision (one loop thread) */
 	struct pol_decision *pol_dec;
 	char *policy_path; /* the file the running policy came from */
+	char *policy_text; /* its bytes, sent to every worker (PROTO_IPC_POLICY) */
+	size_t policy_text_len;
 
 	/* audit (audit.c) */
 	struct aud_log *audit; /* NULL while being reopened after a failure */
@@ -342,6 +344,13 @@ const char *gw_policy_action(uint16_t call, int *gateway_decides);
 
 /* Loads a policy file; on failure err says file:line:column: why. GW_ERR_CONFIG. */
 int gw_policy_load(const char *path, struct pol_policy **out, char *err, size_t errsz) GW_WUR;
+/* The same, also returning the file's bytes (malloc'd; the caller frees) that the policy was
+ * compiled from, for the workers. A file over GW_POLICY_MAX is refused. */
+#define GW_POLICY_MAX (512u * 1024u)
+int gw_policy_load_text(const char *path, struct pol_policy **out, char **text, size_t *textlen,
+                        char *err, size_t errsz) GW_WUR;
+/* Sends the running policy's text to one worker (all of them when w is NULL). */
+void gw_policy_push(struct gw_server *s, struct gw_worker *w);
 
 /* The partition-level decision of one forwarded request (body: the request's fields, for
  * hsm:SessionRW, hsm:UserType, hsm:Length). CKR_OK to forward or CKR_ACTION_PROHIBITED; *d

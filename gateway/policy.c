@@ -16,7 +16,9 @@
 #include "gateway/gw_int.h"
 #include "policy/policy.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -115,19 +117,64 @@ gw_policy_action(uint16_t call, int *gateway_decides)
 int
 gw_policy_load(const char *path, struct pol_policy **out, char *err, size_t errsz)
 {
+	return gw_policy_load_text(path, out, NULL, NULL, err, errsz);
+}
+
+int
+gw_policy_load_text(const char *path, struct pol_policy **out, char **text, size_t *textlen,
+                    char *err, size_t errsz)
+{
 	struct pol_diag diag;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
 	int r;
 
 	*out = NULL;
+	if (text != NULL) {
+		*text = NULL;
+		*textlen = 0;
+	}
+	/* The bytes are read once and compiled from memory, so that the text the workers get
+	 * (PROTO_IPC_POLICY) is exactly the text this policy was compiled from. */
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		r = GW_ERR_CONFIG;
+		goto out;
+	}
+	if ((buf = malloc(GW_POLICY_MAX + 1)) == NULL) {
+		snprintf(err, errsz, "%s: out of memory", path);
+		r = GW_ERR_NOMEM;
+		goto out;
+	}
+	len = fread(buf, 1, GW_POLICY_MAX + 1, f);
+	if (ferror(f) || len > GW_POLICY_MAX) {
+		snprintf(err, errsz, "%s: %s", path,
+		         ferror(f) ? "read error" : "larger than 512 KiB, the most a worker accepts");
+		r = GW_ERR_CONFIG;
+		goto out;
+	}
 	memset(&diag, 0, sizeof(diag));
-	if ((r = pol_policy_load(path, out, &diag)) != 0) {
+	if ((r = pol_policy_load_buffer(buf, len, path, out, &diag)) != 0) {
 		/* file:line:column: error: message (key 'k') */
 		if (diag.file[0] == '\0' || pol_diag_format(&diag, err, errsz) != 0) {
 			snprintf(err, errsz, "%s: %s", path, pol_strerror(r));
 		}
-		return GW_ERR_CONFIG;
+		r = GW_ERR_CONFIG;
+		goto out;
 	}
-	return 0;
+	if (text != NULL) {
+		*text = buf;
+		*textlen = len;
+		buf = NULL; /* transferred */
+	}
+	r = 0;
+out:
+	if (f != NULL) {
+		fclose(f);
+	}
+	free(buf);
+	return r;
 }
 
 /* "127.0.0.1:5123" → "127.0.0.1"; "[::1]:5123" → "::1". */

@@ -99,13 +99,18 @@ worker_path_resolve(const struct cfg_daemon *cfg, const char *override, char **o
 /* The policy named by `path` (NULL: none) into *out; on failure err holds
  * file:line:column: why. */
 static int
-policy_open(const char *path, struct pol_policy **out, char *err, size_t errsz)
+policy_open(const char *path, struct pol_policy **out, char **text, size_t *len, char *err,
+            size_t errsz)
 {
 	*out = NULL;
+	if (text != NULL) {
+		*text = NULL;
+		*len = 0;
+	}
 	if (path == NULL) {
 		return 0;
 	}
-	return gw_policy_load(path, out, err, errsz);
+	return gw_policy_load_text(path, out, text, len, err, errsz);
 }
 
 int
@@ -118,7 +123,7 @@ gw_config_check(const struct cfg_daemon *cfg, const char *worker_path, char *err
 
 	if ((r = gw_tls_ctx_new(cfg, &ctx, err, errsz)) != 0 ||
 	    (r = worker_path_resolve(cfg, worker_path, &wp, err, errsz)) != 0 ||
-	    (r = policy_open(cfg->policy, &pol, err, errsz)) != 0) {
+	    (r = policy_open(cfg->policy, &pol, NULL, NULL, err, errsz)) != 0) {
 		goto out;
 	}
 	r = 0;
@@ -335,9 +340,17 @@ same_str(const char *a, const char *b)
 }
 
 static void
-policy_install(struct gw_server *s, struct pol_policy *pol, const char *path)
+policy_install(struct gw_server *s, struct pol_policy *pol, const char *path, char *text,
+               size_t len)
 {
 	char *p = path != NULL ? strdup(path) : NULL;
+
+	free(s->policy_text);
+	s->policy_text = text; /* transferred */
+	s->policy_text_len = len;
+	/* Workers decide key-level actions with the same text; a running worker gets it now,
+	 * ahead of any request queued after this point. */
+	gw_policy_push(s, NULL);
 
 	/* Decisions are taken synchronously on this loop and copy what they keep
 	 * (struct gw_decision): the old policy has no other holder and can go now. */
@@ -366,6 +379,8 @@ reload(struct gw_server *s)
 	struct cfg_daemon *n = NULL, *old;
 	struct pol_policy *pol = NULL;
 	SSL_CTX *ctx = NULL;
+	char *text = NULL;
+	size_t text_len = 0;
 	char err[1024], q[1100];
 	unsigned i, principals = 0;
 	int r;
@@ -382,7 +397,7 @@ reload(struct gw_server *s)
 		cfg_daemon_free(n);
 		return;
 	}
-	if ((r = policy_open(n->policy, &pol, err, sizeof(err))) != 0) {
+	if ((r = policy_open(n->policy, &pol, &text, &text_len, err, sizeof(err))) != 0) {
 		gw_log(GW_LOG_ERROR, "policy",
 		       "reload failed: policy does not load; keeping the running policy and "
 		       "configuration",
@@ -415,7 +430,7 @@ reload(struct gw_server *s)
 	cfg_daemon_free(old);
 	SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = ctx;
-	policy_install(s, pol, n->policy);
+	policy_install(s, pol, n->policy, text, text_len);
 	gw_audit_policy_reload(s, n->policy, 1,
 	                       n->policy != NULL ? "policy reloaded" : "no policy");
 	for (i = 0; i < n->n_tenants; i++) {
@@ -512,12 +527,14 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 	}
 	{
 		struct pol_policy *pol = NULL;
+		char *text = NULL;
+		size_t text_len = 0;
 
 		/* A policy that does not load stops the start: file:line:column in the message. */
-		if ((r = policy_open(cfg->policy, &pol, err, errsz)) != 0) {
+		if ((r = policy_open(cfg->policy, &pol, &text, &text_len, err, errsz)) != 0) {
 			goto out;
 		}
-		policy_install(s, pol, cfg->policy);
+		policy_install(s, pol, cfg->policy, text, text_len);
 	}
 	/* The audit log before anything is served: every request needs its event. */
 	if ((r = gw_audit_open(s, err, errsz)) != 0) {
@@ -581,6 +598,7 @@ gw_server_free(struct gw_server *s)
 	pol_policy_free(s->policy);
 	pol_request_free(s->pol_req);
 	pol_decision_free(s->pol_dec);
+	free(s->policy_text);
 	free(s->policy_path);
 	if (s->listener != NULL) {
 		evconnlistener_free(s->listener);

@@ -152,6 +152,8 @@ worker_spawn(struct gw_worker *w)
 	       "partition=%s tenant=%s slot=%u pid=%ld restarts=%u", w->part.name, w->part.tenant,
 	       w->part.slot, (long)pid, w->restarts);
 	gw_audit_worker(s, w, w->restarts > 0 ? "restart" : "start", NULL, 0);
+	/* The policy goes first on the channel, ahead of any request. */
+	gw_policy_push(s, w);
 	return 0;
 }
 
@@ -330,6 +332,28 @@ gw_worker_send(struct gw_worker *w, enum proto_ipc kind, uint64_t conn_id,
 out:
 	proto_buf_free(&b);
 	return r;
+}
+
+void
+gw_policy_push(struct gw_server *s, struct gw_worker *w)
+{
+	unsigned i;
+
+	if (w == NULL) {
+		for (i = 0; s->workers != NULL && i < s->n_workers; i++) {
+			gw_policy_push(s, &s->workers[i]);
+		}
+		return;
+	}
+	if (w->bev == NULL) {
+		return; /* not running: it gets the text when it is spawned */
+	}
+	if (gw_worker_send(w, PROTO_IPC_POLICY, 0, NULL, (const uint8_t *)s->policy_text,
+	                   s->policy_text_len) != 0) {
+		/* A worker left with an older policy would decide differently from the gateway:
+		 * restarting it (it gets the text at spawn) is the safe way out. */
+		worker_broken(w, "cannot send the policy");
+	}
 }
 
 int
