@@ -509,14 +509,43 @@ gw_audit_auth_failure(struct gw_server *s, const char *source, uint8_t cred, con
 }
 
 void
-gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, const uint8_t *body, size_t len)
+gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t conn_id,
+                      const uint8_t *body, size_t len)
 {
-	(void)s;
-	(void)body;
-	/* Workers do not send events yet; when they do, the kind is checked against a whitelist
-	 * and the event built here (STYLE rule 11: the less-trusted side requests). */
-	gw_log(GW_LOG_DEBUG, "audit", "worker event ignored", "partition=%s bytes=%zu",
-	       w->part.name, len);
+	/* STYLE rule 11: the less-trusted side requests, the owner decides. A worker can only
+	 * report the policy decision of a request it is answering; the gateway checks that the
+	 * request is in flight to this very worker and builds the event fields itself. */
+	char action[64], sids[256], ref[64], *save = NULL, *tok;
+	const char *list[GW_DECISION_MAX_SIDS];
+	struct gw_inflight *slot;
+	struct proto_cur c;
+	enum aud_policy_result res;
+	uint32_t req_id;
+	uint8_t result;
+	size_t n = 0;
+
+	proto_cur_init(&c, body, len);
+	if (proto_get_u32(&c, &req_id) != 0 || proto_get_string(&c, action, sizeof(action)) != 0 ||
+	    proto_get_u8(&c, &result) != 0 || result > 2 ||
+	    proto_get_string(&c, sids, sizeof(sids)) != 0 ||
+	    proto_get_string(&c, ref, sizeof(ref)) != 0 || proto_cur_end(&c) != 0) {
+		gw_log(GW_LOG_WARN, "audit", "malformed policy decision from a worker dropped",
+		       "partition=%s bytes=%zu", w->part.name, len);
+		return;
+	}
+	if ((slot = gw_conn_inflight_for(s, w, conn_id, req_id)) == NULL || slot->ev == NULL) {
+		return; /* the connection or the call is gone: its event was already written */
+	}
+	for (tok = strtok_r(sids, ",", &save); tok != NULL && n < GW_DECISION_MAX_SIDS;
+	     tok = strtok_r(NULL, ",", &save)) {
+		list[n++] = tok;
+	}
+	res = result == 2 ? AUD_POLICY_ALLOW : result == 1 ? AUD_POLICY_DENY : AUD_POLICY_DEFAULT_DENY;
+	if (aud_event_set_policy(slot->ev, res, list, n) != 0 ||
+	    (ref[0] != '\0' && aud_event_set_key_id(slot->ev, ref) != 0)) {
+		gw_log(GW_LOG_WARN, "audit", "policy decision from a worker not recorded",
+		       "partition=%s req=%u action=%s", w->part.name, req_id, action);
+	}
 }
 
 /* ---- open and close

@@ -1237,3 +1237,18 @@ gw_conn_free_all(struct gw_server *s)
 		conn_free(c, c->state == GW_CONN_DRAIN ? "shutdown deadline" : "shutdown");
 	}
 }
+
+struct gw_inflight *
+gw_conn_inflight_for(struct gw_server *s, const struct gw_worker *w, uint64_t conn_id,
+                     uint32_t req_id)
+{
+	struct gw_inflight *slot;
+	struct gw_conn *c;
+
+	if ((c = conn_find(s, conn_id)) == NULL || c->inflight == NULL ||
+	    (slot = inflight_find(c, req_id)) == NULL || slot->state != GW_SLOT_WORKER ||
+	    slot->worker != (int)w->idx) {
+		return NULL;
+	}
+	return slot;
+}

@@ -321,6 +321,11 @@ void gw_supervisor_free(struct gw_server *s);
 /* Called when the connection count drops (shutdown may be complete). */
 void gw_server_conn_gone(struct gw_server *s);
 
+/* The in-flight request `req_id` of connection `conn_id`, waiting for worker `w`; NULL when
+ * there is none (conn.c). */
+struct gw_inflight *gw_conn_inflight_for(struct gw_server *s, const struct gw_worker *w,
+                                         uint64_t conn_id, uint32_t req_id);
+
 /* ---- policy.c -------------------------------------------------------------------------- */
 
 #define GW_DECISION_MAX_SIDS 16 /* = AUD_MAX_SIDS: what an audit event can carry */
@@ -411,8 +416,10 @@ void gw_audit_auth_failure(struct gw_server *s, const char *source, uint8_t cred
                            const char *reason);
 
 /* An event a worker sent over IPC (PROTO_IPC_AUDIT, JSON body). */
-void gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, const uint8_t *body,
-                           size_t len);
+/* A worker's key-level policy decision for a request in flight (PROTO_IPC_AUDIT; the only
+ * event kind a worker may send): put into that request's audit event. */
+void gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t conn_id,
+                           const uint8_t *body, size_t len);
 
 /* conn.c: the record `seq` of request (conn_id, req_id) is durable (status 0) or failed. */
 void gw_conn_audit_done(struct gw_server *s, uint64_t conn_id, uint32_t req_id, uint64_t seq,

@@ -277,7 +277,7 @@ worker_read_cb(struct bufferevent *bev, void *arg)
 			r = gw_conn_on_reply(w->srv, w, conn_id, p + PROTO_IPC_HDR_BYTES, blen);
 			break;
 		case PROTO_IPC_AUDIT:
-			gw_audit_worker_event(w->srv, w, p + PROTO_IPC_HDR_BYTES, blen);
+			gw_audit_worker_event(w->srv, w, conn_id, p + PROTO_IPC_HDR_BYTES, blen);
 			r = 0;
 			break;
 		default:

@@ -77,6 +77,18 @@ serve_request(const struct part_ipc_handler *h, int fd, uint64_t conn, const uin
 	if ((r = h->handle(h->arg, conn, &ctx, c.p, c.len, frame)) != 0) {
 		return r;
 	}
+	if (h->decision != NULL) {
+		/* The key-level policy decision travels just ahead of its reply, so the gateway
+		 * can put it into that request's audit event before completing it. */
+		if (proto_ipc_begin(msg, PROTO_IPC_AUDIT, conn) != 0 ||
+		    (r = h->decision(h->arg, msg)) < 0 || proto_ipc_finish(msg) != 0) {
+			return PART_ERR_NOMEM;
+		}
+		if (r == 1 && (r = write_full(fd, msg->data, msg->len)) != 0) {
+			return r;
+		}
+		proto_buf_reset(msg);
+	}
 	if (proto_ipc_begin(msg, PROTO_IPC_REPLY, conn) != 0 ||
 	    proto_put_raw(msg, frame->data, frame->len) != 0 || proto_ipc_finish(msg) != 0) {
 		return PART_ERR_NOMEM;
@@ -190,11 +202,17 @@ worker_policy(void *arg, const uint8_t *text, size_t len)
 	return 0;
 }
 
+static int
+worker_decision(void *arg, struct proto_buf *body)
+{
+	return part_worker_decision(arg, body);
+}
+
 int
 part_worker_serve(struct part_worker *w, int fd)
 {
-	struct part_ipc_handler h = {w, part_worker_max_frame(w), worker_handle, worker_conn_closed,
-	                             worker_policy};
+	struct part_ipc_handler h = {w,          part_worker_max_frame(w), worker_handle,
+	                             worker_conn_closed, worker_policy, worker_decision};
 
 	return part_ipc_serve(&h, fd);
 }

@@ -100,6 +100,16 @@ void part_worker_free(struct part_worker *w);
 int part_worker_set_policy(struct part_worker *w, const uint8_t *text, size_t len);
 
 /*
+ * The key-level policy decision taken while handling the last request, if any, encoded for
+ * the gateway's audit event (a PROTO_IPC_AUDIT body, docs/PROTOCOL.md §11):
+ *   u32 request id | string action | u8 result (0 implicit deny, 1 explicit deny,
+ *   2 allowed) | string sids (comma-separated) | string key ref (empty: the partition)
+ * Returns 1 and appends to `body` when there is one (once), 0 when there is none,
+ * PART_ERR_NOMEM when encoding fails.
+ */
+int part_worker_decision(struct part_worker *w, struct proto_buf *body);
+
+/*
  * Handles one client request frame (`frame`, `len` bytes: header and body) of connection
  * `conn_id` on behalf of `ctx`, and appends the complete reply frame to `reply` (normally
  * empty): type PROTO_MSG_REPLY, the same call and request id, body u64 CK_RV then the

@@ -457,6 +457,9 @@ struct part_ipc_handler {
 	/* PROTO_IPC_POLICY's body (the policy text; may be empty): non-zero ends the loop.
 	 * NULL: the message is accepted and the backend enforces no key-level policy. */
 	int (*policy)(void *arg, const uint8_t *text, size_t len);
+	/* Optional: after each request, the body of a PROTO_IPC_AUDIT message to send ahead of
+	 * the reply (1), or none (0); negative on failure. */
+	int (*decision)(void *arg, struct proto_buf *body);
 };
 int part_ipc_serve(const struct part_ipc_handler *h, int fd) PART_WUR;
 

@@ -21,8 +21,18 @@
 #define PIN_WIRE_MAX PROTO_MAX_STRING
 #define FIND_MAX     1024 /* handles per C_FindObjects (fewer than asked is allowed) */
 
+/* The key-level policy decision of the request being handled, for the gateway's audit event
+ * (part_worker_decision). */
+struct worker_decision {
+	int made;
+	uint32_t req_id;
+	struct part_authz_result res;
+	char ref[PART_REF_LEN + 1]; /* the key the first action was on; empty: the partition */
+};
+
 struct part_worker {
 	struct part_token *tok;
+	struct worker_decision decision;
 	uint32_t max_frame;
 	struct proto_arena *arena; /* allocations of the current request */
 	struct proto_buf out;      /* response fields of the current request */
@@ -39,6 +49,7 @@ struct call {
 	uint32_t max_frame;
 	unsigned call; /* the PROTO_CALL_* id: shared handlers dispatch on it */
 	struct part_authz *authz;
+	struct worker_decision *dec;
 };
 
 typedef CK_RV handler_fn(struct call *c);
@@ -412,6 +423,11 @@ authorize(struct call *c, CK_SESSION_HANDLE h, const struct authz_args *x)
 	pc.has_session = 1;
 	pc.session_rw = s->rw;
 	rv = part_authz_check(c->authz, c->ctx != NULL ? c->ctx : &nobody, &pc, &res);
+	if (c->dec != NULL) {
+		c->dec->made = 1;
+		c->dec->res = res;
+		snprintf(c->dec->ref, sizeof(c->dec->ref), "%s", pc.key != NULL ? pc.key->ref : "");
+	}
 	if (rv != CKR_OK) {
 		fprintf(stderr,
 		        "level=info component=worker msg=\"denied by policy\" partition=%s "
@@ -1318,6 +1334,9 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	c.max_frame = w->max_frame;
 	c.call = hdr.call;
 	c.authz = w->authz;
+	w->decision.made = 0;
+	w->decision.req_id = hdr.req_id;
+	c.dec = &w->decision;
 	proto_cur_init(&c.in, frame + PROTO_HDR_BYTES, hdr.body_len);
 	proto_buf_reset(&w->out);
 	fn = hdr.call < PROTO_CALL_COUNT ? handlers[hdr.call] : NULL;
@@ -1355,4 +1374,27 @@ part_worker_set_policy(struct part_worker *w, const uint8_t *text, size_t len)
 		return PART_ERR_INVALID;
 	}
 	return 0;
+}
+
+int
+part_worker_decision(struct part_worker *w, struct proto_buf *body)
+{
+	const struct part_authz_result *res = &w->decision.res;
+	uint8_t result;
+	int r;
+
+	if (!w->decision.made) {
+		return 0;
+	}
+	w->decision.made = 0;
+	result = strcmp(res->result, "allowed") == 0         ? 2
+	         : strcmp(res->result, "explicit_deny") == 0 ? 1
+	                                                     : 0;
+	if ((r = proto_put_u32(body, w->decision.req_id)) != 0 ||
+	    (r = proto_put_string(body, res->action)) != 0 || (r = proto_put_u8(body, result)) != 0 ||
+	    (r = proto_put_string(body, res->sids)) != 0 ||
+	    (r = proto_put_string(body, w->decision.ref)) != 0) {
+		return PART_ERR_NOMEM;
+	}
+	return 1;
 }

@@ -94,4 +94,19 @@ expect_output "after reload: the signer's source address is no longer allowed" "
 	p11 acme-key --slot 1 "${pin[@]}" --sign -m ECDSA-SHA256 --id 01 -i "$d/msg" -o "$d/sig5"
 check "after reload: the admin is unaffected" p11 alice --slot 1 "${pin[@]}" --sign -m ECDSA-SHA256 \
 	--id 02 -i "$d/msg" -o "$d/sig6"
+# The worker's decisions reach the gateway's audit events: the allowing statement, the
+# explicit deny, and the key the decision was about.
+events=$("$BIN/hsmgate-audit" export --format cadf --log "$d/state/audit" 2>&1)
+grep -q '"policy":{"result":"allow","sids":\["SignWithPaymentKeys"\]}' <<<"$events" &&
+	pass "audit: an allowed key-level decision names its statement" ||
+	fail "audit: an allowed key-level decision names its statement" "$(tail -n 3 <<<"$events")"
+grep '"action":"hsmgate.crypto.sign"' <<<"$events" | grep '"reasonCode":403' |
+	grep -q '"keyId":"[0-9a-f]\{32\}".*"policy":{"result":"default-deny"' &&
+	pass "audit: a denied sign records the key and the default deny" ||
+	fail "audit: a denied sign records the key and the default deny"
+grep -q '"sids":\["NoExtractableKeys"\]' <<<"$events" &&
+	pass "audit: the extractable key refusal names the deny statement" ||
+	fail "audit: the extractable key refusal names the deny statement"
+check "audit: the log verifies" "$BIN/hsmgate-audit" verify --log "$d/state/audit" \
+	--pubkey "$d/state/audit-signing.pub"
 exit 0
