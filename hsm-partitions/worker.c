@@ -342,8 +342,8 @@ struct authz_args {
  * the object's own values (authz.c reads only bools, ulongs, the label and the id). *found is
  * 0 when `h` is not a visible object: the token then refuses the call with the exact CK_RV. */
 static int
-authz_key_view(struct call *c, struct part_session *s, CK_OBJECT_HANDLE h,
-               struct part_authz_key *k, int *found)
+authz_key_view(struct call *c, struct part_session *s, CK_OBJECT_HANDLE h, struct part_authz_key *k,
+               int *found)
 {
 	struct part_object *o;
 	CK_ATTRIBUTE *attrs;
@@ -447,9 +447,11 @@ create_action(const CK_ATTRIBUTE *t, CK_ULONG n)
 	CK_OBJECT_CLASS cls;
 
 	for (i = 0; i < n; i++) {
-		if (t[i].type == CKA_CLASS && t[i].pValue != NULL && t[i].ulValueLen == sizeof(cls)) {
+		if (t[i].type == CKA_CLASS && t[i].pValue != NULL &&
+		    t[i].ulValueLen == sizeof(cls)) {
 			memcpy(&cls, t[i].pValue, sizeof(cls));
-			if (cls == CKO_SECRET_KEY || cls == CKO_PRIVATE_KEY || cls == CKO_PUBLIC_KEY) {
+			if (cls == CKO_SECRET_KEY || cls == CKO_PRIVATE_KEY ||
+			    cls == CKO_PUBLIC_KEY) {
 				return "hsm.keys.import";
 			}
 		}
@@ -472,12 +474,11 @@ h_create_object(struct call *c)
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {create_action(tmpl, n), 0, NULL, 0, NULL, tmpl, n};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){
+	                            .action = create_action(tmpl, n), .tmpl = tmpl, .ntmpl = n})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	if ((rv = part_object_create(c->t, c->conn, h, tmpl, n, &obj)) != CKR_OK) {
 		return rv;
@@ -490,18 +491,16 @@ h_destroy_object(struct call *c)
 {
 	CK_SESSION_HANDLE h;
 	CK_OBJECT_HANDLE obj;
+	CK_RV rv;
 
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.destroy", obj, NULL, 0, NULL, NULL, 0};
-		CK_RV rv = authorize(c, h, &x);
-
-		if (rv != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.destroy", .obj = obj})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	return part_object_destroy(c->t, c->conn, h, obj);
 }
@@ -518,12 +517,10 @@ h_get_object_size(struct call *c)
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.readmetadata", obj, NULL, 0, NULL, NULL, 0};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.readmetadata", .obj = obj})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	if ((rv = part_object_size(c->t, c->conn, h, obj, &size)) != CKR_OK) {
 		return rv;
@@ -544,12 +541,10 @@ h_get_attribute_value(struct call *c)
 	    proto_get_attrquery(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.readattributes", obj, NULL, 0, NULL, NULL, 0};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.readattributes",
+	                                         .obj = obj})) != CKR_OK) {
+		return rv;
 	}
 	rv = part_object_get_attrs(c->t, c->conn, h, obj, tmpl, n);
 	if (!proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
@@ -565,18 +560,18 @@ h_set_attribute_value(struct call *c)
 	CK_OBJECT_HANDLE obj;
 	CK_ATTRIBUTE *tmpl;
 	CK_ULONG n;
+	CK_RV rv;
 
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &obj) != 0 ||
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.setattributes", obj, NULL, 0, NULL, tmpl, n};
-		CK_RV rv = authorize(c, h, &x);
-
-		if (rv != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.setattributes",
+	                                         .obj = obj,
+	                                         .tmpl = tmpl,
+	                                         .ntmpl = n})) != CKR_OK) {
+		return rv;
 	}
 	return part_object_set_attrs(c->t, c->conn, h, obj, tmpl, n);
 }
@@ -780,12 +775,12 @@ h_copy_object(struct call *c)
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.copy", obj, NULL, 0, NULL, tmpl, n};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(
+	             c, h,
+	             &(struct authz_args){
+	                     .action = "hsm.keys.copy", .obj = obj, .tmpl = tmpl, .ntmpl = n})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	if ((rv = part_object_copy(c->t, c->conn, h, obj, tmpl, n, &nobj)) != CKR_OK) {
 		return rv;
@@ -851,8 +846,10 @@ h_crypt_init(struct call *c)
 		        [PART_OP_VERIFY_RECOVER] = "hsm.crypto.verify",
 		        [PART_OP_DIGEST] = "hsm.crypto.digest",
 		};
-		struct authz_args x = {actions[kind_of(c->call)], key, NULL, 0, &m, NULL, 0};
-		CK_RV rv = authorize(c, h, &x);
+		CK_RV rv = authorize(c, h,
+		                     &(struct authz_args){.action = actions[kind_of(c->call)],
+		                                          .obj = key,
+		                                          .m = &m});
 
 		if (rv != CKR_OK) {
 			return rv;
@@ -1008,18 +1005,16 @@ h_digest_key(struct call *c)
 {
 	CK_SESSION_HANDLE h;
 	CK_OBJECT_HANDLE key;
+	CK_RV rv;
 
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_ulong(&c->in, &key) != 0 ||
 	    proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.crypto.digestkey", key, NULL, 0, NULL, NULL, 0};
-		CK_RV rv = authorize(c, h, &x);
-
-		if (rv != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.crypto.digestkey", .obj = key})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	return part_digest_key(c->t, c->conn, h, key);
 }
@@ -1038,12 +1033,12 @@ h_generate_key(struct call *c)
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.generate", 0, NULL, 0, &m, tmpl, n};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(
+	             c, h,
+	             &(struct authz_args){
+	                     .action = "hsm.keys.generate", .m = &m, .tmpl = tmpl, .ntmpl = n})) !=
+	    CKR_OK) {
+		return rv;
 	}
 	if ((rv = part_key_gen(c->t, c->conn, h, &m, tmpl, n, &key)) != CKR_OK) {
 		return rv;
@@ -1067,13 +1062,13 @@ h_generate_key_pair(struct call *c)
 	    proto_get_template(&c->in, c->a, &priv, &npriv) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		/* The private key's template: extractability and usage live there. */
-		struct authz_args x = {"hsm.keys.generatepair", 0, NULL, 0, &m, priv, npriv};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	/* The private key's template: extractability and usage live there. */
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.generatepair",
+	                                         .m = &m,
+	                                         .tmpl = priv,
+	                                         .ntmpl = npriv})) != CKR_OK) {
+		return rv;
 	}
 	rv = part_key_gen_pair(c->t, c->conn, h, &m, pub, npub, priv, npriv, &pubh, &privh);
 	if (rv != CKR_OK) {
@@ -1101,13 +1096,14 @@ h_wrap_key(struct call *c)
 	    proto_get_outbuf_req(&c->in, &has, &cap) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		/* POLICY.md: wrap on the wrapping key and export on the key being wrapped. */
-		struct authz_args x = {"hsm.keys.wrap", wrapping, "hsm.keys.export", key, &m, NULL, 0};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	/* POLICY.md: wrap on the wrapping key and export on the key being wrapped. */
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.wrap",
+	                                         .obj = wrapping,
+	                                         .action2 = "hsm.keys.export",
+	                                         .obj2 = key,
+	                                         .m = &m})) != CKR_OK) {
+		return rv;
 	}
 	/* A wrapped RSA-4096 PKCS #8 key is under 2.5 KiB; 16 KiB is ample. */
 	buf = out_buf(c, has, cap, 16384, &len);
@@ -1135,13 +1131,15 @@ h_unwrap_key(struct call *c)
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		/* POLICY.md: unwrap on the unwrapping key and import on the partition. */
-		struct authz_args x = {"hsm.keys.unwrap", unwrapping, "hsm.keys.import", 0, &m, tmpl, n};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	/* POLICY.md: unwrap on the unwrapping key and import on the partition. */
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.unwrap",
+	                                         .obj = unwrapping,
+	                                         .action2 = "hsm.keys.import",
+	                                         .m = &m,
+	                                         .tmpl = tmpl,
+	                                         .ntmpl = n})) != CKR_OK) {
+		return rv;
 	}
 	rv = part_key_unwrap(c->t, c->conn, h, &m, unwrapping, wrapped, wlen, tmpl, n, &key);
 	if (rv != CKR_OK) {
@@ -1165,12 +1163,13 @@ h_derive_key(struct call *c)
 	    proto_get_template(&c->in, c->a, &tmpl, &n) != 0 || proto_cur_end(&c->in) != 0) {
 		return BAD;
 	}
-	{
-		struct authz_args x = {"hsm.keys.derive", base, NULL, 0, &m, tmpl, n};
-
-		if ((rv = authorize(c, h, &x)) != CKR_OK) {
-			return rv;
-		}
+	if ((rv = authorize(c, h,
+	                    &(struct authz_args){.action = "hsm.keys.derive",
+	                                         .obj = base,
+	                                         .m = &m,
+	                                         .tmpl = tmpl,
+	                                         .ntmpl = n})) != CKR_OK) {
+		return rv;
 	}
 	if ((rv = part_key_derive(c->t, c->conn, h, &m, base, tmpl, n, &key)) != CKR_OK) {
 		return rv;
@@ -1391,8 +1390,8 @@ part_worker_decision(struct part_worker *w, struct proto_buf *body)
 	         : strcmp(res->result, "explicit_deny") == 0 ? 1
 	                                                     : 0;
 	if ((r = proto_put_u32(body, w->decision.req_id)) != 0 ||
-	    (r = proto_put_string(body, res->action)) != 0 || (r = proto_put_u8(body, result)) != 0 ||
-	    (r = proto_put_string(body, res->sids)) != 0 ||
+	    (r = proto_put_string(body, res->action)) != 0 ||
+	    (r = proto_put_u8(body, result)) != 0 || (r = proto_put_string(body, res->sids)) != 0 ||
 	    (r = proto_put_string(body, w->decision.ref)) != 0) {
 		return PART_ERR_NOMEM;
 	}
