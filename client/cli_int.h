@@ -86,6 +86,7 @@ struct cli_target {
 	char host[302]; /* host part of cfg->gateway, brackets removed */
 	char port[6];
 	int name_is_ip; /* server_name is an address literal: verify it as an IP SAN */
+	int threadless; /* CKF_LIBRARY_CANT_CREATE_OS_THREADS: callers drive the I/O themselves */
 };
 
 /* Splits cfg->gateway, builds the SSL_CTX. Errors: CLI_ERR_CONFIG with a message in

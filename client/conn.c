@@ -104,6 +104,11 @@ struct cli_conn {
 	SSL *ssl;
 	pthread_t io;
 	int io_started;
+	/* Threadless mode (the application set CKF_LIBRARY_CANT_CREATE_OS_THREADS): there is no
+	 * I/O thread; a caller waiting for its reply runs io_step() itself while holding
+	 * `drive`, and dispatches every other caller's reply on the way. */
+	int threadless;
+	pthread_mutex_t drive;
 
 	uint32_t next_id;      /* (L) */
 	uint32_t max_frame;    /* from the welcome; fixed once UP */
@@ -450,7 +455,10 @@ cli_conn_unref(struct cli_conn *c)
 void
 cli_conn_close(struct cli_conn *c, int reason)
 {
+	int was_up;
+
 	pthread_mutex_lock(&c->lock);
+	was_up = c->state == CONN_UP;
 	conn_fail_inlock(c, reason);
 	c->state = CONN_CLOSED;
 	c->stop = 1;
@@ -459,6 +467,13 @@ cli_conn_close(struct cli_conn *c, int reason)
 		conn_wake(c);
 		pthread_join(c->io, NULL);
 		c->io_started = 0;
+	} else if (c->threadless && was_up && c->ssl != NULL) {
+		/* No I/O thread to send close_notify: one attempt from here, never waits. */
+		pthread_mutex_lock(&c->drive);
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		pthread_mutex_unlock(&c->drive);
 	}
 	/* The I/O thread has sent close_notify if the link was healthy; freeing the SSL
 	 * object sends nothing. */
@@ -1148,12 +1163,55 @@ io_ping(struct cli_conn *c, int *timeout)
 	return 0;
 }
 
-static void
-io_loop(struct cli_conn *c)
+static int
+io_step(struct cli_conn *c, int cap)
 {
 	struct pollfd p[2];
 	uint64_t drain;
-	int r = 0, timeout, n, stop;
+	int r, timeout = cap, n;
+
+	/* Keep-alive needs a clock that runs between calls: the I/O thread's. A threadless
+	 * connection learns that the link is gone from its next call instead. */
+	if (!c->threadless && (r = io_ping(c, &timeout)) != 0) {
+		return r;
+	}
+	if (cap >= 0 && (timeout < 0 || timeout > cap)) {
+		timeout = cap;
+	}
+	if (!c->write_blocked && (r = io_write(c)) != 0) {
+		return r;
+	}
+	p[0].fd = c->fd;
+	p[0].events = POLLIN | (c->write_blocked || c->read_wants_write ? POLLOUT : 0);
+	p[0].revents = 0;
+	p[1].fd = c->evfd;
+	p[1].events = POLLIN;
+	p[1].revents = 0;
+	n = poll(p, 2, timeout);
+	if (n < 0 && errno != EINTR) {
+		io_log_lost(c, strerror(errno));
+		return CLI_ERR_REMOVED;
+	}
+	if (n <= 0) {
+		return 0;
+	}
+	if (p[1].revents & POLLIN) {
+		(void)!read(c->evfd, &drain, sizeof(drain));
+	}
+	if (p[0].revents & POLLOUT) {
+		c->write_blocked = 0;
+		c->read_wants_write = 0;
+	}
+	if (p[0].revents & (POLLIN | POLLHUP | POLLERR | POLLOUT)) {
+		return io_read(c);
+	}
+	return 0;
+}
+
+static void
+io_loop(struct cli_conn *c)
+{
+	int r, stop;
 
 	c->last_io_ms = now_ms();
 	for (;;) {
@@ -1167,43 +1225,39 @@ io_loop(struct cli_conn *c)
 			ERR_clear_error();
 			return;
 		}
-		if ((r = io_ping(c, &timeout)) != 0) {
+		if ((r = io_step(c, -1)) != 0) {
 			break;
-		}
-		if (!c->write_blocked && (r = io_write(c)) != 0) {
-			break;
-		}
-		p[0].fd = c->fd;
-		p[0].events = POLLIN | (c->write_blocked || c->read_wants_write ? POLLOUT : 0);
-		p[0].revents = 0;
-		p[1].fd = c->evfd;
-		p[1].events = POLLIN;
-		p[1].revents = 0;
-		n = poll(p, 2, timeout);
-		if (n < 0 && errno != EINTR) {
-			io_log_lost(c, strerror(errno));
-			r = CLI_ERR_REMOVED;
-			break;
-		}
-		if (n <= 0) {
-			continue;
-		}
-		if (p[1].revents & POLLIN) {
-			(void)!read(c->evfd, &drain, sizeof(drain));
-		}
-		if (p[0].revents & POLLOUT) {
-			c->write_blocked = 0;
-			c->read_wants_write = 0;
-		}
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR | POLLOUT)) {
-			if ((r = io_read(c)) != 0) {
-				break;
-			}
 		}
 	}
 	pthread_mutex_lock(&c->lock);
 	conn_fail_inlock(c, r);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Threadless mode: runs the connection in the calling thread until waiter `w` is answered,
+ * the connection fails, or the deadline passes (the caller's own wait then times out). */
+static void
+io_drive(struct cli_conn *c, struct cli_waiter *w, uint64_t deadline)
+{
+	int done, up, left, r;
+
+	pthread_mutex_lock(&c->drive);
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		done = w->done;
+		up = c->state == CONN_UP;
+		pthread_mutex_unlock(&c->lock);
+		if (done || !up || (left = ms_left(deadline)) == 0) {
+			break;
+		}
+		if ((r = io_step(c, left)) != 0) {
+			pthread_mutex_lock(&c->lock);
+			conn_fail_inlock(c, r);
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->drive);
 }
 
 static void *
@@ -1263,6 +1317,30 @@ cli_conn_open(const struct cli_target *t, struct cli_conn **out, char *err, size
 	if ((c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		snprintf(err, errsz, "eventfd: %s", strerror(errno));
 		r = CLI_ERR_SYS;
+		goto out;
+	}
+	c->threadless = t->threadless;
+	(void)pthread_mutex_init(&c->drive, NULL);
+	if (c->threadless) {
+		/* The application may not have threads made for it (v2.40 §5.4): the
+		 * handshake runs here, and every call drives the connection (io_drive). */
+		r = conn_handshake(c);
+		pthread_mutex_lock(&c->lock);
+		c->hs_done = 1;
+		c->hs_err = r;
+		if (r == 0 && c->state == CONN_CONNECTING) {
+			c->state = CONN_UP;
+		}
+		c->target = NULL;
+		pthread_mutex_unlock(&c->lock);
+		c->last_io_ms = now_ms();
+		if (r != 0) {
+			snprintf(err, errsz, "%s", c->hs_msg);
+			goto out;
+		}
+		*out = c;
+		c = NULL; /* transferred */
+		r = 0;
 		goto out;
 	}
 	/* The I/O thread takes no signal: the application's handlers run in its own
@@ -1362,7 +1440,12 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	c->waiters = w;
 	c->inflight++;
 	pthread_mutex_unlock(&c->lock);
+	/* Wakes whoever polls the socket — the I/O thread, or in threadless mode the caller
+	 * driving the connection — so that this request is written now. */
 	conn_wake(c);
+	if (c->threadless) {
+		io_drive(c, w, deadline);
+	}
 
 	pthread_mutex_lock(&c->lock);
 	while (!w->done) {

@@ -6,7 +6,8 @@
  *
  *   C_Initialize
  *     CKR_ARGUMENTS_BAD            pReserved not NULL, or only some mutex callbacks given
- *     CKR_NEED_TO_CREATE_THREADS   CKF_LIBRARY_CANT_CREATE_OS_THREADS: we need an I/O thread
+ *     (CKF_LIBRARY_CANT_CREATE_OS_THREADS is honoured: the module then creates no thread and
+ *      each caller drives the connection while it waits; see client/conn.c io_drive.)
  *     CKR_CANT_LOCK                mutex callbacks without CKF_OS_LOCKING_OK (see below)
  *     CKR_CRYPTOKI_ALREADY_INITIALIZED
  *     CKR_GENERAL_ERROR            HSMGATE_CONF unset, the file missing, unreadable or
@@ -166,6 +167,9 @@ module_abandon_inlock(void)
 	M.pid = getpid();
 }
 
+/* Set by C_Initialize (under M.busy) for module_load: the application forbids us threads. */
+static int init_threadless;
+
 static CK_RV
 init_args_check(CK_VOID_PTR p)
 {
@@ -184,9 +188,6 @@ init_args_check(CK_VOID_PTR p)
 	/* "either all four or none of them must be supplied" */
 	if (n != 0 && n != 4) {
 		return CKR_ARGUMENTS_BAD;
-	}
-	if (a->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) {
-		return CKR_NEED_TO_CREATE_THREADS;
 	}
 	if (n == 4 && !(a->flags & CKF_OS_LOCKING_OK)) {
 		return CKR_CANT_LOCK;
@@ -218,7 +219,10 @@ module_load(struct cfg_client **cfgp, struct cli_target *t, struct cli_conn **co
 		}
 		return r == CFG_ERR_NOMEM ? CKR_HOST_MEMORY : CKR_GENERAL_ERROR;
 	}
-	if ((r = cli_target_init(t, *cfgp, err, sizeof(err))) != 0) {
+	if ((r = cli_target_init(t, *cfgp, err, sizeof(err))) == 0) {
+		t->threadless = init_threadless;
+	}
+	if (r != 0) {
 		cli_log("%s", err);
 		cfg_client_free(*cfgp);
 		*cfgp = NULL;
@@ -327,6 +331,8 @@ C_Initialize(CK_VOID_PTR pInitArgs)
 	pthread_mutex_unlock(&M.lock);
 
 	memset(&t, 0, sizeof(t));
+	init_threadless = pInitArgs != NULL &&
+	                  (((CK_C_INITIALIZE_ARGS *)pInitArgs)->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) != 0;
 	rv = module_load(&cfg, &t, &conn);
 
 	pthread_mutex_lock(&M.lock);

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <openssl/sha.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -517,6 +518,78 @@ test_threads(void)
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
+/* The application forbids the module to create threads (GnuTLS's p11tool does): callers
+ * drive the connection themselves. */
+static CK_RV
+up_threadless(void)
+{
+	CK_C_INITIALIZE_ARGS a;
+
+	(void)C_Finalize(NULL);
+	fakegw_drop_all(gw);
+	if (fakegw_write_conf(gw, conf, NULL) != 0) {
+		return CKR_GENERAL_ERROR;
+	}
+	setenv("HSMGATE_CONF", conf, 1);
+	memset(&a, 0, sizeof(a));
+	a.flags = CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK;
+	return C_Initialize(&a);
+}
+
+static int
+thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL) {
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		n += e->d_name[0] != '.';
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_threadless(void)
+{
+	struct stress s[STRESS_THREADS];
+	struct slot_call a, b;
+	CK_SLOT_INFO si;
+	int i, bad = 0, before = thread_count();
+
+	CU_ASSERT_EQUAL_FATAL(up_threadless(), CKR_OK);
+	/* The fake gateway serves each connection with a thread of this process; the module
+	 * must add none of its own. */
+	CU_ASSERT(thread_count() <= before + 1);
+	CU_ASSERT_EQUAL(C_GetSlotInfo(5, &si), CKR_OK);
+	CU_ASSERT(desc_is(&si, "slot 5"));
+	/* Two application threads: the one driving the connection delivers the other's reply. */
+	slot_call_start(&a, 100);
+	sleep_ms(100);
+	slot_call_start(&b, 101);
+	pthread_join(a.t, NULL);
+	pthread_join(b.t, NULL);
+	CU_ASSERT_EQUAL(a.rv, CKR_OK);
+	CU_ASSERT_EQUAL(b.rv, CKR_OK);
+	CU_ASSERT(desc_is(&a.info, "slot 100"));
+	CU_ASSERT(desc_is(&b.info, "slot 101"));
+	for (i = 0; i < STRESS_THREADS; i++) {
+		s[i].seed = (unsigned)i * 104729u + 3;
+		s[i].bad = 0;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&s[i].t, NULL, stress_main, &s[i]), 0);
+	}
+	for (i = 0; i < STRESS_THREADS; i++) {
+		pthread_join(s[i].t, NULL);
+		bad += s[i].bad;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
+}
+
 static const struct test_case cases[] = {
         {"forwarded calls and replies", test_calls},
         {"argument checks", test_arguments},
@@ -531,6 +604,7 @@ static const struct test_case cases[] = {
         {"max_frame", test_max_frame},
         {"C_Finalize with a call in flight", test_finalize_in_flight},
         {"8 threads on one connection", test_threads},
+        {"threadless mode (CKF_LIBRARY_CANT_CREATE_OS_THREADS)", test_threadless},
         {NULL, NULL},
 };
 

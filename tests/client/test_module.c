@@ -154,9 +154,6 @@ test_init_args(void)
 	a.pReserved = &dummy;
 	CU_ASSERT_EQUAL(C_Initialize(&a), CKR_ARGUMENTS_BAD);
 
-	memset(&a, 0, sizeof(a));
-	a.flags = CKF_LIBRARY_CANT_CREATE_OS_THREADS;
-	CU_ASSERT_EQUAL(C_Initialize(&a), CKR_NEED_TO_CREATE_THREADS);
 
 	/* Some callbacks but not all four. */
 	memset(&a, 0, sizeof(a));
