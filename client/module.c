@@ -323,7 +323,13 @@ C_Initialize(CK_VOID_PTR pInitArgs)
 	if (M.pid != getpid()) {
 		module_abandon_inlock();
 	}
-	if (M.initialized || M.busy) {
+	/* Another thread's C_Initialize (or a reconnect) is under way: wait for its outcome, so
+	 * that CKR_CRYPTOKI_ALREADY_INITIALIZED is only said once it is true — a caller told so
+	 * must be able to use the module at once. If that attempt failed, this one goes on. */
+	while (M.busy) {
+		pthread_cond_wait(&M.cv, &M.lock);
+	}
+	if (M.initialized) {
 		pthread_mutex_unlock(&M.lock);
 		return CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	}
