@@ -335,7 +335,7 @@ gw_audit_request_event(struct gw_server *s, const struct proto_ctx *who, uint16_
 	} else {
 		snprintf(crn, sizeof(crn), "crn:hsmgate:%s", who->tenant);
 	}
-	gw_source_ip(who->source, ip, sizeof(ip));
+	proto_source_ip(who->source, ip, sizeof(ip));
 	if ((r = aud_event_new(&ev, object, verb)) != 0 || (r = set_common(s, ev)) != 0 ||
 	    (r = aud_event_set_initiator(ev, who->principal, NULL, initiator_kind(who->principal),
 	                                 cred_of(who->cred), ip[0] != '\0' ? ip : NULL)) != 0 ||
@@ -494,7 +494,7 @@ gw_audit_auth_failure(struct gw_server *s, const char *source, uint8_t cred, con
 	if (s->audit == NULL || aud_log_failed(s->audit) != 0) {
 		return;
 	}
-	gw_source_ip(source, ip, sizeof(ip));
+	proto_source_ip(source, ip, sizeof(ip));
 	if ((r = aud_event_new(&ev, "session", "connect")) != 0 || (r = set_common(s, ev)) != 0 ||
 	    (r = aud_event_set_initiator(ev, "unauthenticated", NULL, AUD_INITIATOR_CERT,
 	                                 cred_of(cred), ip[0] != '\0' ? ip : NULL)) != 0 ||

@@ -368,8 +368,6 @@ CK_RV gw_policy_partition_check(struct gw_server *s, const struct proto_ctx *who
 int gw_policy_connect_check(struct gw_server *s, const struct proto_ctx *who,
                             struct gw_decision *d) GW_WUR;
 
-/* "1.2.3.4:5" → "1.2.3.4", "[::1]:5" → "::1". */
-void gw_source_ip(const char *source, char *out, size_t outsz);
 /* crn:hsmgate:<tenant>:partition:<name> */
 void gw_partition_crn(const struct gw_part *part, char *out, size_t outsz);
 

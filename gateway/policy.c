@@ -177,26 +177,6 @@ out:
 	return r;
 }
 
-/* "127.0.0.1:5123" → "127.0.0.1"; "[::1]:5123" → "::1". */
-void
-gw_source_ip(const char *source, char *out, size_t outsz)
-{
-	const char *end;
-	size_t n;
-
-	if (source[0] == '[') {
-		source++;
-		end = strchr(source, ']');
-	} else {
-		end = strrchr(source, ':');
-	}
-	n = end != NULL ? (size_t)(end - source) : strlen(source);
-	if (n >= outsz) {
-		n = outsz - 1;
-	}
-	memcpy(out, source, n);
-	out[n] = '\0';
-}
 
 void
 gw_partition_crn(const struct gw_part *part, char *out, size_t outsz)
@@ -266,7 +246,7 @@ fill_request(struct pol_request *req, const struct proto_ctx *who, const char *a
 	uint32_t i;
 	int r;
 
-	gw_source_ip(who->source, ip, sizeof(ip));
+	proto_source_ip(who->source, ip, sizeof(ip));
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	pol_request_reset(req);

@@ -138,27 +138,6 @@ part_authz_has_policy(const struct part_authz *a)
 	return a->pol != NULL;
 }
 
-/* The address without its port: "127.0.0.1:5000" → "127.0.0.1", "[::1]:5000" → "::1". */
-static void
-source_ip(const char *source, char *out, size_t outsz)
-{
-	const char *end;
-	size_t n;
-
-	if (source[0] == '[') {
-		source++;
-		end = strchr(source, ']');
-	} else {
-		end = strrchr(source, ':');
-	}
-	n = end != NULL ? (size_t)(end - source) : strlen(source);
-	if (n >= outsz) {
-		n = outsz - 1;
-	}
-	memcpy(out, source, n);
-	out[n] = '\0';
-}
-
 /* Adds the policy-visible attributes of `t` as `<prefix><CKA_NAME>` condition keys. */
 static int
 add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK_ULONG n,
@@ -271,7 +250,7 @@ fill(struct part_authz *a, const struct proto_ctx *ctx, const struct part_authz_
 	} else {
 		snprintf(resource, sizeof(resource), "%s", partition);
 	}
-	source_ip(ctx->source, ip, sizeof(ip));
+	proto_source_ip(ctx->source, ip, sizeof(ip));
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	pol_request_reset(req);

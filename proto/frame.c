@@ -370,3 +370,23 @@ proto_ipc_hdr_decode(const uint8_t *p, size_t avail, size_t max, uint8_t *kind, 
 	*body_len = len - (PROTO_IPC_HDR_BYTES - PROTO_LEN_BYTES);
 	return 0;
 }
+
+void
+proto_source_ip(const char *source, char *out, size_t outsz)
+{
+	const char *end;
+	size_t n;
+
+	if (source[0] == '[') {
+		source++;
+		end = strchr(source, ']');
+	} else {
+		end = strrchr(source, ':');
+	}
+	n = end != NULL ? (size_t)(end - source) : strlen(source);
+	if (n >= outsz) {
+		n = outsz - 1;
+	}
+	memcpy(out, source, n);
+	out[n] = '\0';
+}

@@ -486,6 +486,10 @@ struct proto_ctx {
 /* ctx: u8 cred | string principal | string tenant | string source | u32 n | string × n */
 int proto_ctx_put(struct proto_buf *b, const struct proto_ctx *x) PROTO_WUR;
 int proto_ctx_get(struct proto_cur *c, struct proto_ctx *x) PROTO_WUR;
+/* The address part of a context's `source`, without its port, for policy conditions and
+ * audit: "127.0.0.1:5123" gives "127.0.0.1", "[::1]:5123" gives "::1"; a string without a
+ * port is copied as is. Truncated to fit out[outsz] (outsz > 0). */
+void proto_source_ip(const char *source, char *out, size_t outsz);
 
 /* Writes the IPC header (with a placeholder length) into an empty `b`;
  * proto_ipc_finish() patches the length. */

@@ -177,21 +177,6 @@ test_action_table(void)
 }
 
 static void
-test_source_ip(void)
-{
-	char ip[64];
-
-	gw_source_ip("127.0.0.1:51522", ip, sizeof(ip));
-	CU_ASSERT_STRING_EQUAL(ip, "127.0.0.1");
-	gw_source_ip("[2001:db8::1]:443", ip, sizeof(ip));
-	CU_ASSERT_STRING_EQUAL(ip, "2001:db8::1");
-	gw_source_ip("unknown", ip, sizeof(ip));
-	CU_ASSERT_STRING_EQUAL(ip, "unknown");
-	gw_source_ip("10.0.0.1:1", ip, 4);
-	CU_ASSERT_STRING_EQUAL(ip, "10.");
-}
-
-static void
 test_no_policy_allows(void)
 {
 	struct gw_server none;
@@ -389,7 +374,6 @@ test_register(void)
 {
 	static const struct test_case cases[] = {
 	        {"action_table", test_action_table},
-	        {"source_ip", test_source_ip},
 	        {"no_policy_allows", test_no_policy_allows},
 	        {"allow", test_allow},
 	        {"explicit_deny", test_explicit_deny},

@@ -580,6 +580,21 @@ test_ipc_refusals(void)
 	CU_ASSERT_EQUAL(kind, 0);
 }
 
+static void
+test_source_ip(void)
+{
+	char ip[64];
+
+	proto_source_ip("127.0.0.1:51522", ip, sizeof(ip));
+	CU_ASSERT_STRING_EQUAL(ip, "127.0.0.1");
+	proto_source_ip("[2001:db8::1]:443", ip, sizeof(ip));
+	CU_ASSERT_STRING_EQUAL(ip, "2001:db8::1");
+	proto_source_ip("unknown", ip, sizeof(ip));
+	CU_ASSERT_STRING_EQUAL(ip, "unknown");
+	proto_source_ip("10.0.0.1:1", ip, 4);
+	CU_ASSERT_STRING_EQUAL(ip, "10.");
+}
+
 static const struct test_case cases[] = {
         {"header round-trip and byte layout", test_header_roundtrip},
         {"header: every message type", test_header_every_type},
@@ -601,6 +616,7 @@ static const struct test_case cases[] = {
         {"refuse: ctx with too many groups", test_ctx_too_many_groups},
         {"ipc header round-trip", test_ipc_roundtrip},
         {"refuse: bad ipc headers", test_ipc_refusals},
+        {"proto_source_ip strips the port", test_source_ip},
         {NULL, NULL},
 };
 
