@@ -1260,10 +1260,11 @@ io_drive(struct cli_conn *c, struct cli_waiter *w, uint64_t deadline)
 	pthread_mutex_unlock(&c->drive);
 }
 
-static void *
-io_main(void *arg)
+/* Runs the handshake and reports its result to cli_conn_open (hs_done, hs_err), in the I/O
+ * thread or, in threadless mode, in the caller itself. */
+static int
+conn_handshake_report(struct cli_conn *c)
 {
-	struct cli_conn *c = arg;
 	int r;
 
 	r = conn_handshake(c);
@@ -1276,7 +1277,15 @@ io_main(void *arg)
 	c->target = NULL; /* not ours after the report */
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
-	if (r == 0) {
+	return r;
+}
+
+static void *
+io_main(void *arg)
+{
+	struct cli_conn *c = arg;
+
+	if (conn_handshake_report(c) == 0) {
 		io_loop(c);
 	}
 	ERR_clear_error();
@@ -1324,37 +1333,22 @@ cli_conn_open(const struct cli_target *t, struct cli_conn **out, char *err, size
 	if (c->threadless) {
 		/* The application may not have threads made for it (v2.40 §5.4): the
 		 * handshake runs here, and every call drives the connection (io_drive). */
-		r = conn_handshake(c);
-		pthread_mutex_lock(&c->lock);
-		c->hs_done = 1;
-		c->hs_err = r;
-		if (r == 0 && c->state == CONN_CONNECTING) {
-			c->state = CONN_UP;
-		}
-		c->target = NULL;
-		pthread_mutex_unlock(&c->lock);
+		(void)conn_handshake_report(c);
 		c->last_io_ms = now_ms();
+	} else {
+		/* The I/O thread takes no signal: the application's handlers run in its own
+		 * threads, and SIGPIPE from a reset connection stays pending here, harmlessly. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		r = pthread_create(&c->io, NULL, io_main, c);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (r != 0) {
-			snprintf(err, errsz, "%s", c->hs_msg);
+			snprintf(err, errsz, "cannot start the I/O thread: %s", strerror(r));
+			r = CLI_ERR_SYS;
 			goto out;
 		}
-		*out = c;
-		c = NULL; /* transferred */
-		r = 0;
-		goto out;
+		c->io_started = 1;
 	}
-	/* The I/O thread takes no signal: the application's handlers run in its own
-	 * threads, and SIGPIPE from a reset connection stays pending here, harmlessly. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&c->io, NULL, io_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r != 0) {
-		snprintf(err, errsz, "cannot start the I/O thread: %s", strerror(r));
-		r = CLI_ERR_SYS;
-		goto out;
-	}
-	c->io_started = 1;
 	pthread_mutex_lock(&c->lock);
 	while (!c->hs_done) {
 		pthread_cond_wait(&c->cv, &c->lock);
