@@ -905,7 +905,9 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	int r;
 
 	/* STYLE rule 12: the watermark says how much is needed; a `while` takes every complete
-	 * frame that is already there. */
+	 * frame that is already there, and the requests it forwards go out in one write per
+	 * worker (gw_cork). */
+	gw_cork(c->srv);
 	while (c->state == GW_CONN_HELLO || c->state == GW_CONN_OPEN || c->state == GW_CONN_DRAIN) {
 		avail = evbuffer_get_length(in);
 		n = avail < PROTO_HDR_BYTES ? avail : PROTO_HDR_BYTES;
@@ -934,6 +936,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (avail < need) {
 			set_read_need(c, need);
+			gw_uncork(c->srv);
 			return;
 		}
 		if ((p = evbuffer_pullup(in, (ev_ssize_t)need)) == NULL) {
@@ -945,6 +948,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		OPENSSL_cleanse(p, need);
 		evbuffer_drain(in, need);
 	}
+	gw_uncork(c->srv);
 	/* Closing: whatever else arrives is read and dropped (see conn_linger). */
 	evbuffer_drain(in, evbuffer_get_length(in));
 }

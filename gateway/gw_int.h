@@ -217,6 +217,7 @@ struct gw_worker {
 	struct timespec started;
 	uint64_t n_inflight;
 	unsigned restarts;
+	int out_dirty; /* frames added while the server was corked; written at gw_uncork */
 };
 
 struct gw_stats {
@@ -246,6 +247,7 @@ struct gw_server {
 	int stop_stage;
 	struct gw_worker *workers;
 	unsigned n_workers;
+	unsigned cork; /* > 0: gw_worker_send queues, gw_uncork writes (one write per batch) */
 	struct gw_part *parts; /* n_workers entries, parallel to workers (for route.c) */
 	struct gw_conn_list conns;
 	unsigned n_conns;
@@ -305,9 +307,15 @@ void gw_conn_free_all(struct gw_server *s);
 /* Copies the partitions of s->cfg into s->workers / s->parts and starts one worker each. */
 int gw_supervisor_start(struct gw_server *s, char *err, size_t errsz) GW_WUR;
 /* Sends one IPC message to worker w: header, then ctx (when not NULL), then `frame`.
- * GW_ERR_IO when the worker is not running. */
+ * Written at once, or, while the server is corked, at gw_uncork. GW_ERR_IO when the worker
+ * is not running. */
 int gw_worker_send(struct gw_worker *w, enum proto_ipc kind, uint64_t conn_id,
                    const struct proto_ctx *ctx, const uint8_t *frame, size_t len) GW_WUR;
+/* Corking: between gw_cork and gw_uncork (nested), messages to workers are only queued, and
+ * gw_uncork writes each worker's batch with one writev. A client's TLS read that carries
+ * many pipelined requests thus costs one write per worker, not one per request. */
+void gw_cork(struct gw_server *s);
+void gw_uncork(struct gw_server *s);
 /* SIGCHLD: reaps, logs, schedules restarts (or finishes the shutdown). */
 void gw_supervisor_reap(struct gw_server *s);
 /* Shutdown: closes every IPC channel so the workers exit; escalates to SIGTERM/SIGKILL

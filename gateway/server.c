@@ -469,6 +469,29 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- life ----------------------------------------------------------------------------- */
 
+/*
+ * The event loop. With epoll's changelist, libevent applies the epoll_ctl changes of one
+ * loop iteration at once, just before epoll_wait, and an add and a delete of the same event
+ * in between cancel out. Every reply and every forwarded request arms and then disarms
+ * EV_WRITE on its socket; without the changelist that is two epoll_ctl calls each (measured:
+ * 2.4 epoll_ctl per call at 16 calls in flight). Our callbacks never dup() a socket, the
+ * case the changelist gets wrong (event_base_new_with_config(3)).
+ */
+static struct event_base *
+loop_new(void)
+{
+	struct event_config *ec;
+	struct event_base *base;
+
+	if ((ec = event_config_new()) == NULL) {
+		return NULL;
+	}
+	(void)event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 int
 gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_server **out, char *err,
               size_t errsz)
@@ -505,7 +528,7 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		snprintf(err, errsz, "libevent has no thread support");
 		goto out;
 	}
-	if ((s->base = event_base_new()) == NULL) {
+	if ((s->base = loop_new()) == NULL) {
 		snprintf(err, errsz, "event_base_new failed");
 		goto out;
 	}

@@ -52,6 +52,7 @@
 #endif
 
 static void worker_read_cb(struct bufferevent *bev, void *arg);
+static void worker_write_cb(struct bufferevent *bev, void *arg);
 static void worker_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void
@@ -143,9 +144,13 @@ worker_spawn(struct gw_worker *w)
 		return GW_ERR_EVENT;
 	}
 	(void)evutil_make_socket_nonblocking(sv[0]);
-	bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
+	bufferevent_setcb(w->bev, worker_read_cb, worker_write_cb, worker_event_cb, w);
 	bufferevent_setwatermark(w->bev, EV_READ, PROTO_IPC_HDR_BYTES, 0);
-	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+	/* EV_WRITE (on in a new bufferevent) stays off until a write leaves something behind
+	 * (worker_flush). */
+	bufferevent_disable(w->bev, EV_WRITE);
+	bufferevent_enable(w->bev, EV_READ);
+	w->out_dirty = 0;
 	w->pid = pid;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	gw_log(GW_LOG_INFO, "supervisor", w->restarts > 0 ? "worker restarted" : "worker started",
@@ -295,6 +300,64 @@ worker_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * Writes what the channel holds now. Leaving it to libevent would cost, per message, an
+ * epoll_ctl to arm EV_WRITE, a loop turn whose epoll_wait says what is already known (a
+ * socketpair with room), and an epoll_ctl to disarm it. Only when the socket is full does
+ * EV_WRITE go on, until worker_write_cb sees the output drained. A write error is left to
+ * the bufferevent, which reports it through worker_event_cb on its own write.
+ */
+static void
+worker_flush(struct gw_worker *w)
+{
+	struct evbuffer *out = bufferevent_get_output(w->bev);
+	evutil_socket_t fd = bufferevent_getfd(w->bev);
+	int n;
+
+	w->out_dirty = 0;
+	while (evbuffer_get_length(out) > 0) {
+		if ((n = evbuffer_write(out, fd)) > 0) {
+			continue;
+		}
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		break;
+	}
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(w->bev, EV_WRITE);
+	}
+}
+
+static void
+worker_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	/* Called once the output is drained (write low-water mark 0). */
+	bufferevent_disable(bev, EV_WRITE);
+}
+
+void
+gw_cork(struct gw_server *s)
+{
+	s->cork++;
+}
+
+void
+gw_uncork(struct gw_server *s)
+{
+	unsigned i;
+
+	if (s->cork == 0 || --s->cork > 0) {
+		return;
+	}
+	for (i = 0; i < s->n_workers; i++) {
+		if (s->workers[i].out_dirty && s->workers[i].bev != NULL) {
+			worker_flush(&s->workers[i]);
+		}
+	}
+}
+
 static void
 worker_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -327,6 +390,11 @@ gw_worker_send(struct gw_worker *w, enum proto_ipc kind, uint64_t conn_id,
 	/* Back-pressure towards a slow worker is bounded per connection by max_inflight. */
 	if ((r = gw_evbuffer_add_wiped(bufferevent_get_output(w->bev), b.data, b.len)) != 0) {
 		goto out;
+	}
+	if (w->srv->cork > 0) {
+		w->out_dirty = 1;
+	} else {
+		worker_flush(w);
 	}
 	r = 0;
 out:

@@ -17,28 +17,18 @@
 
 #include <openssl/crypto.h>
 
-/* Reads exactly `len` bytes. 0, or 1 on EOF before the first byte, or a PART_ERR_*. */
-static int
-read_full(int fd, uint8_t *p, size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		n = read(fd, p + got, len - got);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return PART_ERR_IO;
-		}
-		if (n == 0) {
-			return got == 0 ? 1 : PART_ERR_IPC;
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
+/*
+ * Input: one buffer, read as far as the socket holds (one read(2) takes every request the
+ * gateway wrote in one go); messages are served in place. Output: the replies of the
+ * requests taken from one read are collected and written with one write(2) just before the
+ * loop would block again, so a batch costs two system calls, not two per request.
+ */
+struct ipc_io {
+	int fd;
+	uint8_t *in;
+	size_t cap, off, len; /* unserved bytes are in[off, len) */
+	struct proto_buf out;
+};
 
 static int
 write_full(int fd, const uint8_t *p, size_t len)
@@ -59,10 +49,62 @@ write_full(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-/* One PROTO_IPC_REQUEST body: the caller context, then the client frame. */
+/* Writes the collected replies; they may hold key material or plaintext: wiped after. */
 static int
-serve_request(const struct part_ipc_handler *h, int fd, uint64_t conn, const uint8_t *body,
-              size_t len, struct proto_buf *frame, struct proto_buf *msg)
+io_flush(struct ipc_io *io)
+{
+	int r;
+
+	if (io->out.len == 0) {
+		return 0;
+	}
+	r = write_full(io->fd, io->out.data, io->out.len);
+	proto_buf_reset(&io->out);
+	return r;
+}
+
+/* Makes `need` bytes available at in[off]: flushes the replies first if the read may
+ * block, moves the unserved bytes to the front, reads. 0, 1 on EOF at a message boundary,
+ * or a PART_ERR_*. */
+static int
+io_fill(struct ipc_io *io, size_t need)
+{
+	size_t left;
+	ssize_t n;
+	int r;
+
+	while (io->len - io->off < need) {
+		if ((r = io_flush(io)) != 0) {
+			return r;
+		}
+		if (io->off > 0) {
+			left = io->len - io->off;
+			memmove(io->in, io->in + io->off, left);
+			/* the tail still holds a copy of what moved (it may be a PIN) */
+			OPENSSL_cleanse(io->in + left, io->len - left);
+			io->off = 0;
+			io->len = left;
+		}
+		n = read(io->fd, io->in + io->len, io->cap - io->len);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return PART_ERR_IO;
+		}
+		if (n == 0) {
+			return io->len == io->off ? 1 : PART_ERR_IPC;
+		}
+		io->len += (size_t)n;
+	}
+	return 0;
+}
+
+/* One PROTO_IPC_REQUEST body: the caller context, then the client frame. The decision (if
+ * any) and the reply are appended to io->out. */
+static int
+serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn,
+              const uint8_t *body, size_t len, struct proto_buf *frame, struct proto_buf *msg)
 {
 	struct proto_ctx ctx;
 	struct proto_cur c;
@@ -84,25 +126,27 @@ serve_request(const struct part_ipc_handler *h, int fd, uint64_t conn, const uin
 		    (r = h->decision(h->arg, msg)) < 0 || proto_ipc_finish(msg) != 0) {
 			return PART_ERR_NOMEM;
 		}
-		if (r == 1 && (r = write_full(fd, msg->data, msg->len)) != 0) {
-			return r;
+		if (r == 1 && proto_put_raw(&io->out, msg->data, msg->len) != 0) {
+			return PART_ERR_NOMEM;
 		}
 		proto_buf_reset(msg);
 	}
 	if (proto_ipc_begin(msg, PROTO_IPC_REPLY, conn) != 0 ||
-	    proto_put_raw(msg, frame->data, frame->len) != 0 || proto_ipc_finish(msg) != 0) {
+	    proto_put_raw(msg, frame->data, frame->len) != 0 || proto_ipc_finish(msg) != 0 ||
+	    proto_put_raw(&io->out, msg->data, msg->len) != 0) {
 		return PART_ERR_NOMEM;
 	}
-	return write_full(fd, msg->data, msg->len);
+	/* A big batch goes out before it grows further. */
+	return io->out.len >= PART_IPC_SLACK ? io_flush(io) : 0;
 }
 
 int
 part_ipc_serve(const struct part_ipc_handler *h, int fd)
 {
 	struct proto_buf frame, msg;
-	uint8_t hdr[PROTO_IPC_HDR_BYTES];
-	uint8_t *body = NULL;
-	size_t max_body;
+	struct ipc_io io = {.fd = fd};
+	const uint8_t *hdr, *body;
+	size_t max_body, need;
 	uint32_t body_len;
 	uint64_t conn;
 	uint8_t kind;
@@ -110,33 +154,39 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 
 	proto_buf_init(&frame);
 	proto_buf_init(&msg);
+	proto_buf_init(&io.out);
 	max_body = (size_t)h->max_frame + PART_IPC_SLACK;
-	/* One buffer for the largest body, allocated once: no size ever comes from the wire. */
-	if ((body = malloc(max_body)) == NULL) {
+	/* One buffer for the largest message plus room to read ahead, allocated once: no size
+	 * ever comes from the wire. */
+	io.cap = PROTO_IPC_HDR_BYTES + max_body + PART_IPC_SLACK;
+	if ((io.in = malloc(io.cap)) == NULL) {
 		r = PART_ERR_NOMEM;
 		goto out;
 	}
 	for (;;) {
-		if ((r = read_full(fd, hdr, sizeof(hdr))) == 1) {
+		if ((r = io_fill(&io, PROTO_IPC_HDR_BYTES)) == 1) {
 			r = 0; /* the gateway went away */
 			break;
 		}
 		if (r != 0) {
 			goto out;
 		}
-		if (proto_ipc_hdr_decode(hdr, sizeof(hdr), PROTO_IPC_HDR_BYTES + max_body, &kind,
-		                         &conn, &body_len) != 0 ||
+		hdr = io.in + io.off;
+		if (proto_ipc_hdr_decode(hdr, PROTO_IPC_HDR_BYTES, PROTO_IPC_HDR_BYTES + max_body,
+		                         &kind, &conn, &body_len) != 0 ||
 		    body_len > max_body) {
 			r = PART_ERR_IPC;
 			goto out;
 		}
-		if (body_len != 0 && (r = read_full(fd, body, body_len)) != 0) {
+		need = PROTO_IPC_HDR_BYTES + (size_t)body_len;
+		if ((r = io_fill(&io, need)) != 0) {
 			r = r == 1 ? PART_ERR_IPC : r;
 			goto out;
 		}
+		body = io.in + io.off + PROTO_IPC_HDR_BYTES;
 		switch (kind) {
 		case PROTO_IPC_REQUEST:
-			r = serve_request(h, fd, conn, body, body_len, &frame, &msg);
+			r = serve_request(h, &io, conn, body, body_len, &frame, &msg);
 			break;
 		case PROTO_IPC_CONN_CLOSED:
 			r = body_len == 0 ? 0 : PART_ERR_IPC;
@@ -162,7 +212,8 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 			break;
 		}
 		/* The request may have carried a PIN, the reply attribute values. */
-		OPENSSL_cleanse(body, body_len);
+		OPENSSL_cleanse(io.in + io.off, need);
+		io.off += need;
 		proto_buf_reset(&frame);
 		proto_buf_reset(&msg);
 		if (r != 0) {
@@ -170,9 +221,14 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 		}
 	}
 out:
-	if (body != NULL) {
-		OPENSSL_clear_free(body, max_body);
+	/* Whatever ends the loop, the requests served before it get their replies. */
+	if (io_flush(&io) != 0 && r == 0) {
+		r = PART_ERR_IO;
 	}
+	if (io.in != NULL) {
+		OPENSSL_clear_free(io.in, io.cap);
+	}
+	proto_buf_free(&io.out);
 	proto_buf_free(&frame);
 	proto_buf_free(&msg);
 	return r;
@@ -211,8 +267,12 @@ worker_decision(void *arg, struct proto_buf *body)
 int
 part_worker_serve(struct part_worker *w, int fd)
 {
-	struct part_ipc_handler h = {w,          part_worker_max_frame(w), worker_handle,
-	                             worker_conn_closed, worker_policy, worker_decision};
+	struct part_ipc_handler h = {w,
+	                             part_worker_max_frame(w),
+	                             worker_handle,
+	                             worker_conn_closed,
+	                             worker_policy,
+	                             worker_decision};
 
 	return part_ipc_serve(&h, fd);
 }
