@@ -294,7 +294,7 @@ part_key_wrap(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK
 		return rv;
 	}
 	rv = part_mech_wrap(m, wk, der, derlen, out, outlen);
-	OPENSSL_clear_free(der, derlen);
+	OPENSSL_secure_clear_free(der, derlen);
 	return rv;
 }
 
@@ -407,7 +407,7 @@ part_key_unwrap(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const 
 out:
 	free(extra);
 	part_attrs_free(pattrs);
-	OPENSSL_clear_free(bytes, alloc);
+	OPENSSL_secure_clear_free(bytes, alloc);
 	return rv;
 }
 
@@ -470,6 +470,6 @@ part_key_derive(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const 
 	nd.extra = &value;
 	nd.nextra = 1;
 	rv = make(t, s, &nd, tmpl, n, out);
-	OPENSSL_clear_free(bytes, len != 0 ? len : 1);
+	OPENSSL_secure_clear_free(bytes, len != 0 ? len : 1);
 	return rv;
 }

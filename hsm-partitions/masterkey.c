@@ -8,11 +8,13 @@
  * owned by the worker's user. part_masterkey_obtain() is the one function that knows this:
  * the KYOK issue replaces its body and nothing else.
  *
- * Key memory: a page of its own from mmap, mlock()ed so it is never swapped, and
+ * Key memory: in the worker, OpenSSL's secure heap (secmem.c), which is mlock()ed, guarded
+ * and MADV_DONTDUMP, with every other key of the partition. Where no secure heap was made
+ * (hsmctl, unit tests), a page of its own from mmap, mlock()ed so it is never swapped, and
  * MADV_DONTDUMP so it never reaches a core file (the worker also sets RLIMIT_CORE 0; this
  * covers a crash before that). mlock may fail where RLIMIT_MEMLOCK is tiny (containers):
  * "where the OS allows" — the key is still wiped, and the failure is not fatal. Freed with
- * OPENSSL_cleanse before munmap.
+ * OPENSSL_secure_clear_free, or OPENSSL_cleanse before munmap.
  */
 #include "hsm-partitions/part_int.h"
 
@@ -34,8 +36,8 @@
 #define MK_FILE "master.key"
 
 struct part_masterkey {
-	uint8_t *key;  /* PART_MASTERKEY_LEN bytes at the start of the mapping */
-	size_t maplen; /* one page */
+	uint8_t *key;  /* PART_MASTERKEY_LEN bytes: in the secure heap, or a mapping's start */
+	size_t maplen; /* one page; 0 when the key is in the secure heap */
 };
 
 static int
@@ -48,6 +50,14 @@ mk_alloc(struct part_masterkey **out)
 	*out = NULL;
 	if ((mk = calloc(1, sizeof(*mk))) == NULL) {
 		return PART_ERR_NOMEM;
+	}
+	if (CRYPTO_secure_malloc_initialized()) {
+		if ((mk->key = OPENSSL_secure_zalloc(PART_MASTERKEY_LEN)) == NULL) {
+			free(mk);
+			return PART_ERR_NOMEM;
+		}
+		*out = mk;
+		return 0;
 	}
 	mk->maplen = page > 0 ? (size_t)page : 4096;
 	p = mmap(NULL, mk->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -67,6 +77,11 @@ void
 part_masterkey_free(struct part_masterkey *mk)
 {
 	if (mk == NULL) {
+		return;
+	}
+	if (mk->maplen == 0) {
+		OPENSSL_secure_clear_free(mk->key, PART_MASTERKEY_LEN);
+		free(mk);
 		return;
 	}
 	OPENSSL_cleanse(mk->key, mk->maplen);

@@ -397,15 +397,28 @@ attrs_free(struct part_attr *a, size_t n)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		OPENSSL_clear_free(a[i].value, a[i].len != 0 ? a[i].len : 1);
+		/* Either heap: OPENSSL_secure_clear_free wipes and frees an ordinary block too. */
+		OPENSSL_secure_clear_free(a[i].value, a[i].len != 0 ? a[i].len : 1);
 	}
 	free(a);
 }
 
+/* Whether attribute `type` of a `cls` object is key material to keep in the secure heap
+ * (secmem.c): the values part_key_secret_attr() names, of secret and private keys only (a
+ * data object's CKA_VALUE is the application's data, a certificate's is public). */
 static int
-attr_set(struct part_attr *a, CK_ATTRIBUTE_TYPE type, const void *v, CK_ULONG len)
+secret_attr(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
 {
-	uint8_t *p = malloc(len != 0 ? len : 1);
+	return (cls == CKO_SECRET_KEY || cls == CKO_PRIVATE_KEY) && part_key_secret_attr(type);
+}
+
+/* Sets `a` to a copy of v[len]; secret values of a `cls` object go to the secure heap. */
+static int
+attr_set(struct part_attr *a, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type, const void *v,
+         CK_ULONG len)
+{
+	size_t n = len != 0 ? len : 1;
+	uint8_t *p = secret_attr(cls, type) ? OPENSSL_secure_malloc(n) : OPENSSL_malloc(n);
 
 	if (p == NULL) {
 		return PART_ERR_NOMEM;
@@ -740,7 +753,7 @@ object_decode(const char *ref, const uint8_t *p, size_t len, struct part_object 
 		    attr_find(o, tmpl[i].type) != NULL) {
 			goto out;
 		}
-		if ((r = attr_set(&o->attrs[o->nattrs], tmpl[i].type, tmpl[i].pValue,
+		if ((r = attr_set(&o->attrs[o->nattrs], o->cls, tmpl[i].type, tmpl[i].pValue,
 		                  tmpl[i].ulValueLen)) != 0) {
 			goto out;
 		}
@@ -881,10 +894,10 @@ attr_replace(struct part_object *o, CK_ATTRIBUTE_TYPE type, const void *v, CK_UL
 	if (a == NULL) {
 		return PART_ERR_INVALID;
 	}
-	if (attr_set(&na, type, v, len) != 0) {
+	if (attr_set(&na, o->cls, type, v, len) != 0) {
 		return PART_ERR_NOMEM;
 	}
-	OPENSSL_clear_free(a->value, a->len != 0 ? a->len : 1);
+	OPENSSL_secure_clear_free(a->value, a->len != 0 ? a->len : 1);
 	*a = na;
 	return 0;
 }
@@ -1166,26 +1179,27 @@ part_object_build(struct part_token *t, struct part_session *s, const struct par
 	for (i = 0; i < total && r == 0; i++) {
 		rule = class_rule(cd, i);
 		if (rule->type == CKA_HSMGATE_REF) {
-			r = attr_set(&o->attrs[i], rule->type, o->ref, PART_REF_LEN);
+			r = attr_set(&o->attrs[i], o->cls, rule->type, o->ref, PART_REF_LEN);
 		} else if (rule->type == CKA_CLASS) {
-			r = attr_set(&o->attrs[i], rule->type, &cd->cls, sizeof(CK_ULONG));
+			r = attr_set(&o->attrs[i], o->cls, rule->type, &cd->cls, sizeof(CK_ULONG));
 		} else if (rule->type == cd->sub_attr) {
-			r = attr_set(&o->attrs[i], rule->type, &cd->sub, sizeof(CK_ULONG));
+			r = attr_set(&o->attrs[i], o->cls, rule->type, &cd->sub, sizeof(CK_ULONG));
 		} else if ((a = tmpl_find(nd->extra, nd->nextra, rule->type)) != NULL ||
 		           (a = tmpl_find(tmpl, n, rule->type)) != NULL) {
-			r = attr_set(&o->attrs[i], rule->type, a->pValue, a->ulValueLen);
+			r = attr_set(&o->attrs[i], o->cls, rule->type, a->pValue, a->ulValueLen);
 		} else if (rule->type == CKA_PRIVATE) {
 			CK_BBOOL b = tmpl_bool(cd, tmpl, n, CKA_PRIVATE) ? CK_TRUE : CK_FALSE;
 
-			r = attr_set(&o->attrs[i], rule->type, &b, 1);
+			r = attr_set(&o->attrs[i], o->cls, rule->type, &b, 1);
 		} else if (rule->kind == AK_BOOL) {
 			CK_BBOOL b = (CK_BBOOL)rule->def;
 
-			r = attr_set(&o->attrs[i], rule->type, &b, 1);
+			r = attr_set(&o->attrs[i], o->cls, rule->type, &b, 1);
 		} else if (rule->kind == AK_ULONG) {
-			r = attr_set(&o->attrs[i], rule->type, &rule->def, sizeof(CK_ULONG));
+			r = attr_set(&o->attrs[i], o->cls, rule->type, &rule->def,
+			             sizeof(CK_ULONG));
 		} else {
-			r = attr_set(&o->attrs[i], rule->type, NULL, 0);
+			r = attr_set(&o->attrs[i], o->cls, rule->type, NULL, 0);
 		}
 		if (r == 0) {
 			o->nattrs++;
@@ -1374,11 +1388,11 @@ part_object_copy(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, CK_OB
 		int r;
 
 		if (sa->type == CKA_HSMGATE_REF) {
-			r = attr_set(&o->attrs[i], sa->type, o->ref, PART_REF_LEN);
+			r = attr_set(&o->attrs[i], o->cls, sa->type, o->ref, PART_REF_LEN);
 		} else if ((a = tmpl_find(tmpl, n, sa->type)) != NULL) {
-			r = attr_set(&o->attrs[i], sa->type, a->pValue, a->ulValueLen);
+			r = attr_set(&o->attrs[i], o->cls, sa->type, a->pValue, a->ulValueLen);
 		} else {
-			r = attr_set(&o->attrs[i], sa->type, sa->value, sa->len);
+			r = attr_set(&o->attrs[i], o->cls, sa->type, sa->value, sa->len);
 		}
 		if (r != 0) {
 			rv = CKR_HOST_MEMORY;
@@ -1601,7 +1615,7 @@ part_object_set_attrs(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
 				ta = &tmpl[i]; /* the last one wins, as applied in order */
 			}
 		}
-		if (attr_set(&na[k], cur->type, ta != NULL ? ta->pValue : cur->value,
+		if (attr_set(&na[k], o->cls, cur->type, ta != NULL ? ta->pValue : cur->value,
 		             ta != NULL ? ta->ulValueLen : cur->len) != 0) {
 			attrs_free(na, k);
 			return CKR_HOST_MEMORY;

@@ -81,11 +81,14 @@ struct part_worker_opts {
 int part_worker_open(const struct part_worker_opts *o, struct part_worker **out) PART_WUR;
 
 /*
- * The worker process's start-up in the order of STYLE.md rule 10: opens this partition's
+ * The worker process's start-up in the order of STYLE.md rule 10: creates OpenSSL's secure
+ * heap for key material (sized from RLIMIT_MEMLOCK; a heap that cannot be made refuses
+ * the start, one that cannot be locked is a warning on stderr), opens this partition's
  * LMDB environment (after exec, never inherited), then PR_SET_DUMPABLE 0 and RLIMIT_CORE
  * 0, then (when a uid is configured — not yet) drops groups, gid and uid and sets
  * PR_SET_DUMPABLE 0 again, then PR_SET_NO_NEW_PRIVS. A seccomp filter follows in a later
- * issue. Errors: those of part_worker_open(), PART_ERR_SYS.
+ * issue. Errors: PART_ERR_NOMEM (the secure heap), those of part_worker_open(),
+ * PART_ERR_SYS.
  */
 int part_worker_start(const struct part_worker_opts *o, struct part_worker **out) PART_WUR;
 

@@ -37,7 +37,8 @@ struct part_store;
 struct part_txn;
 
 enum part_db {
-	PART_DB_META = 0,    /* "token" → token record (label, PIN hashes, retry counters) */
+	PART_DB_META = 0,    /* "token" → sealed token record (label, PIN hashes, retry counters);
+	                      * "seal-index" → the sealed index (seal.c) */
 	PART_DB_OBJECTS = 1, /* object ref (32 hex) → sealed object record */
 	PART_DB_COUNT
 };
@@ -91,6 +92,28 @@ int part_pin_hash(const uint8_t *pin, size_t len, uint32_t iter, struct part_pin
 /* 1 when pin[len] matches `p`, 0 when not (or p is unset), PART_ERR_CRYPTO. Constant time
  * in the comparison (CRYPTO_memcmp). */
 int part_pin_check(const struct part_pin *p, const uint8_t *pin, size_t len) PART_WUR;
+/* How many PBKDF2 derivations (hashes and checks) this process has made: tests count the
+ * slow path with it. */
+uint64_t part_pin_derivations(void);
+
+/* The verified-PIN cache (pin.c says how, docs/PKCS11.md "PINs" why): per user type
+ * (CKU_SO, CKU_USER; other types are ignored), a keyed MAC of the last PIN that passed the
+ * full check against record `p`. Lives in the secure heap; one per token. */
+struct part_pin_cache;
+/* A new, empty cache with a fresh random key. PART_ERR_NOMEM, PART_ERR_CRYPTO. */
+int part_pin_cache_new(struct part_pin_cache **out) PART_WUR;
+/* Wipes and frees; NULL is a no-op. */
+void part_pin_cache_free(struct part_pin_cache *c);
+/* Forgets the PIN of `who` (a failed check, or its record changes). NULL c: no-op. */
+void part_pin_cache_clear(struct part_pin_cache *c, CK_USER_TYPE who);
+/* Remembers pin[len] for `who` after it passed part_pin_check(p, ...). Best effort: a MAC
+ * that cannot be computed leaves the slot empty. */
+void part_pin_cache_set(struct part_pin_cache *c, CK_USER_TYPE who, const struct part_pin *p,
+                        const uint8_t *pin, size_t len);
+/* 1 when pin[len] is the PIN remembered for `who` with record `p` (compared with
+ * CRYPTO_memcmp), else 0 (nothing remembered, another PIN, another record, an error). */
+int part_pin_cache_match(const struct part_pin_cache *c, CK_USER_TYPE who, const struct part_pin *p,
+                         const uint8_t *pin, size_t len) PART_WUR;
 
 /* ---- the token model -------------------------------------------------------------------- */
 
@@ -163,6 +186,7 @@ struct part_token {
 	char serial[16];        /* blank padded hex, derived from the partition name */
 	uint32_t pin_iter;
 	struct part_meta meta;
+	struct part_pin_cache *pins; /* pin.c: the verified-PIN cache, in the secure heap */
 	struct part_conn *conns;
 	struct part_session *sessions;
 	unsigned nsessions, nrw;
@@ -174,7 +198,8 @@ struct part_token {
 /* token.c */
 int part_token_open(const struct part_worker_opts *o, struct part_token **out) PART_WUR;
 void part_token_free(struct part_token *t);
-/* Writes t->meta into the store (its own write transaction). */
+/* Seals t->meta (part_seal_token) and writes it into the store, in its own write
+ * transaction. */
 int part_token_meta_save(struct part_token *t) PART_WUR;
 CK_RV part_token_slot_info(struct part_token *t, CK_SLOT_ID slot, CK_SLOT_INFO *info);
 CK_RV part_token_info(struct part_token *t, CK_SLOT_ID slot, CK_TOKEN_INFO *info);
@@ -377,8 +402,24 @@ void part_pad(char *dst, size_t n, const char *s);
 /* ==== sealed at rest and passthrough (seal.c, masterkey.c, passthrough.c) =================
  * Kept in one block at the end so that edits to the token model above do not collide. */
 
-/* masterkey.c: a 32-byte key in a page of its own, mlock()ed and MADV_DONTDUMP where the OS
- * allows, wiped (OPENSSL_cleanse) by part_masterkey_free. */
+/* secmem.c: the worker's secure heap (its top comment: what lives there, the size, and why
+ * a heap that cannot be made refuses the start but one that cannot be locked does not). */
+#define PART_SECMEM_MIN     (256u << 10) /* bytes; also the heap when RLIMIT_MEMLOCK is lower */
+#define PART_SECMEM_MAX     (32u << 20)  /* bytes; the heap when RLIMIT_MEMLOCK is unlimited */
+#define PART_SECMEM_RESERVE (64u << 10)  /* of RLIMIT_MEMLOCK, left for other locked pages */
+/* The heap size for a RLIMIT_MEMLOCK of `memlock` bytes (UINT64_MAX: unlimited): the largest
+ * power of two <= memlock - PART_SECMEM_RESERVE within [PART_SECMEM_MIN, PART_SECMEM_MAX]. */
+size_t part_secmem_size(uint64_t memlock);
+/* Creates the process's secure heap (CRYPTO_secure_malloc_init) once, sized by
+ * part_secmem_size() after raising the soft RLIMIT_MEMLOCK to the hard one; `*size` (may be
+ * NULL) gets its size (0 when another caller made it). A heap that cannot be locked is a
+ * warning on stderr; one that cannot be made is PART_ERR_NOMEM with a line on stderr.
+ * `partition` names the messages. A second call is a no-op. */
+int part_secmem_init(const char *partition, size_t *size) PART_WUR;
+
+/* masterkey.c: a 32-byte key in the secure heap when there is one (secmem.c), otherwise
+ * (hsmctl, tests) in a page of its own; either way mlock()ed and MADV_DONTDUMP where the OS
+ * allows, and wiped by part_masterkey_free. */
 #define PART_MASTERKEY_LEN 32
 struct part_masterkey;
 
@@ -437,6 +478,16 @@ int part_seal_store(struct part_seal *s, const char *ref, const uint8_t *rec, si
 int part_seal_unstore(struct part_seal *s, const char *ref) PART_WUR;
 /* Within the caller's write transaction that clears PART_DB_OBJECTS: an empty index. */
 int part_seal_clear(struct part_seal *s, struct part_txn *txn) PART_WUR;
+/* The token record (token.c), sealed like an object record with ref "token" and its own
+ * generation (the top of seal.c says what that does and does not detect): into `out`
+ * (appended). */
+int part_seal_token(struct part_seal *s, const uint8_t *rec, size_t len,
+                    struct proto_buf *out) PART_WUR;
+/* Unseals a stored token record into `out` (appended after a verified tag only).
+ * PART_ERR_CORRUPT with a line on stderr (wrong master key, modified or moved record),
+ * PART_ERR_NOMEM. */
+int part_unseal_token(struct part_seal *s, const uint8_t *in, size_t len,
+                      struct proto_buf *out) PART_WUR;
 /* One record, without the index (tests, and the index itself). part_unseal_record returns
  * the authenticated generation in *gen; PART_ERR_CORRUPT for anything that does not verify. */
 int part_seal_record(const struct part_masterkey *key, const char *partition, const char *ref,

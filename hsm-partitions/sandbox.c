@@ -1,9 +1,13 @@
 /*
  * hsm-partitions/sandbox.c — the worker's start-up, in the one order of STYLE.md rule 10:
  *
- *   (fork + exec by the supervisor) → open this partition's LMDB environment → PR_SET_DUMPABLE
- *   0, RLIMIT_CORE 0 → drop groups, gid, uid → PR_SET_DUMPABLE 0 again → PR_SET_NO_NEW_PRIVS
- *   → seccomp.
+ *   (fork + exec by the supervisor) → the secure heap → open this partition's LMDB
+ *   environment → PR_SET_DUMPABLE 0, RLIMIT_CORE 0 → drop groups, gid, uid → PR_SET_DUMPABLE
+ *   0 again → PR_SET_NO_NEW_PRIVS → seccomp.
+ *
+ * The secure heap (secmem.c) comes first because opening the token reads the master key and
+ * unseals key material into it: OpenSSL's arena has to exist before the first secure
+ * allocation, or that allocation lands in the ordinary heap.
  *
  * The environment is opened first, before any privilege is dropped, because its files may
  * belong to the service account; it is opened after exec, never inherited, because LMDB
@@ -36,7 +40,8 @@ part_worker_start(const struct part_worker_opts *o, struct part_worker **out)
 	int r;
 
 	*out = NULL;
-	if ((r = part_worker_open(o, &w)) != 0 || (r = no_dumps()) != 0) {
+	if ((r = part_secmem_init(o != NULL ? o->partition : NULL, NULL)) != 0 ||
+	    (r = part_worker_open(o, &w)) != 0 || (r = no_dumps()) != 0) {
 		goto out;
 	}
 	/* Here: setgroups/setgid/setuid to the configured account, then no_dumps() again

@@ -44,6 +44,17 @@
  * over its life (NIST SP 800-38D §8.3). The sealing key is HKDF-SHA256(master key,
  * "hsmgate seal v1"), so the master key itself seals nothing and KYOK may derive other keys.
  *
+ * The token record (token.c: label, PIN hashes and salts, retry counters; META "token") is
+ * sealed the same way, with ref "token" in the AD and a generation of its own that grows
+ * with each write, so a stolen store gives no PIN-guessing material and a record cannot be
+ * moved between partitions or swapped with an object. It is not in the sealed index: it is
+ * rewritten on every failed login, and putting it there would rewrite the index each time.
+ * So an older sealed token record put back alone (rolling back the retry counters or an
+ * old PIN) is not detected, any more than a rollback of the whole store is; the generation
+ * is what a monotonic counter would be compared with. The token record opens after the
+ * index, so a wrong master key is reported by the index when there is one, and by the
+ * token record when there is none (a token with no objects yet).
+ *
  * Migration: records of the identity scheme (PART_SEAL_NONE, scheme byte 0) written by the
  * foundation build are refused with a message that says so, not re-sealed: that build held
  * only data objects of test deployments, and silently accepting unauthenticated records is
@@ -65,6 +76,7 @@
 #define INDEX_KEY   "seal-index"
 #define INDEX_ENTRY (PART_REF_LEN + 8)
 #define SEAL_LABEL  "hsmgate seal v1"
+#define TOKEN_REF   "token" /* the AD ref of the token record (not 32 hex: no object's) */
 
 struct seal_entry {
 	char ref[PART_REF_LEN];
@@ -79,6 +91,7 @@ struct part_seal {
 	struct seal_entry *idx; /* sorted by ref */
 	size_t n, cap;
 	uint64_t idx_gen;
+	uint64_t token_gen; /* the token record's generation, last read or written */
 };
 
 static void
@@ -193,9 +206,9 @@ part_unseal_record(const struct part_masterkey *key, const char *partition, cons
 	if ((r = ad_build(&ad, in, partition, ref)) != 0) {
 		goto out;
 	}
-	/* Decrypted into a buffer of our own, wiped on every path: nothing reaches `out`
-	 * before the tag has verified. */
-	if ((pt = malloc(clen != 0 ? clen : 1)) == NULL) {
+	/* Decrypted into a buffer of our own in the secure heap, wiped on every path: nothing
+	 * reaches `out` before the tag has verified. */
+	if ((pt = OPENSSL_secure_malloc(clen != 0 ? clen : 1)) == NULL) {
 		r = PART_ERR_NOMEM;
 		goto out;
 	}
@@ -223,7 +236,7 @@ part_unseal_record(const struct part_masterkey *key, const char *partition, cons
 out:
 	EVP_CIPHER_CTX_free(ctx);
 	if (pt != NULL) {
-		OPENSSL_clear_free(pt, clen != 0 ? clen : 1);
+		OPENSSL_secure_clear_free(pt, clen != 0 ? clen : 1);
 	}
 	proto_buf_free(&ad);
 	return r;
@@ -624,4 +637,38 @@ part_seal_clear(struct part_seal *s, struct part_txn *txn)
 	}
 	proto_buf_free(&index);
 	return r;
+}
+
+/* ---- the token record ------------------------------------------------------------------- */
+
+int
+part_seal_token(struct part_seal *s, const uint8_t *rec, size_t len, struct proto_buf *out)
+{
+	int r;
+
+	if ((r = part_seal_record(s->key, s->partition, TOKEN_REF, s->token_gen + 1, rec, len,
+	                          out)) == 0) {
+		/* Counted whether or not the caller's transaction commits: a gap is harmless. */
+		s->token_gen++;
+	}
+	return r;
+}
+
+int
+part_unseal_token(struct part_seal *s, const uint8_t *in, size_t len, struct proto_buf *out)
+{
+	uint64_t gen = 0;
+	int r;
+
+	if ((r = part_unseal_record(s->key, s->partition, TOKEN_REF, in, len, out, &gen)) != 0) {
+		fprintf(stderr,
+		        "hsmgate-worker: seal: partition %s: the sealed token record does not "
+		        "open: wrong master key (was master.key replaced or lost?) or a modified "
+		        "store\n",
+		        s->partition);
+		proto_buf_reset(out);
+		return r == PART_ERR_NOMEM ? r : PART_ERR_CORRUPT;
+	}
+	s->token_gen = gen;
+	return 0;
 }

@@ -7,6 +7,20 @@
  * application share the same login state"); here the connection is the application, so it
  * lives in struct part_conn (session.c). The retry counters are persistent and written
  * before a refusal is answered, so restarting the worker does not reset them.
+ *
+ * The record is sealed (seal.c, part_seal_token) like every object: AES-256-GCM under the
+ * partition's sealing key, so the PIN hashes and salts in a stolen store are no material
+ * for an offline search. Stored form: the sealed record of
+ *   u32 META_VERSION | u8 initialized | 32 label | pin so | pin user | u32 so_fails |
+ *   u32 user_fails     (pin: u8 set | u32 iterations | 16 salt | 32 hash)
+ * Earlier builds stored that plaintext as is. Such a record starts with the byte 0x00 (the
+ * high byte of u32 META_VERSION), a sealed one with PART_SEAL_VERSION (1): an unsealed
+ * record is read once and rewritten sealed right away, at the worker's start (see
+ * meta_load for why not at the next write).
+ *
+ * C_Login of a PIN that passed the full PBKDF2 check before takes the verified-PIN cache
+ * (pin.c; why it is safe: docs/PKCS11.md "PINs"). Every failed check clears it for that
+ * user type, and so does every change of a PIN record (C_InitToken, C_InitPIN, C_SetPIN).
  */
 #include "hsm-partitions/part_int.h"
 
@@ -20,6 +34,7 @@
 
 #define META_KEY     "token"
 #define META_VERSION 1
+#define META_PLAIN   0x00 /* first byte of an unsealed record: the top of u32 META_VERSION */
 
 /* ---- the persistent token record -------------------------------------------------------- */
 
@@ -54,8 +69,7 @@ pin_get(struct proto_cur *c, struct part_pin *p)
 	return 0;
 }
 
-/* u32 version | u8 initialized | 32 label | pin so | pin user | u32 so_fails | u32 user_fails
- * pin: u8 set | u32 iterations | 16 salt | 32 hash */
+/* The plaintext of the record (the top of the file has its layout). */
 static int
 meta_encode(const struct part_meta *m, struct proto_buf *b)
 {
@@ -93,28 +107,32 @@ meta_decode(const uint8_t *p, size_t len, struct part_meta *m)
 	return 0;
 }
 
-/* Writes `m` and, when `clear_objects`, empties the object DB, in one transaction: a token
- * re-initialisation either happens completely or not at all. */
+/* Seals and writes `m` and, when `clear_objects`, empties the object DB, in one
+ * transaction: a token re-initialisation either happens completely or not at all. */
 static int
 meta_write(struct part_token *t, const struct part_meta *m, int clear_objects)
 {
 	struct part_txn *txn = NULL;
-	struct proto_buf b;
+	struct proto_buf b, sealed;
 	int r;
 
 	proto_buf_init(&b);
-	if ((r = meta_encode(m, &b)) != 0 || (r = part_store_txn_begin(t->store, 1, &txn)) != 0 ||
+	proto_buf_init(&sealed);
+	if ((r = meta_encode(m, &b)) != 0 ||
+	    (r = part_seal_token(t->seal, b.data, b.len, &sealed)) != 0 ||
+	    (r = part_store_txn_begin(t->store, 1, &txn)) != 0 ||
 	    (clear_objects && (r = part_store_clear(txn, PART_DB_OBJECTS)) != 0) ||
 	    (clear_objects && (r = part_seal_clear(t->seal, txn)) != 0) ||
-	    (r = part_store_put(txn, PART_DB_META, META_KEY, strlen(META_KEY), b.data, b.len)) !=
-	            0) {
+	    (r = part_store_put(txn, PART_DB_META, META_KEY, strlen(META_KEY), sealed.data,
+	                        sealed.len)) != 0) {
 		goto out;
 	}
 	r = part_store_txn_commit(txn);
 	txn = NULL; /* freed by commit */
 out:
 	part_store_txn_abort(txn);
-	proto_buf_free(&b);
+	proto_buf_free(&b); /* wiped: PIN hashes */
+	proto_buf_free(&sealed);
 	return r;
 }
 
@@ -124,14 +142,24 @@ part_token_meta_save(struct part_token *t)
 	return meta_write(t, &t->meta, 0);
 }
 
+/*
+ * Reads the token record; the seal is open, so the sealing key is known. An unsealed record
+ * of an earlier build is decoded as it is and rewritten sealed at once: waiting for the
+ * next write could wait for ever (a token whose logins all succeed never writes its
+ * record), and the point of sealing is that the file holds no PIN hashes in clear. LMDB
+ * may keep the old bytes in a free page until it reuses it; docs/PKCS11.md says how to
+ * compact the store.
+ */
 static int
 meta_load(struct part_token *t)
 {
 	struct part_txn *txn = NULL;
+	struct proto_buf plain;
 	const uint8_t *v;
 	size_t vlen;
-	int r;
+	int legacy = 0, r;
 
+	proto_buf_init(&plain);
 	if ((r = part_store_txn_begin(t->store, 0, &txn)) != 0) {
 		return r;
 	}
@@ -140,10 +168,35 @@ meta_load(struct part_token *t)
 		/* A new store: a token "new from the factory" (v2.40 §5.6 C_InitToken). */
 		memset(&t->meta, 0, sizeof(t->meta));
 		r = 0;
-	} else if (r == 0) {
-		r = meta_decode(v, vlen, &t->meta);
+	} else if (r == 0 && vlen > 0 && v[0] == META_PLAIN) {
+		legacy = 1;
+		if ((r = meta_decode(v, vlen, &t->meta)) != 0) {
+			fprintf(stderr,
+			        "hsmgate-worker: partition %s: the unsealed token record of an "
+			        "earlier build is malformed\n",
+			        t->partition);
+		}
+	} else if (r == 0 && (r = part_unseal_token(t->seal, v, vlen, &plain)) == 0 &&
+	           (r = meta_decode(plain.data, plain.len, &t->meta)) != 0) {
+		/* Authentic, so written by a build with another record layout. */
+		fprintf(stderr, "hsmgate-worker: partition %s: the token record is malformed\n",
+		        t->partition);
 	}
 	part_store_txn_abort(txn);
+	proto_buf_free(&plain);
+	if (r == 0 && legacy) {
+		if ((r = meta_write(t, &t->meta, 0)) != 0) {
+			fprintf(stderr,
+			        "hsmgate-worker: partition %s: cannot seal the token record of an "
+			        "earlier build: %s\n",
+			        t->partition, part_strerror(r));
+			return r;
+		}
+		fprintf(stderr,
+		        "hsmgate-worker: partition %s: token record sealed (it was stored "
+		        "unsealed by an earlier build)\n",
+		        t->partition);
+	}
 	return r;
 }
 
@@ -196,7 +249,10 @@ part_token_open(const struct part_worker_opts *o, struct part_token **out)
 	         o->token_label != NULL ? o->token_label : o->partition);
 	t->pin_iter = o->pin_iter != 0 ? o->pin_iter : PART_PIN_ITER;
 	t->next_object = 0;
+	/* The order matters: the seal (master key, sealed index) opens before the token
+	 * record, which is sealed under it, and the objects come last. */
 	if ((r = make_serial(o->partition, t->serial)) != 0 ||
+	    (r = part_pin_cache_new(&t->pins)) != 0 ||
 	    (r = part_store_open(o->store_dir, &t->store)) != 0 ||
 	    (r = part_seal_open(o, t->store, &t->seal)) != 0 || (r = meta_load(t)) != 0 ||
 	    (r = part_object_load_all(t)) != 0) {
@@ -220,6 +276,7 @@ part_token_free(struct part_token *t)
 	part_object_free_all(t);
 	part_seal_close(t->seal);
 	part_store_close(t->store);
+	part_pin_cache_free(t->pins);
 	OPENSSL_cleanse(&t->meta, sizeof(t->meta));
 	free(t);
 }
@@ -353,6 +410,10 @@ pin_len_ok(CK_ULONG len)
  * answers CKR_PIN_INCORRECT; the token info then shows the LOCKED flag), CKR_PIN_INCORRECT
  * with the counter incremented and saved, CKR_OK with the counter reset. The counter is
  * written before the answer, so no refusal is ever lost to a crash.
+ * The lock is checked first, so a locked PIN is refused even when it is cached. A PIN the
+ * verified-PIN cache knows skips PBKDF2; any other takes the full check, and a failed
+ * check empties the cache for `who` (the cache is only ever filled by a success, which
+ * also zeroes the counter, so a hit never meets a non-zero counter).
  */
 static CK_RV
 pin_verify(struct part_token *t, CK_USER_TYPE who, const CK_BYTE *pin, CK_ULONG len)
@@ -364,10 +425,15 @@ pin_verify(struct part_token *t, CK_USER_TYPE who, const CK_BYTE *pin, CK_ULONG 
 	if (*fails >= PART_PIN_TRIES) {
 		return CKR_PIN_LOCKED;
 	}
-	if ((ok = part_pin_check(p, pin, len)) < 0) {
+	if (part_pin_cache_match(t->pins, who, p, pin, len)) {
+		ok = 1;
+	} else if ((ok = part_pin_check(p, pin, len)) < 0) {
 		return CKR_DEVICE_ERROR;
+	} else if (ok) {
+		part_pin_cache_set(t->pins, who, p, pin, len);
 	}
 	if (!ok) {
+		part_pin_cache_clear(t->pins, who);
 		(*fails)++;
 		return part_token_meta_save(t) == 0 ? CKR_PIN_INCORRECT : CKR_DEVICE_ERROR;
 	}
@@ -420,6 +486,9 @@ part_token_init(struct part_token *t, CK_SLOT_ID slot, const CK_BYTE *pin, CK_UL
 	 * PIN": the user PIN and both counters start over. */
 	m.initialized = 1;
 	memcpy(m.label, label, sizeof(m.label));
+	/* A new token record: the cache forgets both PINs, the SO's included. */
+	part_pin_cache_clear(t->pins, CKU_SO);
+	part_pin_cache_clear(t->pins, CKU_USER);
 	if (meta_write(t, &m, 1) != 0) {
 		OPENSSL_cleanse(&m, sizeof(m));
 		return CKR_DEVICE_ERROR;
@@ -453,6 +522,7 @@ part_token_init_pin(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, co
 		return CKR_PIN_LEN_RANGE;
 	}
 	old = t->meta.user;
+	part_pin_cache_clear(t->pins, CKU_USER);
 	if (part_pin_hash(pin, len, t->pin_iter, &t->meta.user) != 0) {
 		t->meta.user = old;
 		return CKR_DEVICE_ERROR;
@@ -500,6 +570,7 @@ part_token_set_pin(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, con
 	if ((rv = pin_verify(t, who, old, oldlen)) != CKR_OK) {
 		return rv;
 	}
+	part_pin_cache_clear(t->pins, who);
 	if (part_pin_hash(pin, len, t->pin_iter, &np) != 0) {
 		return CKR_DEVICE_ERROR;
 	}

@@ -34,7 +34,9 @@ attrs_add(struct part_attrs *l, CK_ATTRIBUTE_TYPE type, const void *v, size_t le
 		l->cap = cap;
 	}
 	/* one spare byte so that an empty value still has a non-NULL buffer */
-	if ((copy = OPENSSL_malloc(len + 1)) == NULL) {
+	copy = part_key_secret_attr(type) ? OPENSSL_secure_malloc(len + 1)
+	                                  : OPENSSL_malloc(len + 1);
+	if (copy == NULL) {
 		return CKR_HOST_MEMORY;
 	}
 	if (len > 0) {
@@ -63,16 +65,33 @@ attrs_add_bn(struct part_attrs *l, CK_ATTRIBUTE_TYPE type, const BIGNUM *bn, siz
 	if (len == 0) {
 		len = 1; /* zero is one 0x00 byte, never an empty value */
 	}
-	if ((b = OPENSSL_malloc(len)) == NULL) {
+	if ((b = OPENSSL_secure_malloc(len)) == NULL) {
 		return CKR_HOST_MEMORY;
 	}
 	if (BN_bn2binpad(bn, b, (int)len) < 0) {
-		OPENSSL_clear_free(b, len);
+		OPENSSL_secure_clear_free(b, len);
 		return CKR_FUNCTION_FAILED;
 	}
 	rv = attrs_add(l, type, b, len);
-	OPENSSL_clear_free(b, len);
+	OPENSSL_secure_clear_free(b, len);
 	return rv;
+}
+
+int
+part_key_secret_attr(CK_ATTRIBUTE_TYPE type)
+{
+	switch (type) {
+	case CKA_VALUE:
+	case CKA_PRIVATE_EXPONENT:
+	case CKA_PRIME_1:
+	case CKA_PRIME_2:
+	case CKA_EXPONENT_1:
+	case CKA_EXPONENT_2:
+	case CKA_COEFFICIENT:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 size_t
@@ -102,7 +121,7 @@ part_attrs_free(struct part_attrs *l)
 		return;
 	}
 	for (i = 0; i < l->n; i++) {
-		OPENSSL_clear_free(l->a[i].pValue, l->a[i].ulValueLen + 1);
+		OPENSSL_secure_clear_free(l->a[i].pValue, l->a[i].ulValueLen + 1);
 	}
 	OPENSSL_free(l->a);
 	OPENSSL_free(l);

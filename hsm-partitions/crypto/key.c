@@ -4,6 +4,22 @@
  *
  * PKCS #11 big integers are unsigned, most significant byte first (v2.40 base §2.5,
  * "Big integer"), which is BN_bin2bn()/BN_bn2bin().
+ *
+ * Key material stays in OpenSSL's secure heap (hsm-partitions/secmem.c) where OpenSSL 3.0
+ * lets it: raw secrets are OPENSSL_secure_malloc'ed here, and private EVP_PKEYs are built
+ * the way that leaves their private parts there. That is not the same way for every type,
+ * because EVP_PKEY_fromdata() copies each BIGNUM through OSSL_PARAM_get_BN(), which in 3.0
+ * allocates a plain BN_new() whatever the input was (crypto/params.c), while the DER
+ * decoders give secure BIGNUMs (the CBIGNUM ASN.1 type of RSAPrivateKey, BN_secure_new() in
+ * the EC and X25519/Ed25519 private-key decoders). Measured with CRYPTO_secure_used() on
+ * 3.0: an RSA key from EVP_PKEY_fromdata keeps nothing in the secure heap, from its PKCS #1
+ * DER all six private parts; an Ed25519 key from EVP_PKEY_new_raw_private_key_ex nothing,
+ * from PKCS #8 its 32 bytes; an EC key from EVP_PKEY_fromdata its scalar (ec_backend.c takes
+ * it with BN_secure_new). So: RSA private keys with their CRT values and Ed25519 private keys
+ * are decoded from DER assembled in the secure heap; EC keys keep the fromdata path. An RSA
+ * private key imported without CRT values (no PKCS #1 encoding) keeps fromdata, and its d
+ * lives in the ordinary heap (wiped on free). OpenSSL's working copies stay its own: the
+ * Montgomery contexts of the RSA primes and cipher key schedules are ordinary memory.
  */
 #include <string.h>
 
@@ -41,7 +57,7 @@ part_key_free(struct part_key *key)
 		return;
 	}
 	EVP_PKEY_free(key->pkey);
-	OPENSSL_clear_free(key->secret, key->secret_len);
+	OPENSSL_secure_clear_free(key->secret, key->secret_len);
 	OPENSSL_free(key);
 }
 
@@ -107,7 +123,7 @@ secret_from_attrs(struct part_key *k, const CK_ATTRIBUTE *t, CK_ULONG n)
 	if (rv == CKR_ATTRIBUTE_VALUE_INVALID || (rv == CKR_OK && vlen != len)) {
 		return CKR_ATTRIBUTE_VALUE_INVALID;
 	}
-	if ((k->secret = OPENSSL_malloc(len)) == NULL) {
+	if ((k->secret = OPENSSL_secure_malloc(len)) == NULL) {
 		return CKR_HOST_MEMORY;
 	}
 	memcpy(k->secret, v, len);
@@ -133,15 +149,147 @@ static const struct {
 };
 #define RSA_NPARTS (sizeof(rsa_parts) / sizeof(rsa_parts[0]))
 
+/* DER length octets of `len` at p (NULL: only counted); returns how many. */
+static size_t
+der_len(unsigned char *p, size_t len)
+{
+	size_t n = 1, v;
+
+	if (len < 0x80) {
+		if (p != NULL) {
+			p[0] = (unsigned char)len;
+		}
+		return 1;
+	}
+	for (v = len; v > 0; v >>= 8) {
+		n++;
+	}
+	if (p != NULL) {
+		p[0] = (unsigned char)(0x80 | (n - 1));
+		for (v = n - 1; v > 0; v--) {
+			p[v] = (unsigned char)(len & 0xff);
+			len >>= 8;
+		}
+	}
+	return n;
+}
+
+/* The DER INTEGER of a non-negative BIGNUM at p (NULL: only counted); returns its size.
+ * X.690 §8.3: two's complement, so a leading 0x00 when the top bit is set; zero is 00. */
+static size_t
+der_uint(unsigned char *p, const BIGNUM *bn)
+{
+	size_t blen = (size_t)BN_num_bytes(bn);
+	size_t clen = blen == 0 ? 1 : blen + (BN_num_bits(bn) % 8 == 0 ? 1 : 0);
+	size_t hlen;
+
+	if (p == NULL) {
+		return 1 + der_len(NULL, clen) + clen;
+	}
+	p[0] = 0x02;
+	hlen = 1 + der_len(p + 1, clen);
+	if (clen > blen) {
+		p[hlen] = 0x00;
+	}
+	if (blen > 0) {
+		(void)BN_bn2bin(bn, p + hlen + (clen - blen));
+	}
+	return hlen + clen;
+}
+
+/*
+ * The PKCS #1 RSAPrivateKey (RFC 8017 A.1.2, version 0: two primes) of bn[0..7] = n, e, d,
+ * p, q, dP, dQ, qInv (the order of rsa_parts), in the secure heap: released with
+ * OPENSSL_secure_clear_free(*der, *len). Decoding it gives a key whose private BIGNUMs are
+ * secure (the top of the file says why this and not EVP_PKEY_fromdata).
+ */
+static CK_RV
+rsa_pkcs1_der(BIGNUM *const *bn, unsigned char **der, size_t *len)
+{
+	static const unsigned char version[] = {0x02, 0x01, 0x00};
+	size_t body = sizeof(version), total, off, i;
+	unsigned char *p;
+
+	*der = NULL;
+	*len = 0;
+	for (i = 0; i < RSA_NPARTS; i++) {
+		body += der_uint(NULL, bn[i]);
+	}
+	total = 1 + der_len(NULL, body) + body;
+	if ((p = OPENSSL_secure_malloc(total)) == NULL) {
+		return CKR_HOST_MEMORY;
+	}
+	p[0] = 0x30; /* SEQUENCE */
+	off = 1 + der_len(p + 1, body);
+	memcpy(p + off, version, sizeof(version));
+	off += sizeof(version);
+	for (i = 0; i < RSA_NPARTS; i++) {
+		off += der_uint(p + off, bn[i]);
+	}
+	*der = p;
+	*len = total;
+	return CKR_OK;
+}
+
+/* Decodes the DER of a private key of `type` (PKCS #1 for RSA, PKCS #8 for Ed25519) whole
+ * into *pk. CKR_ATTRIBUTE_VALUE_INVALID when OpenSSL refuses it. */
+static CK_RV
+priv_from_der(int type, const unsigned char *der, size_t len, EVP_PKEY **pk)
+{
+	const unsigned char *p = der;
+
+	*pk = d2i_PrivateKey_ex(type, NULL, &p, (long)len, NULL, NULL);
+	if (*pk != NULL && p != der + len) {
+		EVP_PKEY_free(*pk);
+		*pk = NULL;
+	}
+	return *pk != NULL ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+}
+
+/* A public key, or a private key without CRT values, through EVP_PKEY_fromdata (for the
+ * latter, d lands in the ordinary heap: the top of the file). */
+static CK_RV
+rsa_fromdata(struct part_key *k, BIGNUM *const *bn, size_t nparts, int sel)
+{
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	size_t i;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL) {
+		goto out;
+	}
+	for (i = 0; i < nparts; i++) {
+		if (bn[i] != NULL && !OSSL_PARAM_BLD_push_BN(bld, rsa_parts[i].param, bn[i])) {
+			goto out;
+		}
+	}
+	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL) {
+		goto out;
+	}
+	rv = CKR_ATTRIBUTE_VALUE_INVALID;
+	if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &k->pkey, sel, params) <= 0) {
+		goto out;
+	}
+	rv = CKR_OK;
+out:
+	OSSL_PARAM_BLD_free(bld);
+	OSSL_PARAM_free(params); /* holds copies of the private values: wiped by free */
+	EVP_PKEY_CTX_free(ctx);
+	return rv;
+}
+
 static CK_RV
 rsa_from_attrs(struct part_key *k, const CK_ATTRIBUTE *t, CK_ULONG n)
 {
 	BIGNUM *bn[RSA_NPARTS] = {NULL};
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
-	size_t i, nparts = k->cls == CKO_PRIVATE_KEY ? RSA_NPARTS : 2, ncrt = 0;
+	EVP_PKEY_CTX *chk = NULL;
+	size_t i, nparts = k->cls == CKO_PRIVATE_KEY ? RSA_NPARTS : 2, ncrt = 0, derlen = 0;
 	int sel = k->cls == CKO_PRIVATE_KEY ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY;
+	unsigned char *der = NULL;
 	CK_RV rv;
 
 	for (i = 0; i < nparts; i++) {
@@ -167,31 +315,20 @@ rsa_from_attrs(struct part_key *k, const CK_ATTRIBUTE *t, CK_ULONG n)
 	    BN_is_one(bn[1])) {
 		goto out;
 	}
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL) {
-		rv = CKR_HOST_MEMORY;
-		goto out;
-	}
-	for (i = 0; i < nparts; i++) {
-		if (bn[i] != NULL && !OSSL_PARAM_BLD_push_BN(bld, rsa_parts[i].param, bn[i])) {
-			rv = CKR_HOST_MEMORY;
+	if (ncrt == 5) {
+		/* A full private key: through its PKCS #1 DER, for a secure-heap EVP_PKEY. */
+		if ((rv = rsa_pkcs1_der(bn, &der, &derlen)) != CKR_OK ||
+		    (rv = priv_from_der(EVP_PKEY_RSA, der, derlen, &k->pkey)) != CKR_OK) {
 			goto out;
 		}
-	}
-	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL) {
-		rv = CKR_HOST_MEMORY;
-		goto out;
-	}
-	if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &k->pkey, sel, params) <= 0) {
-		goto out;
-	}
-	if (ncrt == 5) {
 		/* refuse components that do not belong together rather than sign garbage */
+		rv = CKR_ATTRIBUTE_VALUE_INVALID;
 		if ((chk = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)) == NULL ||
 		    EVP_PKEY_pairwise_check(chk) <= 0) {
 			goto out;
 		}
+	} else if ((rv = rsa_fromdata(k, bn, nparts, sel)) != CKR_OK) {
+		goto out;
 	}
 	k->size = (CK_ULONG)EVP_PKEY_get_bits(k->pkey);
 	rv = CKR_OK;
@@ -199,9 +336,7 @@ out:
 	for (i = 0; i < RSA_NPARTS; i++) {
 		BN_clear_free(bn[i]);
 	}
-	OSSL_PARAM_BLD_free(bld);
-	OSSL_PARAM_free(params); /* holds copies of the private values: wiped by free */
-	EVP_PKEY_CTX_free(ctx);
+	OPENSSL_secure_clear_free(der, derlen);
 	EVP_PKEY_CTX_free(chk);
 	return rv;
 }
@@ -269,6 +404,34 @@ out:
 	return rv;
 }
 
+/*
+ * An Ed25519 private key from its 32 bytes, through the PKCS #8 PrivateKeyInfo of RFC 8410
+ * §7 assembled in the secure heap: EVP_PKEY_new_raw_private_key_ex() would keep the key in
+ * the ordinary heap (the top of the file).
+ */
+static CK_RV
+ed25519_from_value(const unsigned char *v, size_t len, EVP_PKEY **pk)
+{
+	/* SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING } } */
+	static const unsigned char prefix[] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
+	                                       0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20};
+	unsigned char *der;
+	CK_RV rv;
+
+	*pk = NULL;
+	if (len != 32) {
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	if ((der = OPENSSL_secure_malloc(sizeof(prefix) + len)) == NULL) {
+		return CKR_HOST_MEMORY;
+	}
+	memcpy(der, prefix, sizeof(prefix));
+	memcpy(der + sizeof(prefix), v, len);
+	rv = priv_from_der(EVP_PKEY_ED25519, der, sizeof(prefix) + len, pk);
+	OPENSSL_secure_clear_free(der, sizeof(prefix) + len);
+	return rv;
+}
+
 static CK_RV
 ec_from_attrs(struct part_key *k, const CK_ATTRIBUTE *t, CK_ULONG n)
 {
@@ -303,11 +466,7 @@ ec_from_attrs(struct part_key *k, const CK_ATTRIBUTE *t, CK_ULONG n)
 		return rv;
 	}
 	if (c->key_type == CKK_EC_EDWARDS) {
-		if (len != 32) {
-			return CKR_ATTRIBUTE_VALUE_INVALID;
-		}
-		k->pkey = EVP_PKEY_new_raw_private_key_ex(NULL, "ED25519", NULL, v, len);
-		return k->pkey != NULL ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+		return ed25519_from_value(v, len, &k->pkey);
 	}
 	if (len > c->field_len) {
 		return CKR_ATTRIBUTE_VALUE_INVALID;
@@ -532,7 +691,7 @@ part_key_generate(const CK_MECHANISM *mech, const CK_ATTRIBUTE *tmpl, CK_ULONG n
 	    (m->key_type == CKK_AES && len != 16 && len != 24 && len != 32)) {
 		return CKR_ATTRIBUTE_VALUE_INVALID;
 	}
-	if ((v = OPENSSL_malloc(len)) == NULL || (l = attrs_new()) == NULL) {
+	if ((v = OPENSSL_secure_malloc(len)) == NULL || (l = attrs_new()) == NULL) {
 		rv = CKR_HOST_MEMORY;
 		goto out;
 	}
@@ -548,7 +707,7 @@ part_key_generate(const CK_MECHANISM *mech, const CK_ATTRIBUTE *tmpl, CK_ULONG n
 	l = NULL; /* transferred */
 	rv = CKR_OK;
 out:
-	OPENSSL_clear_free(v, len);
+	OPENSSL_secure_clear_free(v, len);
 	part_attrs_free(l);
 	return rv;
 }
@@ -688,6 +847,8 @@ CK_RV
 part_key_to_pkcs8(const struct part_key *key, unsigned char **der, size_t *len)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	unsigned char *p;
+	CK_RV rv = CKR_FUNCTION_FAILED;
 	int n;
 
 	if (key == NULL || der == NULL || len == NULL) {
@@ -702,14 +863,25 @@ part_key_to_pkcs8(const struct part_key *key, unsigned char **der, size_t *len)
 	if ((p8 = EVP_PKEY2PKCS8(key->pkey)) == NULL) {
 		return CKR_KEY_NOT_WRAPPABLE;
 	}
-	n = i2d_PKCS8_PRIV_KEY_INFO(p8, der);
-	PKCS8_PRIV_KEY_INFO_free(p8);
-	if (n <= 0) {
+	/* measured, then written into the secure heap (i2d would allocate ordinary memory) */
+	if ((n = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL)) <= 0) {
+		goto out;
+	}
+	if ((*der = OPENSSL_secure_malloc((size_t)n)) == NULL) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	p = *der;
+	if (i2d_PKCS8_PRIV_KEY_INFO(p8, &p) != n) {
+		OPENSSL_secure_clear_free(*der, (size_t)n);
 		*der = NULL;
-		return CKR_FUNCTION_FAILED;
+		goto out;
 	}
 	*len = (size_t)n;
-	return CKR_OK;
+	rv = CKR_OK;
+out:
+	PKCS8_PRIV_KEY_INFO_free(p8); /* wipes its copy of the key (p8_pkey.c) */
+	return rv;
 }
 
 CK_RV

@@ -15,7 +15,9 @@
  * repeat the call with a larger buffer. Every other return (success or error) of a
  * single-part call or of a final ends the operation; the caller frees it with
  * part_op_free(). Key material handled here is wiped (OPENSSL_cleanse / _clear_free) on
- * every path. Crypto is OpenSSL 3 EVP only.
+ * every path, and what the engine keeps or hands back of it is allocated in OpenSSL's
+ * secure heap (OPENSSL_secure_malloc; ordinary memory where the process made none) and
+ * released with OPENSSL_secure_clear_free. Crypto is OpenSSL 3 EVP only.
  */
 #ifndef HSMGATE_PART_MECH_H
 #define HSMGATE_PART_MECH_H
@@ -53,10 +55,17 @@ int part_mech_multipart(CK_MECHANISM_TYPE type);
 
 /*
  * An owned list of attributes produced by the engine (key generation, PKCS #8 import).
- * Every pValue is owned by the list and wiped when the list is freed. CKA_MODULUS_BITS
- * and CKA_VALUE_LEN are stored as a native CK_ULONG, every other value as PKCS #11 bytes.
+ * Every pValue is owned by the list and wiped when the list is freed; the values
+ * part_key_secret_attr() names are in the secure heap. CKA_MODULUS_BITS and CKA_VALUE_LEN
+ * are stored as a native CK_ULONG, every other value as PKCS #11 bytes.
  */
 struct part_attrs;
+
+/* Whether `type` is key material of a secret or private key (CKA_VALUE, and the private
+ * RSA parts CKA_PRIVATE_EXPONENT, CKA_PRIME_1/2, CKA_EXPONENT_1/2, CKA_COEFFICIENT): the
+ * values kept in the secure heap. The caller decides for other classes (a data object's
+ * CKA_VALUE is not a key). */
+int part_key_secret_attr(CK_ATTRIBUTE_TYPE type);
 
 size_t part_attrs_count(const struct part_attrs *l);
 /* The i-th attribute (i < count), valid until part_attrs_free(). */
@@ -137,7 +146,8 @@ CK_RV part_key_generate_pair(const CK_MECHANISM *mech, const CK_ATTRIBUTE *pub_t
 
 /*
  * The PKCS #8 PrivateKeyInfo DER of a private key, for C_WrapKey. `*der` is owned by the
- * caller and must be released with OPENSSL_clear_free(*der, *len).
+ * caller, in the secure heap, and must be released with OPENSSL_secure_clear_free(*der,
+ * *len).
  * CKR_KEY_TYPE_INCONSISTENT for a key that is not a private key.
  */
 CK_RV part_key_to_pkcs8(const struct part_key *key, unsigned char **der, size_t *len) PART_WUR;
@@ -241,9 +251,10 @@ CK_RV part_mech_wrap(const CK_MECHANISM *mech, const struct part_key *wrapping,
                      CK_ULONG *outlen) PART_WUR;
 
 /*
- * C_UnwrapKey: the reverse. `*out` (the key bytes) is owned by the caller and released with
- * OPENSSL_clear_free(*out, *outlen). Errors: as part_mech_wrap with UNWRAPPING_ codes,
- * CKR_WRAPPED_KEY_LEN_RANGE, CKR_WRAPPED_KEY_INVALID (integrity check or padding failed).
+ * C_UnwrapKey: the reverse. `*out` (the key bytes) is owned by the caller, in the secure
+ * heap, and released with OPENSSL_secure_clear_free(*out, *outlen). Errors: as part_mech_wrap with
+ * UNWRAPPING_ codes, CKR_WRAPPED_KEY_LEN_RANGE, CKR_WRAPPED_KEY_INVALID (integrity check or padding
+ * failed).
  */
 CK_RV part_mech_unwrap(const CK_MECHANISM *mech, const struct part_key *unwrapping,
                        const unsigned char *wrapped, size_t wrappedlen, unsigned char **out,
@@ -255,7 +266,8 @@ CK_RV part_mech_unwrap(const CK_MECHANISM *mech, const struct part_key *unwrappi
  * `keylen` is the derived key's length in bytes (0: the whole output of the KDF, for
  * CKD_NULL the shared secret Z). CKD_NULL takes no shared data; a shorter key keeps the
  * rightmost bytes of Z, as SoftHSMv2 does. CKD_SHA1/224/256/384/512_KDF are the ANSI X9.63
- * KDF and need `keylen` > 0. `*out` is owned by the caller (OPENSSL_clear_free).
+ * KDF and need `keylen` > 0. `*out` is owned by the caller, in the secure heap
+ * (OPENSSL_secure_clear_free).
  * Errors: CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID (KDF, shared data, point not
  * on the curve), CKR_KEY_TYPE_INCONSISTENT, CKR_KEY_SIZE_RANGE (`keylen` longer than Z
  * with CKD_NULL).

@@ -101,7 +101,7 @@ part_op_free(struct part_op *op)
 	EVP_MD_CTX_free(op->md);
 	EVP_MAC_CTX_free(op->mac);
 	EVP_PKEY_free(op->pkey);
-	OPENSSL_clear_free(op->secret, op->secret_len);
+	OPENSSL_secure_clear_free(op->secret, op->secret_len);
 	OPENSSL_free(op->modulus);
 	OPENSSL_free(op->label);
 	sbuf_wipe(&op->acc);
@@ -368,7 +368,7 @@ init_sym(struct part_op *op, const CK_MECHANISM *mech, const struct part_key *ke
 		} else {
 			memcpy(op->kw_iv, mech->pParameter, op->kw_ivlen);
 		}
-		if ((op->secret = OPENSSL_malloc(key->secret_len)) == NULL) {
+		if ((op->secret = OPENSSL_secure_malloc(key->secret_len)) == NULL) {
 			return CKR_HOST_MEMORY;
 		}
 		memcpy(op->secret, key->secret, key->secret_len);

@@ -116,7 +116,7 @@ part_mech_unwrap(const CK_MECHANISM *mech, const struct part_key *unwrapping,
 		rv = wrap_rv(rv, 0);
 		goto out;
 	}
-	if ((r = OPENSSL_malloc(len + 1)) == NULL) {
+	if ((r = OPENSSL_secure_malloc(len + 1)) == NULL) {
 		rv = CKR_HOST_MEMORY;
 		goto out;
 	}
@@ -132,7 +132,7 @@ part_mech_unwrap(const CK_MECHANISM *mech, const struct part_key *unwrapping,
 	*outlen = len;
 	r = NULL; /* transferred */
 out:
-	OPENSSL_clear_free(r, len + 1);
+	OPENSSL_secure_clear_free(r, len + 1);
 	part_op_free(op);
 	return rv;
 }
@@ -248,7 +248,7 @@ part_mech_derive(const CK_MECHANISM *mech, const struct part_key *base, size_t k
 		rv = CKR_MECHANISM_PARAM_INVALID;
 		goto out;
 	}
-	if ((z = OPENSSL_malloc(zlen)) == NULL) {
+	if ((z = OPENSSL_secure_malloc(zlen)) == NULL) {
 		rv = CKR_HOST_MEMORY;
 		goto out;
 	}
@@ -261,9 +261,11 @@ part_mech_derive(const CK_MECHANISM *mech, const struct part_key *base, size_t k
 			goto out;
 		}
 		keylen = keylen == 0 ? zlen : keylen;
-		rv = (r = OPENSSL_memdup(z + zlen - keylen, keylen)) != NULL ? CKR_OK
-		                                                             : CKR_HOST_MEMORY;
-	} else if ((r = OPENSSL_malloc(keylen)) == NULL) {
+		if ((r = OPENSSL_secure_malloc(keylen)) != NULL) {
+			memcpy(r, z + zlen - keylen, keylen);
+		}
+		rv = r != NULL ? CKR_OK : CKR_HOST_MEMORY;
+	} else if ((r = OPENSSL_secure_malloc(keylen)) == NULL) {
 		rv = CKR_HOST_MEMORY;
 	} else {
 		rv = x963(md, z, zlen, p->pSharedData, p->ulSharedDataLen, r, keylen);
@@ -275,8 +277,8 @@ part_mech_derive(const CK_MECHANISM *mech, const struct part_key *base, size_t k
 	*outlen = keylen;
 	r = NULL; /* transferred */
 out:
-	OPENSSL_clear_free(z, zlen);
-	OPENSSL_clear_free(r, keylen);
+	OPENSSL_secure_clear_free(z, zlen);
+	OPENSSL_secure_clear_free(r, keylen);
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(peer);
 	return rv;

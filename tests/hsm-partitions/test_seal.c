@@ -390,6 +390,61 @@ test_old_identity_scheme_refused(void)
 	s_teardown();
 }
 
+/* ---- the token record ------------------------------------------------------------------- */
+
+static void
+test_token_record(void)
+{
+	static const uint8_t meta[] = "u32 version | label | PIN salts and hashes | counters";
+	struct part_worker_opts o = {0};
+	struct part_store *s2 = NULL;
+	struct part_seal *sl2 = NULL;
+	struct proto_buf a, b, c, obj;
+	char *dir2;
+
+	s_setup();
+	proto_buf_init(&a);
+	proto_buf_init(&b);
+	proto_buf_init(&c);
+	proto_buf_init(&obj);
+	CU_ASSERT_FATAL(part_seal_token(SL, meta, sizeof(meta), &a) == 0);
+	CU_ASSERT(a.data[0] == PART_SEAL_VERSION && a.data[1] == PART_SEAL_AES256GCM);
+	CU_ASSERT(memmem(a.data, a.len, "PIN salts", 9) == NULL);
+	CU_ASSERT(part_unseal_token(SL, a.data, a.len, &b) == 0);
+	CU_ASSERT(b.len == sizeof(meta) && memcmp(b.data, meta, sizeof(meta)) == 0);
+	/* Each seal takes the next generation (bytes 2..9 of the header, big-endian). */
+	CU_ASSERT_FATAL(part_seal_token(SL, meta, sizeof(meta), &c) == 0);
+	CU_ASSERT(memcmp(a.data + 2, c.data + 2, 8) < 0);
+	/* The token record is not an object's, nor an object's record the token's. */
+	proto_buf_reset(&b);
+	CU_ASSERT_EQUAL(part_unseal(SL, REF_A, a.data, a.len, &b), PART_ERR_CORRUPT);
+	s_raw_get(REF_A, &obj);
+	CU_ASSERT_EQUAL(part_unseal_token(SL, obj.data, obj.len, &b), PART_ERR_CORRUPT);
+	CU_ASSERT(b.len == 0);
+	/* Copied into another partition's store: refused there. */
+	dir2 = test_tmpdir_new("seal2");
+	CU_ASSERT_FATAL(dir2 != NULL);
+	o.partition = "other";
+	o.store_dir = dir2;
+	o.slot = 1;
+	CU_ASSERT_FATAL(part_store_open(dir2, &s2) == 0);
+	CU_ASSERT_FATAL(part_seal_open(&o, s2, &sl2) == 0);
+	CU_ASSERT_EQUAL(part_unseal_token(sl2, a.data, a.len, &b), PART_ERR_CORRUPT);
+	CU_ASSERT(b.len == 0);
+	/* Truncated: refused. */
+	CU_ASSERT_EQUAL(part_unseal_token(SL, a.data, a.len - 1, &b), PART_ERR_CORRUPT);
+	CU_ASSERT_EQUAL(part_unseal_token(SL, a.data, 0, &b), PART_ERR_CORRUPT);
+	CU_ASSERT(b.len == 0);
+	part_seal_close(sl2);
+	part_store_close(s2);
+	test_tmpdir_remove(dir2);
+	proto_buf_free(&a);
+	proto_buf_free(&b);
+	proto_buf_free(&c);
+	proto_buf_free(&obj);
+	s_teardown();
+}
+
 /* ---- through the worker ----------------------------------------------------------------- */
 
 /* Whether `needle` occurs in any regular file directly under `dir`. */
@@ -467,6 +522,7 @@ static const struct test_case cases[] = {
         {"index: modified or deleted index refused", test_index_deleted_or_modified},
         {"index: replaced or lost master key refused", test_index_wrong_master_key},
         {"old identity scheme refused, not migrated", test_old_identity_scheme_refused},
+        {"token record: sealed, bound to its ref and partition", test_token_record},
         {"worker: no clear CKA_VALUE or label in the store", test_worker_store_has_no_clear_value},
         {NULL, NULL},
 };

@@ -164,7 +164,7 @@ test_generate_rsa(void)
 	EVP_MD_CTX_free(c);
 	CU_ASSERT_EQUAL(th_verify(&sm, kpub, der, dl, sig, n), CKR_OK);
 	EVP_PKEY_free(ossl);
-	OPENSSL_clear_free(der, dl);
+	OPENSSL_secure_clear_free(der, dl);
 	part_key_free(kpriv);
 	part_key_free(kpub);
 	part_attrs_free(pub);
@@ -240,6 +240,37 @@ test_rsa_import_components(void)
 	((unsigned char *)a[3].pValue)[5] ^= 1;
 	CU_ASSERT_EQUAL(part_key_from_attrs(CKO_PRIVATE_KEY, CKK_RSA, a, 8, &k),
 	                CKR_ATTRIBUTE_VALUE_INVALID);
+	((unsigned char *)a[3].pValue)[5] ^= 1;
+	/* The full set goes through its PKCS #1 DER (key.c): big integers with a leading zero
+	 * byte are the same integers, and the key is OpenSSL's. */
+	{
+		unsigned char z[1 + 512], *d2 = NULL;
+		const unsigned char *p;
+		EVP_PKEY *back;
+		size_t l2 = 0;
+
+		z[0] = 0x00;
+		memcpy(z + 1, a[3].pValue, a[3].ulValueLen);
+		a[3].pValue = z;
+		a[3].ulValueLen++;
+		CU_ASSERT_EQUAL_FATAL(part_key_from_attrs(CKO_PRIVATE_KEY, CKK_RSA, a, 8, &k),
+		                      CKR_OK);
+		CU_ASSERT_EQUAL_FATAL(part_key_to_pkcs8(k, &d2, &l2), CKR_OK);
+		p = d2;
+		back = d2i_AutoPrivateKey(NULL, &p, (long)l2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+		CU_ASSERT_EQUAL(EVP_PKEY_eq(back, pk), 1);
+		EVP_PKEY_free(back);
+		OPENSSL_secure_clear_free(d2, l2);
+		part_key_free(k);
+		k = NULL;
+		/* a CRT value of zero (DER 02 01 00) is refused */
+		z[0] = 0x00;
+		a[7].pValue = z;
+		a[7].ulValueLen = 1;
+		CU_ASSERT_EQUAL(part_key_from_attrs(CKO_PRIVATE_KEY, CKK_RSA, a, 8, &k),
+		                CKR_ATTRIBUTE_VALUE_INVALID);
+	}
 	/* missing d */
 	CU_ASSERT_EQUAL(part_key_from_attrs(CKO_PRIVATE_KEY, CKK_RSA, a, 2, &k),
 	                CKR_TEMPLATE_INCOMPLETE);
@@ -250,7 +281,7 @@ test_rsa_import_components(void)
 		CU_ASSERT_EQUAL(part_key_to_pkcs8(pub, &d2, &l2), CKR_KEY_TYPE_INCONSISTENT);
 	}
 	part_attrs_free(l);
-	OPENSSL_clear_free(der, dl);
+	OPENSSL_secure_clear_free(der, dl);
 	part_key_free(priv);
 	part_key_free(pub);
 	EVP_PKEY_free(pk);
@@ -336,7 +367,7 @@ test_ec_point_forms_and_pkcs8(void)
 		CU_ASSERT_EQUAL(EVP_PKEY_eq(back, pk), 1);
 		EVP_PKEY_free(back);
 	}
-	OPENSSL_clear_free(der, dl);
+	OPENSSL_secure_clear_free(der, dl);
 	part_key_free(priv);
 	part_key_free(pub);
 	EVP_PKEY_free(pk);

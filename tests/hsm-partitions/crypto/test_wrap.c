@@ -42,7 +42,7 @@ check_wrap_vector(CK_MECHANISM_TYPE mt, const char *kek, const char *key, const 
 	CU_ASSERT_EQUAL(part_mech_unwrap(&m, k, want, wl, &back, &bl), CKR_OK);
 	CU_ASSERT_EQUAL(bl, il);
 	CU_ASSERT_EQUAL(memcmp(back, in, il), 0);
-	OPENSSL_clear_free(back, bl);
+	OPENSSL_secure_clear_free(back, bl);
 	part_key_free(k);
 }
 
@@ -121,7 +121,7 @@ test_aes_kw_custom_iv(void)
 
 	CU_ASSERT_EQUAL(part_mech_wrap(&m, k, in, 16, out, &n), CKR_OK);
 	CU_ASSERT_EQUAL(part_mech_unwrap(&m, k, out, n, &back, &bl), CKR_OK);
-	OPENSSL_clear_free(back, bl);
+	OPENSSL_secure_clear_free(back, bl);
 	back = NULL;
 	CU_ASSERT_EQUAL(part_mech_unwrap(&d, k, out, n, &back, &bl), CKR_WRAPPED_KEY_INVALID);
 	m.ulParameterLen = 4;
@@ -166,7 +166,7 @@ test_rsa_wrap_vs_evp(void)
 		CU_ASSERT_EQUAL(part_mech_unwrap(&mechs[i], priv, out, n, &back, &bl), CKR_OK);
 		CU_ASSERT_EQUAL(bl, 32);
 		CU_ASSERT_EQUAL(memcmp(back, key, 32), 0);
-		OPENSSL_clear_free(back, bl);
+		OPENSSL_secure_clear_free(back, bl);
 		back = NULL;
 		out[100] ^= 1;
 		CU_ASSERT_EQUAL(part_mech_unwrap(&mechs[i], priv, out, n, &back, &bl),
@@ -217,8 +217,8 @@ test_pkcs8_wrap_round_trip(void)
 	CU_ASSERT_EQUAL(th_oneshot(PART_OP_SIGN, &sm, back, kv, 32, sig, &n), CKR_OK);
 	CU_ASSERT_EQUAL(th_verify(&sm, pub, kv, 32, sig, n), CKR_OK);
 	part_attrs_free(l);
-	OPENSSL_clear_free(der, dl);
-	OPENSSL_clear_free(un, ul);
+	OPENSSL_secure_clear_free(der, dl);
+	OPENSSL_secure_clear_free(un, ul);
 	part_key_free(back);
 	part_key_free(kek);
 	part_key_free(priv);
@@ -287,7 +287,7 @@ test_ecdh_null_vs_evp_all_curves(void)
 		CU_ASSERT_EQUAL(part_mech_derive(&m, priv, 0, &out, &ol), CKR_OK);
 		CU_ASSERT_EQUAL(ol, zl);
 		CU_ASSERT_EQUAL(memcmp(out, z, zl), 0);
-		OPENSSL_clear_free(out, ol);
+		OPENSSL_secure_clear_free(out, ol);
 		/* DER OCTET STRING public data, cofactor variant, truncated to 16 bytes */
 		hdr = pl < 0x80 ? 2 : 3;
 		der[0] = 0x04;
@@ -299,7 +299,7 @@ test_ecdh_null_vs_evp_all_curves(void)
 		CU_ASSERT_EQUAL(part_mech_derive(&m, priv, 16, &out, &ol), CKR_OK);
 		CU_ASSERT_EQUAL(ol, 16);
 		CU_ASSERT_EQUAL(memcmp(out, z + zl - 16, 16), 0);
-		OPENSSL_clear_free(out, ol);
+		OPENSSL_secure_clear_free(out, ol);
 		CU_ASSERT_EQUAL(part_mech_derive(&m, priv, zl + 1, &out, &ol), CKR_KEY_SIZE_RANGE);
 		part_key_free(priv);
 		part_key_free(pub);
@@ -333,7 +333,7 @@ test_ecdh_x963_kdf_vs_evp(void)
 	CU_ASSERT_EQUAL(part_mech_derive(&m, priv, 40, &out, &ol), CKR_OK);
 	CU_ASSERT_EQUAL(ol, 40);
 	CU_ASSERT_EQUAL(memcmp(out, want, 40), 0);
-	OPENSSL_clear_free(out, ol);
+	OPENSSL_secure_clear_free(out, ol);
 	/* a KDF needs a length */
 	CU_ASSERT_EQUAL(part_mech_derive(&m, priv, 0, &out, &ol), CKR_MECHANISM_PARAM_INVALID);
 	EVP_KDF_CTX_free(kc);
