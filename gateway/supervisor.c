@@ -333,8 +333,11 @@ static void
 worker_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)arg;
-	/* Called once the output is drained (write low-water mark 0). */
-	bufferevent_disable(bev, EV_WRITE);
+	/* Deferred: called after the output drained (write low-water mark 0), but a message
+	 * queued since then may have left bytes behind that still need EV_WRITE. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		bufferevent_disable(bev, EV_WRITE);
+	}
 }
 
 void
