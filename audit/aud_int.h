@@ -117,12 +117,93 @@ int aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
 /* Parses a note and, if pk is not NULL, verifies its signature. */
 int aud_checkpoint_check(const char *note, size_t len, EVP_PKEY *pk,
                          struct aud_checkpoint_view *cp) AUD_WUR;
+/* 1 if s[0..n) is a valid origin, [A-Za-z0-9._:/-]{1,AUD_MAX_ORIGIN}. */
+int aud_origin_ok(const char *s, size_t n);
+/* A line of base64 that decodes to exactly n bytes, newline consumed. */
+int aud_cur_b64_line(struct aud_cur *c, uint8_t *out, size_t n) AUD_WUR;
+
+/* ---- key rotation (rotate.c) ---------------------------------------------------------- */
+
+#define AUD_ED25519_LEN 32
+
+/* The raw public key of an Ed25519 key (public or private). */
+int aud_key_raw(EVP_PKEY *pk, uint8_t raw[AUD_ED25519_LEN]) AUD_WUR;
+/* signed-note key id: SHA-256(origin || 0x0A || 0x01 || raw)[0:4]. */
+void aud_key_id_raw(const char *origin, const uint8_t raw[AUD_ED25519_LEN], uint8_t id[4]);
+
+/* A keyring as a growable set: aud_keyring_add takes a reference (duplicates ignored);
+ * tag is the caller's (the verifier keeps the seq that retired a key there). */
+int aud_keyring_new(struct aud_keyring **kr) AUD_WUR;
+int aud_keyring_add(struct aud_keyring *kr, EVP_PKEY *pk, uint64_t tag) AUD_WUR;
+/* Index of the key with this raw public key, or -1. */
+long aud_keyring_find(const struct aud_keyring *kr, const uint8_t raw[AUD_ED25519_LEN]);
+EVP_PKEY *aud_keyring_get(const struct aud_keyring *kr, size_t i, uint64_t *tag);
+
+/* Builds the two records of a rotation at `seq`/`time_ns` after chain head `chain`: the
+ * base64 payload of the 'K' record (the statement signed by old and by nw) and the JSON of
+ * its hsmgate.audit-key.rotate event. Both malloc'd. */
+int aud_rotation_build(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq,
+                       uint64_t time_ns, const uint8_t chain[AUD_HASH_LEN], char **payload,
+                       size_t *payload_len, char **event_json, size_t *event_len) AUD_WUR;
+/* The statement's note itself (tests forge rotations with it); *note malloc'd. */
+int aud_rotation_sign(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq,
+                      uint64_t time_ns, const uint8_t chain[AUD_HASH_LEN], char **note,
+                      size_t *note_len) AUD_WUR;
+
+/* The writer's key history, built while it reads the log at open: which key is in force at
+ * the end (checked against its own), and which keys were retired. */
+struct aud_keyhist;
+int aud_keyhist_new(struct aud_keyhist **kh) AUD_WUR;
+void aud_keyhist_free(struct aud_keyhist *kh);
+/* A checkpoint note at its place in the log: checked with the key in force, or kept until
+ * the key is known (its prev link commits to every earlier note). AUD_ERR_TAMPER. */
+int aud_keyhist_checkpoint(struct aud_keyhist *kh, const char *note, size_t len) AUD_WUR;
+/* A 'K' record; chain_before is the chain head of the record before it. AUD_ERR_TAMPER. */
+int aud_keyhist_rotation(struct aud_keyhist *kh, const char *origin,
+                         const struct aud_record_view *rec,
+                         const uint8_t chain_before[AUD_HASH_LEN]) AUD_WUR;
+/* At the end of the log: `own` must be the key in force. AUD_ERR_KEY_NOT_CURRENT when it
+ * is not (a key never announced, or a retired one); AUD_ERR_TAMPER when a checkpoint that
+ * names it does not verify. */
+int aud_keyhist_finish(struct aud_keyhist *kh, EVP_PKEY *own, const char *origin) AUD_WUR;
+/* Before rotating to nw: AUD_ERR_INVALID if it is the key in force or a retired one; makes
+ * room so that aud_keyhist_rotated() cannot fail. */
+int aud_keyhist_rotate_check(struct aud_keyhist *kh, EVP_PKEY *nw) AUD_WUR;
+void aud_keyhist_rotated(struct aud_keyhist *kh, EVP_PKEY *nw);
+
+/* The verifier's key windows: the key in force as rotations move it. */
+struct aud_keywin;
+int aud_keywin_new(struct aud_keywin **kw, const struct aud_keyring *anchors) AUD_WUR;
+void aud_keywin_free(struct aud_keywin *kw);
+/*
+ * A checkpoint note at seq: 0 if signed by the key in force (the first one picks the anchor
+ * that signed it). AUD_ERR_VERIFY with *d (bad signature, key window) and detail;
+ * AUD_ERR_MALFORMED if the note does not parse.
+ */
+int aud_keywin_note(struct aud_keywin *kw, const char *note, size_t len, uint64_t seq,
+                    enum aud_damage *d, char *detail, size_t dsz) AUD_WUR;
+/*
+ * A 'K' record. strict (verified in full): anything wrong is AUD_ERR_VERIFY with *d and
+ * detail. Not strict (before --from): the window moves anyway; the new key is trusted only
+ * if this rotation verified under a trusted key in force, or it is an anchor. origin[] is
+ * the log's origin, filled from the statement when empty.
+ */
+int aud_keywin_rotation(struct aud_keywin *kw, const struct aud_record_view *rec,
+                        const uint8_t chain_before[AUD_HASH_LEN], char origin[AUD_MAX_ORIGIN + 1],
+                        int strict, enum aud_damage *d, char *detail, size_t dsz) AUD_WUR;
+/* Rotations followed, and the vkey of the key in force ("" if none yet). */
+uint64_t aud_keywin_rotations(const struct aud_keywin *kw);
+void aud_keywin_vkey(const struct aud_keywin *kw, const char *origin, char out[AUD_MAX_VKEY + 1]);
 
 /* ---- events (internal builders for the log's own records) ----------------------------- */
 
 /* responseData fields for audit-system events (repair): name → number / string. */
 int aud_event_add_info_u64(struct aud_event *ev, const char *name, uint64_t v) AUD_WUR;
 int aud_event_add_info_str(struct aud_event *ev, const char *name, const char *v) AUD_WUR;
+/* aud_event_encode() into the caller's buf[cap] (not NUL-terminated), e.g. a stack buffer on
+ * the append path: AUD_ERR_TOO_LARGE when the event does not fit (then use
+ * aud_event_encode()), or over AUD_MAX_PAYLOAD. *len is the JSON's length. */
+int aud_event_encode_into(const struct aud_event *ev, char *buf, size_t cap, size_t *len) AUD_WUR;
 
 /* ---- test hooks ----------------------------------------------------------------------- */
 

@@ -42,6 +42,9 @@ enum aud_err {
 	AUD_ERR_SIGNATURE = -4012, /* a signature does not verify */
 	AUD_ERR_LOCKED = -4013,    /* another process has the log open for writing */
 	AUD_ERR_RANGE = -4014,     /* a sequence number or size outside the log */
+	AUD_ERR_KEY_NOT_CURRENT = -4015, /* the signing key is not the key in force in the log:
+	                                  * announce it with a rotation (hsmgate-audit
+	                                  * rotate-key) or use the log's current key */
 };
 
 /* A static, human-readable message for an AUD_ERR_* code (or "unknown error"). */
@@ -56,6 +59,9 @@ const char *aud_strerror(int err);
 #define AUD_MAX_SIDS    16           /* matched policy statement ids in one event */
 #define AUD_MAX_ATTRS   64           /* template attribute types in one event */
 #define AUD_MAX_ORIGIN  128          /* the log's origin (checkpoint key name) */
+
+/* A signed-note verifier key, "<origin>+<key id>+<base64 key>" (AUDIT.md §2.4). */
+#define AUD_MAX_VKEY (AUD_MAX_ORIGIN + 64)
 
 /* ---- events --------------------------------------------------------------------------- */
 
@@ -169,6 +175,27 @@ int aud_event_encode(const struct aud_event *ev, char **json, size_t *len) AUD_W
  * exclusively: an existing file is AUD_ERR_IO with EEXIST) and <prefix>.pub (SPKI PEM). */
 int aud_key_generate(const char *prefix) AUD_WUR;
 
+/*
+ * The C2SP signed-note verifier key of an Ed25519 key for the log `origin`:
+ * "<origin>+<key id, 8 hex>+<base64(0x01 || raw public key)>" into out[AUD_MAX_VKEY + 1]
+ * (AUDIT.md §2.4). key_path is a public (SPKI) or private (PKCS #8) PEM file; only the
+ * public half is used and nothing secret is written. AUD_ERR_KEY, AUD_ERR_INVALID (origin).
+ */
+int aud_key_vkey(const char *key_path, const char *origin, char *out) AUD_WUR;
+
+/*
+ * A keyring: the Ed25519 public keys a verifier trusts (its trust anchors). Each file holds
+ * one or more SubjectPublicKeyInfo PEM blocks (a keyring file is `cat a.pub b.pub`).
+ * AUD_ERR_KEY when a file is unreadable, holds no public key (a private key file holds
+ * none), a damaged block or a key that is not Ed25519. *kr owned by the caller.
+ */
+struct aud_keyring;
+int aud_keyring_load(struct aud_keyring **kr, const char *const *paths, size_t n) AUD_WUR;
+/* Number of distinct keys. */
+size_t aud_keyring_count(const struct aud_keyring *kr);
+/* NULL is a no-op. */
+void aud_keyring_free(struct aud_keyring *kr);
+
 /* ---- the log -------------------------------------------------------------------------- */
 
 struct aud_log;
@@ -203,6 +230,9 @@ struct aud_log_options {
 	uint64_t segment_bytes;    /* roll a segment beyond this size; default 256 MiB */
 	uint32_t queue_max;        /* records waiting for the writer before appends fail
 	                            * with AUD_ERR_TOO_LARGE (back-pressure); default 65536 */
+	const char *source_crn;    /* logSourceCRN of the writer's own start and repair events
+	                            * (e.g. the gateway's CRN); NULL: empty. Used during
+	                            * aud_log_open only, not kept */
 };
 
 void aud_log_options_init(struct aud_log_options *o);
@@ -236,6 +266,19 @@ int aud_log_wait(struct aud_log *log, uint64_t seq) AUD_WUR;
  * to be durable; *seq (may be NULL) is its sequence number. */
 int aud_log_checkpoint(struct aud_log *log, uint64_t *seq) AUD_WUR;
 
+/*
+ * Rotates the checkpoint signing key (AUDIT.md §2.4): seals what was written with a
+ * checkpoint signed by the current key (unless the last record is one), appends a
+ * key-rotation record ("K") signed by the current key and by the new key (proof of
+ * possession) and naming both, the event hsmgate.audit-key.rotate, and a checkpoint signed
+ * by the new key; waits until that checkpoint is durable. From then on the log signs with
+ * the new key; later opens must use it (the old key gets AUD_ERR_KEY_NOT_CURRENT).
+ * *seq (may be NULL) is the rotation record's seq. AUD_ERR_KEY for an unreadable or
+ * non-Ed25519 key file, AUD_ERR_INVALID for the key in force or a key the log retired,
+ * AUD_ERR_FAILED once the log has failed.
+ */
+int aud_log_rotate(struct aud_log *log, const char *new_key_path, uint64_t *seq) AUD_WUR;
+
 /* Highest sequence number known durable (UINT64_MAX before the first), and the sticky
  * failure (0 while healthy). Both thread-safe and non-blocking. */
 uint64_t aud_log_durable_seq(struct aud_log *log);
@@ -251,7 +294,7 @@ int aud_log_close(struct aud_log *log);
 struct aud_record_view {
 	uint64_t seq;
 	uint64_t time_ns;
-	char type;         /* 'E' event, 'C' checkpoint, 'S' start, 'R' recovery */
+	char type; /* 'E' event, 'C' checkpoint, 'S' start, 'R' recovery, 'K' key rotation */
 	const char *entry; /* the hashed bytes: "GWA1 <seq> <time> <type> TAB <payload>" */
 	size_t entry_len;
 	const char *payload; /* inside entry */
@@ -265,6 +308,9 @@ struct aud_record_view {
 int aud_record_parse(const char *line, size_t len, struct aud_record_view *rec) AUD_WUR;
 /* The leaf hash of a parsed record recomputed from its entry bytes. */
 void aud_record_leaf(const struct aud_record_view *rec, uint8_t leaf[AUD_HASH_LEN]);
+/* 1 if records of this type carry event JSON (E, S, R) — what sinks deliver and tools
+ * print as events; 0 for signed statements (C checkpoint, K key rotation). */
+int aud_record_is_event(char type);
 
 struct aud_reader;
 
@@ -306,6 +352,28 @@ int aud_checkpoint_parse_note(const char *note, size_t len, struct aud_checkpoin
 int aud_checkpoint_decode_payload(const char *payload, size_t len, char **note,
                                   size_t *note_len) AUD_WUR;
 
+/* ---- key rotations -------------------------------------------------------------------- */
+
+/* A parsed key-rotation statement (the note in a 'K' record's payload; AUDIT.md §2.4). */
+struct aud_rotation_view {
+	char origin[AUD_MAX_ORIGIN + 1];
+	uint64_t seq;                /* the rotation record's seq: the new key signs after it */
+	uint64_t time_ns;            /* the rotation record's time */
+	uint8_t chain[AUD_HASH_LEN]; /* chain head of record seq-1 (zeros for seq 0) */
+	uint8_t old_key[32];         /* raw Ed25519 public keys */
+	uint8_t new_key[32];
+	char old_vkey[AUD_MAX_VKEY + 1]; /* as written: "<origin>+<id>+<base64>" */
+	char new_vkey[AUD_MAX_VKEY + 1];
+	uint8_t old_sig[64]; /* by the old key (authorisation) */
+	uint8_t new_sig[64]; /* by the new key (proof of possession) */
+	size_t body_len;     /* the signed bytes: note[0..body_len) */
+};
+
+/* Parses a statement (decode a 'K' payload with aud_checkpoint_decode_payload first):
+ * grammar, key ids consistent with the keys and with the signature lines. Signatures are
+ * not checked here. AUD_ERR_MALFORMED otherwise. */
+int aud_rotation_parse_note(const char *note, size_t len, struct aud_rotation_view *rv) AUD_WUR;
+
 /* ---- verification --------------------------------------------------------------------- */
 
 enum aud_damage {
@@ -316,8 +384,11 @@ enum aud_damage {
 	AUD_DAMAGE_INSERTED = 4,   /* a line that is not the expected record */
 	AUD_DAMAGE_TRUNCATED = 5,  /* fewer records than a checkpoint kept elsewhere covers */
 	AUD_DAMAGE_SIGNATURE = 6,  /* a checkpoint's signature does not verify with the key */
-	AUD_DAMAGE_CHECKPOINT = 7, /* a well-signed checkpoint inconsistent with the log
-	                            * (root, chain head, size, time or previous link) */
+	AUD_DAMAGE_CHECKPOINT = 7, /* a well-signed checkpoint or rotation inconsistent with
+	                            * the log (root, chain head, size, time, previous link,
+	                            * the rotation's position) */
+	AUD_DAMAGE_KEY_WINDOW = 8, /* a checkpoint or rotation signed by a key that is known but
+	                            * not in force at its seq (retired, or not yet rotated to) */
 };
 
 /* "modified", "deleted", ... */
@@ -325,28 +396,34 @@ const char *aud_damage_name(enum aud_damage d);
 
 struct aud_verify_options {
 	const char *dir;
-	const char *pubkey_path;
-	uint64_t from;               /* first record to check in full (0) */
-	uint64_t to;                 /* last record to check (UINT64_MAX: the end) */
-	const char *checkpoint_path; /* an externally kept checkpoint note, or NULL */
+	const char *pubkey_path;           /* the trust anchors (a keyring file) ... */
+	const struct aud_keyring *keyring; /* ... or these; when set, pubkey_path is unused */
+	uint64_t from;                     /* first record to check in full (0) */
+	uint64_t to;                       /* last record to check (UINT64_MAX: the end) */
+	const char *checkpoint_path;       /* an externally kept checkpoint note, or NULL */
 };
 
 struct aud_verify_result {
 	enum aud_damage damage;
 	uint64_t seq; /* the first bad sequence number */
 	char detail[256];
-	uint64_t records;              /* records read */
-	uint64_t checkpoints;          /* checkpoints verified */
-	uint64_t last_checkpoint_size; /* the size signed by the last good checkpoint */
-	uint64_t unsealed;             /* records after the last checkpoint */
+	uint64_t records;                    /* records read */
+	uint64_t checkpoints;                /* checkpoints verified */
+	uint64_t last_checkpoint_size;       /* the size signed by the last good checkpoint */
+	uint64_t unsealed;                   /* records after the last checkpoint */
+	uint64_t rotations;                  /* key rotations followed */
+	char key_in_force[AUD_MAX_VKEY + 1]; /* vkey of the key in force at the end ("" if none) */
 };
 
 void aud_verify_options_init(struct aud_verify_options *o);
 /*
  * Verifies a log: every leaf and chain hash (records before o->from contribute their
  * stored leaf, which the next checkpoint's root then authenticates), every checkpoint's
- * signature, size, root, chain head, time and previous-checkpoint link, and against
- * o->checkpoint_path, that the log still holds that tree (truncation, rollback).
+ * signature, size, root, chain head, time and previous-checkpoint link, every key
+ * rotation (signed by the key in force and by the new key, at its own position) and the
+ * key windows they make, and against o->checkpoint_path, that the log still holds that
+ * tree (truncation, rollback). The first checkpoint or rotation checked in full must be
+ * signed by a trust anchor; rotations then move the key in force (AUDIT.md §3).
  * 0 if the log verifies; AUD_ERR_VERIFY with *res naming the first bad record and the
  * kind of damage; other errors (AUD_ERR_KEY, AUD_ERR_IO) when it could not run.
  */
@@ -383,21 +460,33 @@ int aud_merkle_consistency_verify(uint64_t m, uint64_t n, const uint8_t root1[AU
  * AUD_ERR_RANGE when no such checkpoint exists yet.
  */
 int aud_proof_build(const char *dir, uint64_t seq, uint64_t size, char **text, size_t *len) AUD_WUR;
-/* Checks a bundle: the note's signature, the leaf from the entry, the path to the root.
- * On success *seq and (if not NULL) a malloc'd copy of the record's payload. AUD_ERR_VERIFY,
- * AUD_ERR_SIGNATURE or AUD_ERR_MALFORMED otherwise. */
+/* Checks a bundle: the note's signature (by a key of the keyring file pubkey_path), the
+ * leaf from the entry, the path to the root. On success *seq and (if not NULL) a malloc'd
+ * copy of the record's payload. AUD_ERR_VERIFY, AUD_ERR_SIGNATURE, AUD_ERR_MALFORMED or
+ * AUD_ERR_KEY (after every parsing step) otherwise. */
 int aud_proof_verify(const char *text, size_t len, const char *pubkey_path, uint64_t *seq,
                      char **payload, size_t *payload_len) AUD_WUR;
+/* The same with a keyring: the note must be signed by one of its keys. */
+int aud_proof_verify_keyring(const char *text, size_t len, const struct aud_keyring *kr,
+                             uint64_t *seq, char **payload, size_t *payload_len) AUD_WUR;
 /*
  * Checks that the log's tree at the checkpoint `new_note` (NULL: the log's last checkpoint
- * record) extends the tree at `old_note` (e.g. one an auditor kept): both signatures, then
- * an RFC 6962 consistency proof computed from the log's leaves and verified against both
- * roots. *proof_text (may be NULL) receives the proof as text: "old N", "new M", one
- * "hash <hex>" line per node. AUD_ERR_VERIFY when they are not consistent.
+ * record) extends the tree at `old_note` (e.g. one an auditor kept): both signatures (each
+ * by the key in force at its size, see aud_log_consistency_keyring; pubkey_path is a
+ * keyring file), then an RFC 6962 consistency proof computed from the log's leaves and
+ * verified against both roots. *proof_text (may be NULL) receives the proof as text: "old
+ * N", "new M", one "hash <hex>" line per node. AUD_ERR_VERIFY when they are not consistent,
+ * AUD_ERR_SIGNATURE when a note is not signed by the key in force at its size.
  */
 int aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_note,
                         size_t old_len, const char *new_note, size_t new_len,
                         char **proof_text) AUD_WUR;
+/* The same with a keyring of trust anchors. Across key rotations each note must be signed
+ * by the key in force at its size, learnt from the log's rotation records (a rotation
+ * signed by a trusted key in force makes its new key trusted). */
+int aud_log_consistency_keyring(const char *dir, const struct aud_keyring *kr, const char *old_note,
+                                size_t old_len, const char *new_note, size_t new_len,
+                                char **proof_text) AUD_WUR;
 /* The log's last checkpoint note (text) in *note (malloc'd): what to keep elsewhere. */
 int aud_log_last_checkpoint(const char *dir, char **note, size_t *len) AUD_WUR;
 

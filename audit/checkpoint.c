@@ -139,8 +139,8 @@ key_id(EVP_PKEY *pk, const char *name, uint8_t id[4])
 
 /* ---- notes ---------------------------------------------------------------------------- */
 
-static int
-origin_ok(const char *s, size_t n)
+int
+aud_origin_ok(const char *s, size_t n)
 {
 	size_t i;
 
@@ -187,7 +187,7 @@ aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
 
 	*note = NULL;
 	*note_len = 0;
-	if (!origin_ok(origin, strlen(origin))) {
+	if (!aud_origin_ok(origin, strlen(origin))) {
 		return AUD_ERR_INVALID;
 	}
 	aud_buf_puts(&b, origin);
@@ -231,8 +231,8 @@ out:
 	return r;
 }
 
-static int
-cur_b64_line(struct aud_cur *c, uint8_t *out, size_t n)
+int
+aud_cur_b64_line(struct aud_cur *c, uint8_t *out, size_t n)
 {
 	const char *s;
 	size_t len, got;
@@ -260,19 +260,20 @@ aud_checkpoint_check(const char *note, size_t len, EVP_PKEY *pk, struct aud_chec
 		return AUD_ERR_MALFORMED;
 	}
 	aud_cur_init(&c, note, len);
-	if ((r = aud_cur_until(&c, '\n', &s, &slen, AUD_MAX_ORIGIN)) != 0 || !origin_ok(s, slen)) {
+	if ((r = aud_cur_until(&c, '\n', &s, &slen, AUD_MAX_ORIGIN)) != 0 ||
+	    !aud_origin_ok(s, slen)) {
 		r = AUD_ERR_MALFORMED;
 		goto out;
 	}
 	memcpy(cp->origin, s, slen);
 	cp->origin[slen] = '\0';
 	if ((r = aud_cur_u64(&c, &cp->size)) != 0 || (r = aud_cur_lit(&c, "\n")) != 0 ||
-	    (r = cur_b64_line(&c, cp->root, AUD_HASH_LEN)) != 0 ||
+	    (r = aud_cur_b64_line(&c, cp->root, AUD_HASH_LEN)) != 0 ||
 	    (r = aud_cur_lit(&c, "chain ")) != 0 ||
-	    (r = cur_b64_line(&c, cp->chain, AUD_HASH_LEN)) != 0 ||
+	    (r = aud_cur_b64_line(&c, cp->chain, AUD_HASH_LEN)) != 0 ||
 	    (r = aud_cur_lit(&c, "time ")) != 0 || (r = aud_cur_u64(&c, &cp->time_ns)) != 0 ||
 	    (r = aud_cur_lit(&c, "\n")) != 0 || (r = aud_cur_lit(&c, "prev ")) != 0 ||
-	    (r = cur_b64_line(&c, cp->prev, AUD_HASH_LEN)) != 0) {
+	    (r = aud_cur_b64_line(&c, cp->prev, AUD_HASH_LEN)) != 0) {
 		r = AUD_ERR_MALFORMED;
 		goto out;
 	}
@@ -292,7 +293,8 @@ aud_checkpoint_check(const char *note, size_t len, EVP_PKEY *pk, struct aud_chec
 
 		if (++nsig > MAX_SIG_LINES || (r = aud_cur_lit(&c, SIG_DASH)) != 0 ||
 		    (r = aud_cur_until(&c, ' ', &name, &nlen, AUD_MAX_ORIGIN)) != 0 ||
-		    !origin_ok(name, nlen) || (r = cur_b64_line(&c, sig, sizeof(sig))) != 0) {
+		    !aud_origin_ok(name, nlen) ||
+		    (r = aud_cur_b64_line(&c, sig, sizeof(sig))) != 0) {
 			r = AUD_ERR_MALFORMED;
 			goto out;
 		}

@@ -29,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* aud_log_append's stack buffer for the event's JSON (larger events go to the heap). */
+#define AUD_APPEND_STACK 4096
+
 struct pend {
 	uint64_t seq;
 	size_t end; /* offset just past this record's line in the queue buffer */
@@ -48,6 +51,7 @@ struct aud_log {
 	struct aud_log_options o;
 	char *dir, *origin;
 	EVP_PKEY *key;
+	struct aud_keyhist *keyhist; /* keys in force and retired (rotate.c) */
 	int lockfd, dirfd, segfd;
 	pthread_t thr;
 	int thr_started;
@@ -232,7 +236,10 @@ int
 aud_log_append(struct aud_log *log, const struct aud_event *ev, aud_done_fn done, void *arg,
                uint64_t *seq)
 {
-	char *json = NULL;
+	/* A request's event is about 1 KiB: encode it on the stack, the rare larger one on the
+	 * heap. */
+	char stack[AUD_APPEND_STACK], *heap = NULL;
+	const char *json = stack;
 	size_t len;
 	int r;
 
@@ -243,13 +250,18 @@ aud_log_append(struct aud_log *log, const struct aud_event *ev, aud_done_fn done
 		return AUD_ERR_INVALID;
 	}
 	/* Encoding happens outside the lock; only ordering and hashing are serialised. */
-	if ((r = aud_event_encode(ev, &json, &len)) != 0) {
+	r = aud_event_encode_into(ev, stack, sizeof(stack), &len);
+	if (r == AUD_ERR_TOO_LARGE) {
+		r = aud_event_encode(ev, &heap, &len);
+		json = heap;
+	}
+	if (r != 0) {
 		return r;
 	}
 	pthread_mutex_lock(&log->mu);
 	r = append_inlock(log, 'E', json, len, done, arg, seq);
 	pthread_mutex_unlock(&log->mu);
-	free(json);
+	free(heap);
 	return r;
 }
 
@@ -487,6 +499,69 @@ aud_log_checkpoint(struct aud_log *log, uint64_t *seq)
 	return r;
 }
 
+/* The rotation's records, in one go under the lock (AUDIT.md §2.4). */
+static int
+rotate_inlock(struct aud_log *log, EVP_PKEY **nk, uint64_t *kseq, uint64_t *cseq)
+{
+	char *payload = NULL, *json = NULL;
+	size_t plen, jlen;
+	uint64_t t;
+	int r;
+
+	if ((r = aud_keyhist_rotate_check(log->keyhist, *nk)) != 0 ||
+	    (log->since_ckpt > 0 && (r = ckpt_inlock(log, NULL, NULL, NULL)) != 0)) {
+		return r;
+	}
+	t = time_inlock(log);
+	if ((r = aud_rotation_build(log->key, *nk, log->origin, log->next_seq, t, log->chain,
+	                            &payload, &plen, &json, &jlen)) != 0 ||
+	    (r = record_inlock(log, 'K', t, payload, plen, 0, NULL, NULL, kseq)) != 0) {
+		goto out;
+	}
+	/* The rotation is queued: from here on the new key signs. */
+	aud_keyhist_rotated(log->keyhist, *nk);
+	EVP_PKEY_free(log->key);
+	log->key = *nk;
+	*nk = NULL; /* transferred */
+	if ((r = append_inlock(log, 'E', json, jlen, NULL, NULL, NULL)) != 0 ||
+	    (r = ckpt_inlock(log, NULL, NULL, cseq)) != 0) {
+		goto out;
+	}
+	r = 0;
+out:
+	free(payload);
+	free(json);
+	return r;
+}
+
+int
+aud_log_rotate(struct aud_log *log, const char *new_key_path, uint64_t *seq)
+{
+	EVP_PKEY *nk = NULL;
+	uint64_t kseq = 0, cseq = 0;
+	int r;
+
+	if (seq != NULL) {
+		*seq = 0;
+	}
+	if (log == NULL || new_key_path == NULL) {
+		return AUD_ERR_INVALID;
+	}
+	if ((r = aud_key_load_private(new_key_path, &nk)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&log->mu);
+	r = log->failed != 0 ? AUD_ERR_FAILED
+	    : log->stopping  ? AUD_ERR_CLOSED
+	                     : rotate_inlock(log, &nk, &kseq, &cseq);
+	pthread_mutex_unlock(&log->mu);
+	EVP_PKEY_free(nk);
+	if (r == 0 && (r = aud_log_wait(log, cseq)) == 0 && seq != NULL) {
+		*seq = kseq;
+	}
+	return r;
+}
+
 uint64_t
 aud_log_durable_seq(struct aud_log *log)
 {
@@ -581,7 +656,10 @@ recover_scan(struct aud_log *log, struct scan *sc)
 				r = AUD_ERR_TAMPER;
 				goto out;
 			}
-			r = aud_checkpoint_check(note, nlen, log->key, &cp);
+			/* The signature is checked with the key in force here (rotate.c). */
+			if ((r = aud_checkpoint_check(note, nlen, NULL, &cp)) == 0) {
+				r = aud_keyhist_checkpoint(log->keyhist, note, nlen);
+			}
 			free(note);
 			if (r != 0 || cp.size != rec.seq || strcmp(cp.origin, log->origin) != 0 ||
 			    memcmp(cp.root, root, AUD_HASH_LEN) != 0 ||
@@ -592,12 +670,17 @@ recover_scan(struct aud_log *log, struct scan *sc)
 			}
 			memcpy(log->prev_note, cp.note_hash, AUD_HASH_LEN);
 		}
+		if (rec.type == 'K' &&
+		    (r = aud_keyhist_rotation(log->keyhist, log->origin, &rec, log->chain)) != 0) {
+			goto out;
+		}
 		memcpy(log->chain, chain, AUD_HASH_LEN);
 		aud_range_push(&log->range, leaf);
 		log->last_time = rec.time_ns;
 		log->next_seq++;
 	}
-	r = 0;
+	/* Our key must be the one in force: never start signing with an unannounced key. */
+	r = aud_keyhist_finish(log->keyhist, log->key, log->origin);
 out:
 	aud_reader_free(rd);
 	return r;
@@ -626,7 +709,7 @@ last_segment(struct aud_log *log, uint64_t *first, int *found)
 }
 
 static int
-system_event(struct aud_log *log, const char *verb, struct aud_event **evp)
+system_event(struct aud_log *log, const char *source_crn, const char *verb, struct aud_event **evp)
 {
 	struct aud_event *ev = NULL;
 	int r;
@@ -635,7 +718,8 @@ system_event(struct aud_log *log, const char *verb, struct aud_event **evp)
 	if ((r = aud_event_new(&ev, "audit", verb)) != 0 ||
 	    (r = aud_event_set_initiator(ev, "hsmgate", "hsmgate", AUD_INITIATOR_SYSTEM,
 	                                 AUD_CRED_NONE, NULL)) != 0 ||
-	    (r = aud_event_set_target(ev, log->origin, "audit-log", AUD_TARGET_AUDIT)) != 0) {
+	    (r = aud_event_set_target(ev, log->origin, "audit-log", AUD_TARGET_AUDIT)) != 0 ||
+	    (source_crn != NULL && (r = aud_event_set_source(ev, source_crn)) != 0)) {
 		aud_event_free(ev);
 		return r;
 	}
@@ -734,6 +818,7 @@ log_free(struct aud_log *log)
 		close(log->lockfd); /* releases the flock */
 	}
 	EVP_PKEY_free(log->key);
+	aud_keyhist_free(log->keyhist);
 	aud_buf_free(&log->q.buf);
 	free(log->q.v);
 	free(log->dir);
@@ -789,12 +874,13 @@ aud_log_open(struct aud_log **logp, const struct aud_log_options *o)
 		r = errno == EWOULDBLOCK ? AUD_ERR_LOCKED : AUD_ERR_IO;
 		goto out;
 	}
-	if ((r = aud_key_load_private(o->key_path, &log->key)) != 0) {
+	if ((r = aud_key_load_private(o->key_path, &log->key)) != 0 ||
+	    (r = aud_keyhist_new(&log->keyhist)) != 0) {
 		goto out;
 	}
 	if ((r = recover_scan(log, &sc)) != 0 || (r = last_segment(log, &seg_first, &found)) != 0 ||
-	    (r = system_event(log, "repair", &rep)) != 0 ||
-	    (r = system_event(log, "start", &start)) != 0) {
+	    (r = system_event(log, o->source_crn, "repair", &rep)) != 0 ||
+	    (r = system_event(log, o->source_crn, "start", &start)) != 0) {
 		goto out;
 	}
 	if (sc.torn > 0 && (r = cut_tail(log, seg_first, sc.torn, rep)) != 0) {

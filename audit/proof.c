@@ -39,14 +39,60 @@ leaves_push(struct leaves *l, const uint8_t h[AUD_HASH_LEN])
 	return 0;
 }
 
+/* Key windows while reading (consistency): the rotations move the key in force, and the
+ * old note is checked with the key in force at its size. */
+struct kwalk {
+	struct aud_keywin *kw;
+	const char *old_note;
+	size_t old_len;
+	uint64_t old_size;
+	int old_done;
+	uint8_t prev_chain[AUD_HASH_LEN]; /* stored chain of the record before */
+	char origin[AUD_MAX_ORIGIN + 1];
+};
+
+/* A note checked against the key windows: AUD_ERR_SIGNATURE when it is not signed by the
+ * key in force at its size. */
+static int
+kwalk_note(struct kwalk *w, const char *note, size_t len, uint64_t size)
+{
+	enum aud_damage d;
+	char detail[256];
+	int r = aud_keywin_note(w->kw, note, len, size, &d, detail, sizeof(detail));
+
+	return r == AUD_ERR_VERIFY ? AUD_ERR_SIGNATURE : r;
+}
+
+static int
+kwalk_record(struct kwalk *w, const struct aud_record_view *rec)
+{
+	enum aud_damage d;
+	char detail[256];
+	int r = 0;
+
+	if (rec->seq == w->old_size) {
+		w->old_done = 1;
+		r = kwalk_note(w, w->old_note, w->old_len, w->old_size);
+	}
+	if (r == 0 && rec->type == 'K') {
+		/* Followed as verify does before --from: the leaves are authenticated by the new
+		 * root, the rotation by the key in force. */
+		r = aud_keywin_rotation(w->kw, rec, w->prev_chain, w->origin, 0, &d, detail,
+		                        sizeof(detail));
+	}
+	memcpy(w->prev_chain, rec->chain, AUD_HASH_LEN);
+	return r;
+}
+
 /*
  * Reads records 0..stop (inclusive, UINT64_MAX: all), recomputing their leaves. If want_seq
  * is not UINT64_MAX, its entry is copied to *entry. *last_note gets the payload of the last
- * checkpoint record read, or of the checkpoint at seq == note_at when note_at != 0.
+ * checkpoint record read, or of the checkpoint at seq == note_at when note_at != 0. With a
+ * kwalk (may be NULL), each record also goes through kwalk_record().
  */
 static int
 read_leaves(const char *dir, uint64_t stop, uint64_t want_seq, uint64_t note_at, struct leaves *l,
-            char **entry, size_t *entry_len, char **note_b64, size_t *note_b64_len)
+            char **entry, size_t *entry_len, char **note_b64, size_t *note_b64_len, struct kwalk *w)
 {
 	struct aud_reader *rd = NULL;
 	const char *line;
@@ -69,7 +115,8 @@ read_leaves(const char *dir, uint64_t stop, uint64_t want_seq, uint64_t note_at,
 			goto out;
 		}
 		aud_record_leaf(&rec, leaf);
-		if ((r = leaves_push(l, leaf)) != 0) {
+		if ((r = leaves_push(l, leaf)) != 0 ||
+		    (w != NULL && (r = kwalk_record(w, &rec)) != 0)) {
 			goto out;
 		}
 		if (rec.seq == want_seq && entry != NULL) {
@@ -145,8 +192,8 @@ aud_proof_build(const char *dir, uint64_t seq, uint64_t size, char **text, size_
 	if (seq >= size) {
 		return AUD_ERR_RANGE;
 	}
-	if ((r = read_leaves(dir, size, seq, size, &l, &entry, &entry_len, &note, &note_len)) !=
-	    0) {
+	if ((r = read_leaves(dir, size, seq, size, &l, &entry, &entry_len, &note, &note_len,
+	                     NULL)) != 0) {
 		goto out;
 	}
 	if (l.n <= size || entry == NULL || note == NULL) {
@@ -189,6 +236,43 @@ out:
 int
 aud_proof_verify(const char *text, size_t len, const char *pubkey_path, uint64_t *seq,
                  char **payload, size_t *payload_len)
+{
+	struct aud_keyring *kr = NULL;
+	int r, kr_err;
+
+	/* Without a usable key everything is still parsed, then AUD_ERR_KEY (fuzzing). */
+	kr_err = aud_keyring_load(&kr, &pubkey_path, 1);
+	r = aud_proof_verify_keyring(text, len, kr, seq, payload, payload_len);
+	aud_keyring_free(kr);
+	return r == AUD_ERR_KEY && kr_err != 0 ? kr_err : r;
+}
+
+/* 0 if one key of kr signed the note (kr NULL: AUD_ERR_KEY once it has parsed). */
+static int
+note_signed_by_ring(const char *note, size_t len, const struct aud_keyring *kr,
+                    struct aud_checkpoint_view *cp)
+{
+	size_t i;
+	int r;
+
+	if ((r = aud_checkpoint_parse_note(note, len, cp)) != 0) {
+		return r;
+	}
+	if (kr == NULL) {
+		return AUD_ERR_KEY;
+	}
+	for (i = 0; i < aud_keyring_count(kr); i++) {
+		if ((r = aud_checkpoint_check(note, len, aud_keyring_get(kr, i, NULL), cp)) !=
+		    AUD_ERR_SIGNATURE) {
+			return r;
+		}
+	}
+	return AUD_ERR_SIGNATURE;
+}
+
+int
+aud_proof_verify_keyring(const char *text, size_t len, const struct aud_keyring *kr, uint64_t *seq,
+                         char **payload, size_t *payload_len)
 {
 	struct aud_cur c;
 	struct aud_checkpoint_view cp;
@@ -236,7 +320,7 @@ aud_proof_verify(const char *text, size_t len, const char *pubkey_path, uint64_t
 		r = AUD_ERR_MALFORMED;
 		goto out;
 	}
-	if ((r = aud_checkpoint_verify_note(note, note_len, pubkey_path, &cp)) != 0) {
+	if ((r = note_signed_by_ring(note, note_len, kr, &cp)) != 0) {
 		goto out;
 	}
 	/* The entry must be a real record entry for this seq: append the hashes' place-holder
@@ -300,8 +384,8 @@ aud_log_last_checkpoint(const char *dir, char **note, size_t *len)
 
 	*note = NULL;
 	*len = 0;
-	if ((r = read_leaves(dir, UINT64_MAX, UINT64_MAX, 0, &l, NULL, NULL, &b64, &b64_len)) !=
-	    0) {
+	if ((r = read_leaves(dir, UINT64_MAX, UINT64_MAX, 0, &l, NULL, NULL, &b64, &b64_len,
+	                     NULL)) != 0) {
 		goto out;
 	}
 	if (b64 == NULL) {
@@ -319,7 +403,26 @@ int
 aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_note, size_t old_len,
                     const char *new_note, size_t new_len, char **proof_text)
 {
+	struct aud_keyring *kr = NULL;
+	int r;
+
+	if (proof_text != NULL) {
+		*proof_text = NULL;
+	}
+	if ((r = aud_keyring_load(&kr, &pubkey_path, 1)) != 0) {
+		return r;
+	}
+	r = aud_log_consistency_keyring(dir, kr, old_note, old_len, new_note, new_len, proof_text);
+	aud_keyring_free(kr);
+	return r;
+}
+
+int
+aud_log_consistency_keyring(const char *dir, const struct aud_keyring *kr, const char *old_note,
+                            size_t old_len, const char *new_note, size_t new_len, char **proof_text)
+{
 	struct aud_checkpoint_view a, b;
+	struct kwalk w;
 	struct leaves l = {0};
 	struct aud_buf t = {0};
 	uint8_t(*proof)[AUD_HASH_LEN] = NULL, root[AUD_HASH_LEN];
@@ -327,6 +430,7 @@ aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_no
 	size_t last_len, np = 0, i;
 	int r;
 
+	memset(&w, 0, sizeof(w));
 	if (proof_text != NULL) {
 		*proof_text = NULL;
 	}
@@ -337,16 +441,29 @@ aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_no
 		new_note = last;
 		new_len = last_len;
 	}
-	if ((r = aud_checkpoint_verify_note(old_note, old_len, pubkey_path, &a)) != 0 ||
-	    (r = aud_checkpoint_verify_note(new_note, new_len, pubkey_path, &b)) != 0) {
+	if (kr == NULL || old_note == NULL) {
+		r = AUD_ERR_INVALID;
+		goto out;
+	}
+	if ((r = aud_checkpoint_parse_note(old_note, old_len, &a)) != 0 ||
+	    (r = aud_checkpoint_parse_note(new_note, new_len, &b)) != 0) {
 		goto out;
 	}
 	if (a.size > b.size || strcmp(a.origin, b.origin) != 0) {
 		r = AUD_ERR_VERIFY;
 		goto out;
 	}
-	if ((r = read_leaves(dir, b.size == 0 ? 0 : b.size - 1, UINT64_MAX, 0, &l, NULL, NULL, NULL,
-	                     NULL)) != 0) {
+	/* Each note must be signed by the key in force at its size: the log's rotations
+	 * before it say which (a single trusted key and no rotation: that key). */
+	w.old_note = old_note;
+	w.old_len = old_len;
+	w.old_size = a.size;
+	memcpy(w.origin, a.origin, sizeof(w.origin));
+	if ((r = aud_keywin_new(&w.kw, kr)) != 0 ||
+	    (r = read_leaves(dir, b.size == 0 ? 0 : b.size - 1, UINT64_MAX, 0, &l, NULL, NULL, NULL,
+	                     NULL, &w)) != 0 ||
+	    (!w.old_done && (r = kwalk_note(&w, old_note, old_len, a.size)) != 0) ||
+	    (r = kwalk_note(&w, new_note, new_len, b.size)) != 0) {
 		goto out;
 	}
 	if (l.n < b.size) {
@@ -382,6 +499,7 @@ aud_log_consistency(const char *dir, const char *pubkey_path, const char *old_no
 	r = 0;
 out:
 	aud_buf_free(&t);
+	aud_keywin_free(w.kw);
 	free(proof);
 	free(l.h);
 	free(last);

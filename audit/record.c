@@ -29,6 +29,7 @@ type_ok(char t)
 	case 'C':
 	case 'S':
 	case 'R':
+	case 'K':
 		return 1;
 	default:
 		return 0;
@@ -36,12 +37,34 @@ type_ok(char t)
 }
 
 int
+aud_record_is_event(char type)
+{
+	return type == 'E' || type == 'S' || type == 'R';
+}
+
+/* Canonical decimal of v into out (at least 20 bytes); returns the number of digits. */
+static size_t
+put_u64(char *out, uint64_t v)
+{
+	char d[20];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(out, d + i, sizeof(d) - i);
+	return sizeof(d) - i;
+}
+
+int
 aud_record_format(struct aud_buf *b, uint64_t seq, uint64_t time_ns, char type, const char *payload,
                   size_t payload_len, const uint8_t prev_chain[AUD_HASH_LEN],
                   uint8_t leaf[AUD_HASH_LEN], uint8_t chain[AUD_HASH_LEN])
 {
-	char hex[2 * AUD_HASH_LEN + 1];
-	size_t start = b->len;
+	/* "GWA1 " seq " " time " " type "\t": 5 + 20 + 1 + 20 + 3 */
+	char head[56], tail[1 + 2 * AUD_HASH_LEN + 1 + 2 * AUD_HASH_LEN + 1 + 1]; /* + NUL */
+	size_t start = b->len, h;
 	int r;
 
 	if (!type_ok(type) || payload_len == 0) {
@@ -54,20 +77,25 @@ aud_record_format(struct aud_buf *b, uint64_t seq, uint64_t time_ns, char type, 
 	if (!aud_text_ok(payload, payload_len)) {
 		return AUD_ERR_INVALID;
 	}
-	aud_buf_printf(b, AUD_MAGIC " %llu %llu %c\t", (unsigned long long)seq,
-	               (unsigned long long)time_ns, type);
-	if ((r = aud_buf_put(b, payload, payload_len)) != 0) {
+	/* The log formats every record under its lock: no printf, three copies in all. */
+	memcpy(head, AUD_MAGIC " ", 5);
+	h = 5 + put_u64(head + 5, seq);
+	head[h++] = ' ';
+	h += put_u64(head + h, time_ns);
+	head[h++] = ' ';
+	head[h++] = type;
+	head[h++] = '\t';
+	if ((r = aud_buf_put(b, head, h)) != 0 || (r = aud_buf_put(b, payload, payload_len)) != 0) {
 		return r;
 	}
 	aud_hash_leaf(b->data + start, b->len - start, leaf);
 	aud_hash_chain(prev_chain, leaf, chain);
-	aud_buf_put(b, "\t", 1);
-	aud_hex_encode(leaf, AUD_HASH_LEN, hex);
-	aud_buf_puts(b, hex);
-	aud_buf_put(b, " ", 1);
-	aud_hex_encode(chain, AUD_HASH_LEN, hex);
-	aud_buf_puts(b, hex);
-	return aud_buf_put(b, "\n", 1);
+	tail[0] = '\t';
+	aud_hex_encode(leaf, AUD_HASH_LEN, tail + 1);
+	tail[1 + 2 * AUD_HASH_LEN] = ' ';
+	aud_hex_encode(chain, AUD_HASH_LEN, tail + 2 + 2 * AUD_HASH_LEN);
+	tail[sizeof(tail) - 2] = '\n'; /* over the hex encoder's NUL */
+	return aud_buf_put(b, tail, sizeof(tail) - 1);
 }
 
 int

@@ -583,8 +583,9 @@ fill(struct aud_sink *s, size_t *got)
 		s->has_held = 0;
 		memset(&s->held, 0, sizeof(s->held));
 		s->read_next = m.rec.seq + 1;
-		/* Records below the cursor were acknowledged before; checkpoints are not sent. */
-		if (m.rec.seq < atomic_load(&s->next) || m.rec.type == 'C') {
+		/* Records below the cursor were acknowledged before; signed statements
+		 * (checkpoints, key rotations) are not sent, only events. */
+		if (m.rec.seq < atomic_load(&s->next) || !aud_record_is_event(m.rec.type)) {
 			free(m.line);
 			continue;
 		}

@@ -53,6 +53,9 @@ aud_strerror(int err)
 		return "audit log is open in another process";
 	case AUD_ERR_RANGE:
 		return "sequence number or size out of range";
+	case AUD_ERR_KEY_NOT_CURRENT:
+		return "the signing key is not the key in force in the audit log "
+		       "(a new key must be announced with hsmgate-audit rotate-key)";
 	default:
 		return "unknown error";
 	}
@@ -144,21 +147,18 @@ aud_cur_byte(struct aud_cur *c, uint8_t *b)
 	return 0;
 }
 
-static int
-hexval(uint8_t ch)
-{
-	if (ch >= '0' && ch <= '9') {
-		return ch - '0';
-	}
-	if (ch >= 'a' && ch <= 'f') {
-		return ch - 'a' + 10;
-	}
-	return -1; /* upper case is not canonical */
-}
+/* A hex digit's value + 1; 0 for anything else (upper case is not canonical). A table:
+ * every record's two hashes are read through here, by the verifier and every reader. */
+static const uint8_t hexval1[256] = {
+        ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+        ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+        ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 int
 aud_cur_hex(struct aud_cur *c, uint8_t *out, size_t n)
 {
+	unsigned bad = 0;
 	size_t i;
 
 	memset(out, 0, n);
@@ -166,13 +166,14 @@ aud_cur_hex(struct aud_cur *c, uint8_t *out, size_t n)
 		return AUD_ERR_MALFORMED;
 	}
 	for (i = 0; i < n; i++) {
-		int hi = hexval(c->p[2 * i]), lo = hexval(c->p[2 * i + 1]);
+		unsigned hi = hexval1[c->p[2 * i]], lo = hexval1[c->p[2 * i + 1]];
 
-		if (hi < 0 || lo < 0) {
-			memset(out, 0, n);
-			return AUD_ERR_MALFORMED;
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
+		bad |= (hi == 0) | (lo == 0);
+		out[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
+	}
+	if (bad) {
+		memset(out, 0, n);
+		return AUD_ERR_MALFORMED;
 	}
 	c->p += 2 * n;
 	c->len -= 2 * n;
@@ -372,20 +373,64 @@ aud_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static char *
+put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
 void
 aud_time_format(uint64_t unix_ns, char out[32])
 {
-	time_t t = (time_t)(unix_ns / 1000000000u);
-	unsigned cs = (unsigned)(unix_ns % 1000000000u / 10000000u);
-	struct tm tm;
-	char tmp[96];
+	uint64_t secs = unix_ns / 1000000000u, z, era, doe, yoe, doy, mp, y;
+	unsigned cs = (unsigned)(unix_ns % 1000000000u / 10000000u), sod, m, d;
+	char *p = out;
 
-	gmtime_r(&t, &tm);
+	/* Once per event, so without gmtime_r (which takes glibc's tz lock) and snprintf: the
+	 * proleptic Gregorian date from days since 1970-01-01 by H. Hinnant's days_from_civil
+	 * inverse ("chrono-Compatible Low-Level Date Algorithms", civil_from_days), exact for
+	 * every uint64_t of ns (years 1970..2554). */
+	sod = (unsigned)(secs % 86400u);
+	z = secs / 86400u + 719468u;
+	era = z / 146097u;
+	doe = z - era * 146097u;
+	yoe = (doe - doe / 1460u + doe / 36524u - doe / 146096u) / 365u;
+	doy = doe - (365u * yoe + yoe / 4u - yoe / 100u);
+	mp = (5u * doy + 2u) / 153u;
+	d = (unsigned)(doy - (153u * mp + 2u) / 5u + 1u);
+	m = (unsigned)(mp < 10u ? mp + 3u : mp - 9u);
+	y = yoe + era * 400u + (m <= 2u);
 	/* Activity Tracker's own format (Java yyyy-MM-dd'T'HH:mm:ss.SSZ): two fractional
 	 * digits and no colon in the offset — not RFC 3339. */
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%02u+0000", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, cs);
-	snprintf(out, 32, "%.31s", tmp);
+	p = put2(p, (unsigned)(y / 100u));
+	p = put2(p, (unsigned)(y % 100u));
+	*p++ = '-';
+	p = put2(p, m);
+	*p++ = '-';
+	p = put2(p, d);
+	*p++ = 'T';
+	p = put2(p, sod / 3600u);
+	*p++ = ':';
+	p = put2(p, sod / 60u % 60u);
+	*p++ = ':';
+	p = put2(p, sod % 60u);
+	*p++ = '.';
+	p = put2(p, cs);
+	memcpy(p, "+0000", 6);
+}
+
+/* Non-zero if one of the 8 bytes in v is outside printable ASCII 0x20..0x7e. Bit tricks from
+ * "Bit Twiddling Hacks" (hasless, haszero), exact here because a byte with its high bit set
+ * is flagged by the first term. */
+static uint64_t
+ascii8_bad(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t del = v ^ (ones * 0x7f);
+
+	return (v & highs) | ((v - ones * 0x20) & ~v & highs) | ((del - ones) & ~del & highs);
 }
 
 int
@@ -398,6 +443,25 @@ aud_text_ok(const char *s, size_t len)
 		uint8_t c = p[i];
 		size_t n, k;
 		uint32_t cp;
+		uint64_t v[4];
+
+		/* Every event's JSON passes here, in the log and in each reader: take printable
+		 * ASCII, nearly all of it, 32 and then 8 bytes at a time. */
+		if (len - i >= 32) {
+			memcpy(v, p + i, 32);
+			if ((ascii8_bad(v[0]) | ascii8_bad(v[1]) | ascii8_bad(v[2]) |
+			     ascii8_bad(v[3])) == 0) {
+				i += 32;
+				continue;
+			}
+		}
+		if (len - i >= 8) {
+			memcpy(v, p + i, 8);
+			if (ascii8_bad(v[0]) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 
 		if (c < 0x80) {
 			if (c < 0x20 || c == 0x7f) {

@@ -12,6 +12,8 @@
  *   - seq goes back (a copy of an earlier record)  → inserted
  *   - fewer records than an external checkpoint    → truncated
  *   - a checkpoint whose signature fails           → bad signature
+ *   - a checkpoint or rotation signed by a key known but not in force there (retired, or
+ *     not yet rotated to)                          → key window
  *   - a signed checkpoint that disagrees with consistent-looking records → modified (the
  *     records after the previous good checkpoint were rewritten with fresh hashes)
  */
@@ -46,6 +48,8 @@ aud_damage_name(enum aud_damage d)
 		return "bad signature";
 	case AUD_DAMAGE_CHECKPOINT:
 		return "inconsistent checkpoint";
+	case AUD_DAMAGE_KEY_WINDOW:
+		return "key window";
 	default:
 		return "unknown";
 	}
@@ -61,7 +65,8 @@ aud_verify_options_init(struct aud_verify_options *o)
 struct vstate {
 	const struct aud_verify_options *o;
 	struct aud_verify_result *res;
-	EVP_PKEY *pk;
+	struct aud_keyring *own_kr; /* loaded from pubkey_path when no keyring is given */
+	struct aud_keywin *kw;      /* the key in force as rotations move it (rotate.c) */
 	uint64_t expect;
 	uint8_t chain[AUD_HASH_LEN];
 	struct aud_range range;
@@ -72,6 +77,8 @@ struct vstate {
 	char origin[AUD_MAX_ORIGIN + 1];
 	int have_ext;
 	struct aud_checkpoint_view ext;
+	char *ext_note; /* its text: signed by the key in force at its size, checked there */
+	size_t ext_len;
 };
 
 static int damage(struct vstate *v, enum aud_damage d, uint64_t seq, const char *fmt, ...)
@@ -169,7 +176,18 @@ check_ext(struct vstate *v)
 {
 	uint8_t root[AUD_HASH_LEN];
 
-	/* Called when exactly ext.size records have been read. */
+	enum aud_damage d;
+	char detail[sizeof(v->res->detail)];
+	int r;
+
+	/* Called when exactly ext.size records have been read: the rotations before it have
+	 * moved the window, so the key in force there must have signed it. */
+	if ((r = aud_keywin_note(v->kw, v->ext_note, v->ext_len, v->ext.size, &d, detail,
+	                         sizeof(detail))) != 0) {
+		return r == AUD_ERR_VERIFY
+		               ? damage(v, d, v->ext.size, "the external checkpoint: %s", detail)
+		               : r;
+	}
 	aud_range_root(&v->range, root);
 	if (memcmp(root, v->ext.root, AUD_HASH_LEN) != 0 ||
 	    memcmp(v->chain, v->ext.chain, AUD_HASH_LEN) != 0) {
@@ -188,21 +206,24 @@ check_checkpoint(struct vstate *v, const struct aud_record_view *rec, int full)
 {
 	struct aud_checkpoint_view cp;
 	uint8_t root[AUD_HASH_LEN];
-	char *note = NULL;
+	char *note = NULL, detail[sizeof(v->res->detail)];
+	enum aud_damage d;
 	size_t nlen;
 	int r;
 
 	if (aud_checkpoint_decode_payload(rec->payload, rec->payload_len, &note, &nlen) != 0) {
 		return damage(v, AUD_DAMAGE_MODIFIED, rec->seq, "checkpoint payload is not base64");
 	}
-	r = aud_checkpoint_check(note, nlen, full ? v->pk : NULL, &cp);
+	if ((r = aud_checkpoint_parse_note(note, nlen, &cp)) == 0 && full) {
+		/* Signed by the key in force at this seq (the first picks the anchor). */
+		r = aud_keywin_note(v->kw, note, nlen, rec->seq, &d, detail, sizeof(detail));
+	}
 	free(note);
 	if (r == AUD_ERR_MALFORMED) {
 		return damage(v, AUD_DAMAGE_MODIFIED, rec->seq, "checkpoint note does not parse");
 	}
-	if (r == AUD_ERR_SIGNATURE) {
-		return damage(v, AUD_DAMAGE_SIGNATURE, rec->seq,
-		              "checkpoint signature does not verify with the given key");
+	if (r == AUD_ERR_VERIFY) {
+		return damage(v, d, rec->seq, "%s", detail);
 	}
 	if (r != 0) {
 		return r;
@@ -253,6 +274,52 @@ check_checkpoint(struct vstate *v, const struct aud_record_view *rec, int full)
 }
 
 static int
+check_rotation(struct vstate *v, const struct aud_record_view *rec, int full)
+{
+	char detail[sizeof(v->res->detail)];
+	enum aud_damage d;
+	int r;
+
+	/* v->chain is still the chain head of the record before this one. Before --from the
+	 * rotation is followed without judging it (the checkpoint after --from decides). */
+	r = aud_keywin_rotation(v->kw, rec, v->chain, v->origin, full, &d, detail, sizeof(detail));
+	return r == AUD_ERR_VERIFY ? damage(v, d, rec->seq, "%s", detail) : r;
+}
+
+/* The log ends before the external checkpoint's size: it was cut back, if that checkpoint
+ * is genuine — signed by the key in force at the end, or by a given key. */
+static int
+ext_truncated(struct vstate *v)
+{
+	char detail[sizeof(v->res->detail)];
+	enum aud_damage d;
+	const struct aud_keyring *kr = v->o->keyring != NULL ? v->o->keyring : v->own_kr;
+	struct aud_checkpoint_view cp;
+	size_t i;
+	int r;
+
+	r = aud_keywin_note(v->kw, v->ext_note, v->ext_len, v->ext.size, &d, detail,
+	                    sizeof(detail));
+	for (i = 0; r == AUD_ERR_VERIFY && i < aud_keyring_count(kr); i++) {
+		if (aud_checkpoint_check(v->ext_note, v->ext_len, aud_keyring_get(kr, i, NULL),
+		                         &cp) == 0) {
+			r = 0;
+		}
+	}
+	if (r == AUD_ERR_VERIFY) {
+		return damage(v, AUD_DAMAGE_SIGNATURE, v->ext.size,
+		              "the external checkpoint's signature does not verify with the key in "
+		              "force at the end of the log or a given key");
+	}
+	if (r != 0) {
+		return r;
+	}
+	return damage(v, AUD_DAMAGE_TRUNCATED, v->expect,
+	              "the log ends at %llu records; the external checkpoint covers %llu",
+	              (unsigned long long)v->expect, (unsigned long long)v->ext.size);
+}
+
+static int
 load_ext(struct vstate *v)
 {
 	char buf[AUD_MAX_NOTE + 1];
@@ -273,14 +340,16 @@ load_ext(struct vstate *v)
 	if (n < 0 || len > AUD_MAX_NOTE) {
 		return n < 0 ? AUD_ERR_IO : AUD_ERR_MALFORMED;
 	}
-	r = aud_checkpoint_check(buf, len, v->pk, &v->ext);
-	if (r == AUD_ERR_SIGNATURE) {
-		return damage(v, AUD_DAMAGE_SIGNATURE, v->ext.size,
-		              "the external checkpoint's signature does not verify");
-	}
-	if (r != 0) {
+	/* Parsed now; its signature is checked where the log reaches its size, with the key
+	 * in force there (which a rotation may have made one that was not given). */
+	if ((r = aud_checkpoint_parse_note(buf, len, &v->ext)) != 0) {
 		return r;
 	}
+	if ((v->ext_note = malloc(len)) == NULL) {
+		return AUD_ERR_NOMEM;
+	}
+	memcpy(v->ext_note, buf, len);
+	v->ext_len = len;
 	snprintf(v->origin, sizeof(v->origin), "%s", v->ext.origin);
 	v->have_ext = 1;
 	return 0;
@@ -294,20 +363,22 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	const char *line;
 	size_t len, torn = 0;
 	uint64_t seg, line_no;
-	int r;
+	const struct aud_keyring *kr = o->keyring;
+	int r, at_end = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&v, 0, sizeof(v));
 	v.o = o;
 	v.res = res;
 	aud_range_init(&v.range);
-	if (o->dir == NULL || o->pubkey_path == NULL || o->from > o->to) {
+	if (o->dir == NULL || (o->pubkey_path == NULL && o->keyring == NULL) || o->from > o->to) {
 		return AUD_ERR_INVALID;
 	}
-	if ((r = aud_key_load_public(o->pubkey_path, &v.pk)) != 0) {
+	if (kr == NULL && (r = aud_keyring_load(&v.own_kr, &o->pubkey_path, 1)) != 0) {
 		return r;
 	}
-	if ((o->checkpoint_path != NULL && (r = load_ext(&v)) != 0) ||
+	if ((r = aud_keywin_new(&v.kw, kr != NULL ? kr : v.own_kr)) != 0 ||
+	    (o->checkpoint_path != NULL && (r = load_ext(&v)) != 0) ||
 	    (r = aud_reader_open(&rd, o->dir)) != 0) {
 		goto out;
 	}
@@ -321,6 +392,7 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 		}
 		r = aud_reader_next(rd, &line, &len, &seg, &line_no, &torn);
 		if (r == AUD_ERR_EOF) {
+			at_end = 1;
 			break;
 		}
 		if (r == AUD_ERR_TOO_LARGE || (r == 0 && torn != 0) ||
@@ -390,6 +462,9 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 		if (rec.type == 'C' && (r = check_checkpoint(&v, &rec, full)) != 0) {
 			goto out;
 		}
+		if (rec.type == 'K' && (r = check_rotation(&v, &rec, full)) != 0) {
+			goto out;
+		}
 		memcpy(v.chain, chain, AUD_HASH_LEN);
 		aud_range_push(&v.range, leaf);
 		v.last_time = rec.time_ns;
@@ -398,13 +473,13 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 			break; /* the range is covered by a verified checkpoint */
 		}
 	}
-	if (v.have_ext == 1 && v.expect < v.ext.size) {
-		r = damage(&v, AUD_DAMAGE_TRUNCATED, v.expect,
-		           "the log ends at %llu records; the external checkpoint covers %llu",
-		           (unsigned long long)v.expect, (unsigned long long)v.ext.size);
+	if (v.have_ext == 1 && v.expect < v.ext.size && at_end) {
+		r = ext_truncated(&v);
 		goto out;
 	}
 	res->unsealed = v.have_ckpt ? v.expect - v.last_ckpt_seq - 1 : v.expect;
+	res->rotations = aud_keywin_rotations(v.kw);
+	aud_keywin_vkey(v.kw, v.origin, res->key_in_force);
 	if (torn > 0) {
 		snprintf(res->detail, sizeof(res->detail),
 		         "%zu bytes of an unterminated final line (a write in progress or a crash; "
@@ -414,6 +489,8 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	r = 0;
 out:
 	aud_reader_free(rd);
-	EVP_PKEY_free(v.pk);
+	aud_keywin_free(v.kw);
+	aud_keyring_free(v.own_kr);
+	free(v.ext_note);
 	return r;
 }

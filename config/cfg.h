@@ -13,6 +13,7 @@
 #ifndef HSMGATE_CFG_H
 #define HSMGATE_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,13 +79,36 @@ struct cfg_limits {
 	uint32_t idle_timeout_s;       /* default 600 */
 };
 
+/* One SIEM destination the gateway streams its log to (docs/AUDIT.md §8). */
+struct cfg_audit_sink {
+	char *name;          /* required, unique: [a-z0-9][a-z0-9-]{0,62} */
+	char *url;           /* required: file:PATH (made absolute), syslog://HOST[:PORT],
+	                      * https://HOST[:PORT][/PATH] */
+	char *ca;            /* syslog, https: CA bundle for the receiver; default: system store */
+	char *cert;          /* syslog, https: client certificate (PEM), with key */
+	char *key;           /* its private key (PEM) */
+	char *token_file;    /* https: file whose first line is the bearer token */
+	char *cursor;        /* default <state_dir>/audit-sinks/<name>.cursor; unique */
+	char *quarantine;    /* https: rejected batches; default <cursor>.quarantine */
+	char *hostname;      /* syslog: HOSTNAME field; default gethostname() */
+	uint64_t spool_soft; /* records of lag that raise a critical event; default 1000000,
+	                      * 0 = never */
+	uint64_t spool_hard; /* records of lag that make the gateway refuse requests (when
+	                      * required); default 10000000, 0 = never; >= spool_soft */
+	bool required;       /* default true: the hard limit fails closed */
+};
+
 struct cfg_audit {
+	bool enabled;      /* default true; false: no log, no events (for measurements only) */
 	char *dir;         /* directory of the hash-chained log; default <state_dir>/audit */
 	char *signing_key; /* Ed25519 private key (PEM) for checkpoints */
 	char *durability;  /* "sync" (default) or "async" */
 	uint32_t checkpoint_events;  /* default 1000 */
 	uint32_t checkpoint_seconds; /* default 10 */
+	struct cfg_audit_sink *sinks;
+	unsigned n_sinks; /* at most CFG_MAX_SINKS */
 };
+#define CFG_MAX_SINKS 16
 
 struct cfg_daemon {
 	char *path;       /* the file this was loaded from (absolute) */

@@ -96,7 +96,31 @@ static const cyaml_schema_field_t limits_fields[] = {
         CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t sink_fields[] = {
+        CYAML_FIELD_STRING_PTR("name", REQ, struct cfg_audit_sink, name, 1, 63),
+        CYAML_FIELD_STRING_PTR("url", REQ, struct cfg_audit_sink, url, 1, PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("ca", OPT, struct cfg_audit_sink, ca, 1, PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("cert", OPT, struct cfg_audit_sink, cert, 1, PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("key", OPT, struct cfg_audit_sink, key, 1, PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("token_file", OPT, struct cfg_audit_sink, token_file, 1,
+                               PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("cursor", OPT, struct cfg_audit_sink, cursor, 1, PATH_LEN_MAX),
+        CYAML_FIELD_STRING_PTR("quarantine", OPT, struct cfg_audit_sink, quarantine, 1,
+                               PATH_LEN_MAX),
+        /* RFC 5424 §6.2.4: HOSTNAME is at most 255 characters. */
+        CYAML_FIELD_STRING_PTR("hostname", OPT, struct cfg_audit_sink, hostname, 1, 255),
+        CYAML_FIELD_UINT("spool_soft", CYAML_FLAG_OPTIONAL, struct cfg_audit_sink, spool_soft),
+        CYAML_FIELD_UINT("spool_hard", CYAML_FLAG_OPTIONAL, struct cfg_audit_sink, spool_hard),
+        CYAML_FIELD_BOOL("required", CYAML_FLAG_OPTIONAL, struct cfg_audit_sink, required),
+        CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t sink_entry = {
+        CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_audit_sink, sink_fields),
+};
+
 static const cyaml_schema_field_t audit_fields[] = {
+        CYAML_FIELD_BOOL("enabled", CYAML_FLAG_OPTIONAL, struct cfg_audit, enabled),
         CYAML_FIELD_STRING_PTR("dir", OPT, struct cfg_audit, dir, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("signing_key", OPT, struct cfg_audit, signing_key, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("durability", OPT, struct cfg_audit, durability, 1, 16),
@@ -104,6 +128,8 @@ static const cyaml_schema_field_t audit_fields[] = {
                          checkpoint_events),
         CYAML_FIELD_UINT("checkpoint_seconds", CYAML_FLAG_OPTIONAL, struct cfg_audit,
                          checkpoint_seconds),
+        CYAML_FIELD_SEQUENCE_COUNT("sinks", OPT, struct cfg_audit, sinks, n_sinks, &sink_entry, 0,
+                                   CFG_MAX_SINKS),
         CYAML_FIELD_END,
 };
 
@@ -190,6 +216,46 @@ default_worker(char **worker)
 	return cfg_str_defaultf(worker, "%s/hsmgate-worker", exe);
 }
 
+/* A sink's defaults; relative paths (file: URLs too) against the config's directory. */
+static int
+sink_defaults(struct cfg_src *s, struct cfg_daemon *c, unsigned i)
+{
+	struct cfg_audit_sink *k = &c->audit->sinks[i];
+	int r;
+
+	if (cfg_src_val(s, "audit.sinks[%u].spool_soft", i) == NULL) {
+		k->spool_soft = 1000000;
+	}
+	if (cfg_src_val(s, "audit.sinks[%u].spool_hard", i) == NULL) {
+		k->spool_hard = 10000000;
+	}
+	if (cfg_src_val(s, "audit.sinks[%u].required", i) == NULL) {
+		k->required = true;
+	}
+	if ((r = cfg_path_resolve(s, &k->ca)) != 0 || (r = cfg_path_resolve(s, &k->cert)) != 0 ||
+	    (r = cfg_path_resolve(s, &k->key)) != 0 ||
+	    (r = cfg_path_resolve(s, &k->token_file)) != 0 ||
+	    (r = cfg_path_resolve(s, &k->cursor)) != 0 ||
+	    (r = cfg_path_resolve(s, &k->quarantine)) != 0 ||
+	    (r = cfg_str_defaultf(&k->cursor, "%s/audit-sinks/%s.cursor", c->state_dir, k->name)) !=
+	            0) {
+		return r;
+	}
+	if (strncmp(k->url, "file:", 5) == 0 && k->url[5] != '\0' && k->url[5] != '/') {
+		char *path = strdup(k->url + 5), *url = NULL;
+
+		if (path == NULL || (r = cfg_path_resolve(s, &path)) != 0 ||
+		    asprintf(&url, "file:%s", path) < 0) {
+			free(path);
+			return CFG_ERR_NOMEM;
+		}
+		free(path);
+		free(k->url);
+		k->url = url;
+	}
+	return 0;
+}
+
 static int
 daemon_defaults(struct cfg_src *s, struct cfg_daemon *c)
 {
@@ -227,6 +293,14 @@ daemon_defaults(struct cfg_src *s, struct cfg_daemon *c)
 	    (r = cfg_str_defaultf(&c->audit->dir, "%s/audit", c->state_dir)) != 0 ||
 	    (r = cfg_str_default(&c->audit->durability, "sync")) != 0) {
 		return r;
+	}
+	if (cfg_src_val(s, "audit.enabled") == NULL) {
+		c->audit->enabled = true;
+	}
+	for (i = 0; i < c->audit->n_sinks; i++) {
+		if ((r = sink_defaults(s, c, i)) != 0) {
+			return r;
+		}
 	}
 	for (i = 0; i < c->n_tenants; i++) {
 		struct cfg_tenant *t = &c->tenants[i];
@@ -392,6 +466,160 @@ partition_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
 	return 0;
 }
 
+/* "HOST[:PORT]" or "[V6]:PORT", then a path when allowed: the shape the sink's own parser
+ * (audit/sink_tls.c) takes, checked here so that a typo stops the load, not the sink. */
+static const char *
+sink_target_error(const char *t, int path_ok)
+{
+	const char *p = t, *host_end;
+	unsigned long port = 0;
+	size_t n;
+
+	if (*p == '[') {
+		if ((host_end = strchr(p, ']')) == NULL || host_end == p + 1) {
+			return "a bracketed IPv6 address needs its closing ']'";
+		}
+		p = host_end + 1;
+	} else {
+		n = strcspn(p, ":/");
+		if (n == 0) {
+			return "no host";
+		}
+		for (host_end = p; host_end < p + n; host_end++) {
+			if (*host_end <= ' ' || *host_end >= 0x7f || *host_end == '@' ||
+			    *host_end == '[' || *host_end == ']') {
+				return "the host has a character a host name cannot have";
+			}
+		}
+		p += n;
+	}
+	if (*p == ':') {
+		p++;
+		if (*p < '0' || *p > '9') {
+			return "the port is not a number";
+		}
+		while (*p >= '0' && *p <= '9') {
+			port = port * 10 + (unsigned long)(*p - '0');
+			if (port > 65535) {
+				return "the port is out of range (1..65535)";
+			}
+			p++;
+		}
+		if (port == 0) {
+			return "the port is out of range (1..65535)";
+		}
+	}
+	if (*p == '\0') {
+		return NULL;
+	}
+	if (*p != '/') {
+		return "unexpected characters after the host and port";
+	}
+	if (!path_ok) {
+		return "a syslog:// URL takes no path";
+	}
+	for (; *p != '\0'; p++) {
+		if (*p <= ' ' || *p >= 0x7f) {
+			return "the path has a space or control character";
+		}
+	}
+	return NULL;
+}
+
+/* Keys that only some kinds of sink take. */
+static int
+sink_key_unused(struct cfg_src *s, unsigned i, const char *key, const char *value, const char *kind)
+{
+	char path[96];
+
+	if (value == NULL) {
+		return 0;
+	}
+	snprintf(path, sizeof(path), "audit.sinks[%u].%s", i, key);
+	return cfg_src_fail(s, CFG_ERR_INVALID, path, "does not apply to a %s sink", kind);
+}
+
+static int
+sink_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
+{
+	const struct cfg_audit_sink *k = &c->audit->sinks[i];
+	const char *kind, *why;
+	char path[96];
+	unsigned j;
+	int r;
+
+	snprintf(path, sizeof(path), "audit.sinks[%u].name", i);
+	if ((r = name_check(s, path, k->name)) != 0) {
+		return r;
+	}
+	for (j = 0; j < i; j++) {
+		if (strcmp(c->audit->sinks[j].name, k->name) == 0) {
+			return cfg_src_fail(s, CFG_ERR_INVALID, path,
+			                    "duplicate sink name '%s' (also audit.sinks[%u])",
+			                    k->name, j);
+		}
+	}
+	snprintf(path, sizeof(path), "audit.sinks[%u].url", i);
+	if (strncmp(k->url, "file:", 5) == 0) {
+		kind = "file";
+		why = k->url[5] == '\0' ? "file: needs a path (file:PATH)" : NULL;
+	} else if (strncmp(k->url, "syslog://", 9) == 0) {
+		kind = "syslog";
+		why = sink_target_error(k->url + 9, 0);
+	} else if (strncmp(k->url, "https://", 8) == 0) {
+		kind = "https";
+		why = sink_target_error(k->url + 8, 1);
+	} else if (strncmp(k->url, "http://", 7) == 0) {
+		return cfg_src_fail(s, CFG_ERR_INVALID, path,
+		                    "http:// sends events without TLS; use https://");
+	} else {
+		/* Not quoted: a URL may carry a credential someone pasted into it. */
+		return cfg_src_fail(s, CFG_ERR_INVALID, path,
+		                    "unknown URL scheme (file:PATH, syslog://HOST[:PORT] or "
+		                    "https://HOST[:PORT]/PATH)");
+	}
+	if (why != NULL) {
+		return cfg_src_fail(s, CFG_ERR_INVALID, path, "bad %s URL: %s", kind, why);
+	}
+	if (strcmp(kind, "file") == 0 && ((r = sink_key_unused(s, i, "ca", k->ca, kind)) != 0 ||
+	                                  (r = sink_key_unused(s, i, "cert", k->cert, kind)) != 0 ||
+	                                  (r = sink_key_unused(s, i, "key", k->key, kind)) != 0)) {
+		return r;
+	}
+	if (strcmp(kind, "https") != 0 &&
+	    ((r = sink_key_unused(s, i, "token_file", k->token_file, kind)) != 0 ||
+	     (r = sink_key_unused(s, i, "quarantine", k->quarantine, kind)) != 0)) {
+		return r;
+	}
+	if (strcmp(kind, "syslog") != 0 &&
+	    (r = sink_key_unused(s, i, "hostname", k->hostname, kind)) != 0) {
+		return r;
+	}
+	if ((k->cert == NULL) != (k->key == NULL)) {
+		snprintf(path, sizeof(path), "audit.sinks[%u].%s", i,
+		         k->cert != NULL ? "cert" : "key");
+		return cfg_src_fail(s, CFG_ERR_INVALID, path,
+		                    "a client certificate needs both 'cert' and 'key'");
+	}
+	if (k->spool_hard != 0 && k->spool_soft > k->spool_hard) {
+		snprintf(path, sizeof(path), "audit.sinks[%u].spool_soft", i);
+		return cfg_src_fail(s, CFG_ERR_INVALID, path,
+		                    "%llu is above spool_hard %llu (the soft limit warns before "
+		                    "the hard limit refuses requests)",
+		                    (unsigned long long)k->spool_soft,
+		                    (unsigned long long)k->spool_hard);
+	}
+	/* Two sinks on one cursor would each move it over records only the other sent. */
+	for (j = 0; j < i; j++) {
+		if (strcmp(c->audit->sinks[j].cursor, k->cursor) == 0) {
+			snprintf(path, sizeof(path), "audit.sinks[%u].cursor", i);
+			return cfg_src_fail(s, CFG_ERR_INVALID, path,
+			                    "audit.sinks[%u] uses the same cursor file", j);
+		}
+	}
+	return 0;
+}
+
 static int
 daemon_check(struct cfg_src *s, struct cfg_daemon *c)
 {
@@ -413,6 +641,11 @@ daemon_check(struct cfg_src *s, struct cfg_daemon *c)
 	    (r = uint_check(s, "audit.checkpoint_seconds", &c->audit->checkpoint_seconds, 10, 1,
 	                    UINT32_MAX)) != 0) {
 		return r;
+	}
+	for (i = 0; i < c->audit->n_sinks; i++) {
+		if ((r = sink_check(s, c, i)) != 0) {
+			return r;
+		}
 	}
 	for (i = 0; i < c->n_tenants; i++) {
 		char path[64];

@@ -477,6 +477,8 @@ type_name(const cyaml_schema_value_t *s)
 		return s->string.min > 0 ? "a non-empty string" : "a string";
 	case CYAML_UINT:
 		return "an unsigned integer";
+	case CYAML_BOOL:
+		return "true or false";
 	default:
 		return "a value of another type";
 	}
@@ -528,6 +530,21 @@ walk_uint(struct walk *w, const cyaml_schema_value_t *s, const yaml_event_t *ev,
 		                       "key '%s': %.*s is out of range (at most %llu)%s", label,
 		                       (int)len, (const char *)v, (unsigned long long)max,
 		                       in_of(in, sizeof(in), parent));
+	}
+	return 0;
+}
+
+/* true or false, nothing else: libcyaml reads every value other than false, no, off,
+ * disable and 0 as true, so that a typo ("flase") would silently mean true. */
+static int
+walk_bool(struct walk *w, const cyaml_schema_value_t *s, const yaml_event_t *ev, const char *label,
+          const char *parent)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)) {
+		return walk_type_error(w, s, ev, label, parent);
 	}
 	return 0;
 }
@@ -738,6 +755,11 @@ walk_value(struct walk *w, const cyaml_schema_value_t *s, const yaml_event_t *ev
 			return walk_type_error(w, s, ev, label, parent);
 		}
 		return walk_uint(w, s, ev, label, parent);
+	case CYAML_BOOL:
+		if (ev->type != YAML_SCALAR_EVENT) {
+			return walk_type_error(w, s, ev, label, parent);
+		}
+		return walk_bool(w, s, ev, label, parent);
 	default:
 		return cfg_src_fail_at(w->src, CFG_ERR_SYNTAX, NULL,
 		                       "internal: schema type %d not supported", (int)s->type);

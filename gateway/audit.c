@@ -191,12 +191,14 @@ audit_retry_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	s->audit_reopening = 1;
 	s->audit_old = s->audit;
-	s->audit = NULL; /* requests are refused meanwhile */
+	s->audit = NULL;           /* requests are refused meanwhile */
+	gw_sinks_set_log(s, NULL); /* the reopening thread closes the old log */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&th, &attr, reopen_thread, s) != 0) {
 		s->audit = s->audit_old;
 		s->audit_old = NULL;
+		gw_sinks_set_log(s, s->audit);
 		s->audit_reopening = 0;
 		audit_failed(s, AUD_ERR_NOMEM, "cannot start the reopening thread");
 	}
@@ -221,13 +223,14 @@ gw_audit_reopened(struct gw_server *s, int status)
 		return;
 	}
 	s->audit_alerted = 0;
+	gw_sinks_set_log(s, s->audit);
 	gw_log(GW_LOG_WARN, "audit", "audit log writable again; serving requests", "dir=%s",
 	       s->audit_opts.dir);
 }
 
 /* 1 when events can be appended; otherwise the caller refuses the request. */
-int
-gw_audit_usable(struct gw_server *s)
+static int
+log_usable(struct gw_server *s)
 {
 	int r;
 
@@ -240,6 +243,20 @@ gw_audit_usable(struct gw_server *s)
 		return 0;
 	}
 	return 1;
+}
+
+int
+gw_audit_usable(struct gw_server *s)
+{
+	if (s->audit_off) {
+		return 1;
+	}
+	/* A required sink over its hard spool limit (sinks.c logs that alert): the log could
+	 * take more, but it must not grow further before the sink catches up. */
+	if (gw_sinks_over_hard(s)) {
+		return 0;
+	}
+	return log_usable(s);
 }
 
 /* ---- building events ---------------------------------------------------------------------------
@@ -326,6 +343,9 @@ gw_audit_request_event(struct gw_server *s, const struct proto_ctx *who, uint16_
 	int r;
 
 	*out = NULL;
+	if (s->audit_off) {
+		return 0; /* no event: gw_audit_commit takes the NULL */
+	}
 	if (action_split(action, object, sizeof(object), verb, sizeof(verb)) != 0) {
 		snprintf(object, sizeof(object), "request");
 		snprintf(verb, sizeof(verb), "unknown");
@@ -383,10 +403,16 @@ gw_audit_commit(struct gw_server *s, struct aud_event *ev, int pending, CK_RV rv
 	int r;
 
 	*seq = 0;
+	if (s->audit_off) {
+		aud_event_free(ev);
+		return 0; /* and audit_sync is 0: the caller answers at once */
+	}
 	if (ev == NULL) {
 		return AUD_ERR_INVALID;
 	}
-	if (!gw_audit_usable(s)) {
+	/* Not gw_audit_usable: a call already in flight is recorded even while a sink is over
+	 * its hard limit (that refuses new requests only). */
+	if (!log_usable(s)) {
 		r = AUD_ERR_FAILED;
 		goto out;
 	}
@@ -419,10 +445,36 @@ out:
 	return r;
 }
 
+void
+gw_audit_refused(struct gw_server *s, const struct proto_ctx *who, uint16_t call, uint64_t conn_id,
+                 uint32_t req_id, const struct timespec *start, const char *why)
+{
+	struct aud_event *ev = NULL;
+	uint64_t seq;
+
+	/* Nothing is recorded where nothing may be appended: a failed log, or a sink over its
+	 * hard limit (whose point is that the log stops growing); the alerts cover those. */
+	if (s->audit_off || s->audit == NULL || aud_log_failed(s->audit) != 0 ||
+	    gw_sinks_over_hard(s)) {
+		return;
+	}
+	if (gw_audit_request_event(s, who, call, NULL, NULL, conn_id, req_id, &ev) != 0 ||
+	    aud_event_set_detail(ev, why) != 0) {
+		aud_event_free(ev);
+		return;
+	}
+	/* An ERROR frame counts as CKR_GENERAL_ERROR (AUDIT.md §7). Not waited for: the
+	 * refusal serves nothing. */
+	if (gw_audit_commit(s, ev, 0, CKR_GENERAL_ERROR, start, conn_id, req_id, 0, &seq) != 0) {
+		return; /* the log has failed: gw_audit_commit raised the alert */
+	}
+}
+
 /* A fire-and-forget event of the gateway itself. */
 static void
 system_event(struct gw_server *s, const char *object, const char *verb, const char *crn,
-             enum aud_target_kind kind, const char *name, const char *detail, int failure)
+             enum aud_target_kind kind, const char *name, const char *detail, int failure,
+             enum aud_severity severity)
 {
 	struct aud_event *ev = NULL;
 	uint64_t seq;
@@ -438,6 +490,7 @@ system_event(struct gw_server *s, const char *object, const char *verb, const ch
 	    (detail != NULL && (r = aud_event_set_detail(ev, detail)) != 0) ||
 	    (r = aud_event_set_outcome(ev, failure ? AUD_OUTCOME_FAILURE : AUD_OUTCOME_SUCCESS)) !=
 	            0 ||
+	    (severity != AUD_SEVERITY_AUTO && (r = aud_event_set_severity(ev, severity)) != 0) ||
 	    (r = aud_log_append(s->audit, ev, NULL, NULL, &seq)) != 0) {
 		gw_log(GW_LOG_ERROR, "audit", "cannot record a system event",
 		       "action=hsmgate.%s.%s error=\"%s\"", object, verb, aud_strerror(r));
@@ -449,7 +502,17 @@ void
 gw_audit_gateway(struct gw_server *s, const char *verb, const char *detail)
 {
 	system_event(s, "gateway", verb, s->audit_source_crn, AUD_TARGET_GATEWAY, s->audit_origin,
-	             detail, 0);
+	             detail, 0, AUD_SEVERITY_AUTO);
+}
+
+void
+gw_audit_sink_event(struct gw_server *s, const char *sink, const char *verb, const char *detail,
+                    int failure, enum aud_severity severity)
+{
+	char crn[300];
+
+	snprintf(crn, sizeof(crn), "%s:audit-sink:%s", s->audit_source_crn, sink);
+	system_event(s, "audit-sink", verb, crn, AUD_TARGET_AUDIT, sink, detail, failure, severity);
 }
 
 void
@@ -460,7 +523,7 @@ gw_audit_worker(struct gw_server *s, const struct gw_worker *w, const char *verb
 
 	gw_partition_crn(&w->part, crn, sizeof(crn));
 	system_event(s, "partition-worker", verb, crn, AUD_TARGET_PARTITION, w->part.name, detail,
-	             failure);
+	             failure, AUD_SEVERITY_AUTO);
 }
 
 void
@@ -479,7 +542,7 @@ gw_audit_policy_reload(struct gw_server *s, const char *path, int ok, const char
 	}
 	(void)path;
 	system_event(s, "policy", "reload", crn, AUD_TARGET_POLICY, NULL,
-	             clean[0] != '\0' ? clean : NULL, !ok);
+	             clean[0] != '\0' ? clean : NULL, !ok, AUD_SEVERITY_AUTO);
 }
 
 void
@@ -572,16 +635,33 @@ origin_clean(const char *in, char *out, size_t outsz)
 	}
 }
 
-/* The signing key: used when it exists, otherwise generated as PREFIX.key + PREFIX.pub. */
+#define NOT_CURRENT_FMT                                                                            \
+	"audit.signing_key %s is not the key in force in the audit log %s: if the log's key "      \
+	"was rotated, configure the new key; to change keys, stop here and run hsmgate-audit "     \
+	"rotate-key --log %s --key OLD.key --new-key %s"
+
+/* The signing key: used when it exists, otherwise generated as PREFIX.key + PREFIX.pub —
+ * but only for a log that has no checkpoint yet: a log's key changes only by a rotation
+ * signed with the old key (AUDIT.md §2.4), never by starting with a fresh one. */
 static int
-key_ensure(const char *key_path, char *err, size_t errsz)
+key_ensure(const char *key_path, const char *dir, char *err, size_t errsz)
 {
-	char prefix[4096];
-	size_t n = strlen(key_path);
+	char prefix[4096], *note = NULL;
+	size_t n = strlen(key_path), len;
 	int r;
 
 	if (access(key_path, F_OK) == 0) {
 		return 0;
+	}
+	if (aud_log_last_checkpoint(dir, &note, &len) == 0) {
+		free(note);
+		snprintf(err, errsz,
+		         "audit.signing_key %s does not exist, but the audit log %s is signed "
+		         "with a key already: restore that key, or make a new one (hsmgate-audit "
+		         "keygen) and announce it with hsmgate-audit rotate-key --log %s --key "
+		         "OLD.key --new-key NEW.key",
+		         key_path, dir, dir);
+		return GW_ERR_CONFIG;
 	}
 	if (n < 5 || strcmp(key_path + n - 4, ".key") != 0 || n - 4 >= sizeof(prefix)) {
 		snprintf(err, errsz,
@@ -621,6 +701,16 @@ gw_audit_open(struct gw_server *s, char *err, size_t errsz)
 		snprintf(err, errsz, "audit.dir is not set");
 		return GW_ERR_CONFIG;
 	}
+	if (!a->enabled) {
+		/* For measuring what audit costs (docs/BENCHMARKS.md), never for service. */
+		s->audit_off = 1;
+		s->audit_sync = 0;
+		gw_log(GW_LOG_WARN, "audit",
+		       "audit is OFF: no audit log, no events, no sinks (audit.enabled: false); "
+		       "for measurements only, never in production",
+		       "dir=%s sinks_not_started=%u", a->dir, a->n_sinks);
+		return 0;
+	}
 	if ((s->audit_dir = strdup(a->dir)) == NULL ||
 	    (a->signing_key != NULL
 	             ? (s->audit_key = strdup(a->signing_key)) == NULL
@@ -630,13 +720,14 @@ gw_audit_open(struct gw_server *s, char *err, size_t errsz)
 	}
 	/* The parent of the log (state_dir) may not exist yet on a first start. */
 	(void)mkdir(s->cfg->state_dir, 0700);
-	if ((r = key_ensure(s->audit_key, err, errsz)) != 0) {
+	if ((r = key_ensure(s->audit_key, s->audit_dir, err, errsz)) != 0) {
 		return r;
 	}
 	aud_log_options_init(&s->audit_opts);
 	s->audit_opts.dir = s->audit_dir;
 	s->audit_opts.origin = s->audit_origin;
 	s->audit_opts.key_path = s->audit_key;
+	s->audit_opts.source_crn = s->audit_source_crn;
 	s->audit_sync = a->durability == NULL || strcmp(a->durability, "async") != 0;
 	s->audit_opts.durability = s->audit_sync ? AUD_DURABILITY_SYNC : AUD_DURABILITY_ASYNC;
 	if (a->checkpoint_events != 0) {
@@ -652,13 +743,52 @@ gw_audit_open(struct gw_server *s, char *err, size_t errsz)
 	}
 	/* Reading and checking the existing log is disk I/O: done here, before the loop runs. */
 	if ((r = aud_log_open(&s->audit, &s->audit_opts)) != 0) {
-		snprintf(err, errsz, "cannot open the audit log %s: %s", s->audit_dir,
-		         aud_strerror(r));
+		if (r == AUD_ERR_KEY_NOT_CURRENT) {
+			/* Never start a new key silently: the log must announce it first. */
+			snprintf(err, errsz, NOT_CURRENT_FMT, s->audit_key, s->audit_dir,
+			         s->audit_dir, s->audit_key);
+		} else {
+			snprintf(err, errsz, "cannot open the audit log %s: %s", s->audit_dir,
+			         aud_strerror(r));
+		}
 		s->audit = NULL;
 		return GW_ERR_IO;
 	}
 	gw_log(GW_LOG_INFO, "audit", "audit log open", "dir=%s origin=%s durability=%s key=%s",
 	       s->audit_dir, s->audit_origin, s->audit_sync ? "sync" : "async", s->audit_key);
+	return gw_sinks_start(s, err, errsz);
+}
+
+static int
+str_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+int
+gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b)
+{
+	unsigned i;
+
+	if (a->enabled != b->enabled || str_differ(a->dir, b->dir) ||
+	    str_differ(a->signing_key, b->signing_key) ||
+	    str_differ(a->durability, b->durability) ||
+	    a->checkpoint_events != b->checkpoint_events ||
+	    a->checkpoint_seconds != b->checkpoint_seconds || a->n_sinks != b->n_sinks) {
+		return 1;
+	}
+	for (i = 0; i < a->n_sinks; i++) {
+		const struct cfg_audit_sink *x = &a->sinks[i], *y = &b->sinks[i];
+
+		if (str_differ(x->name, y->name) || str_differ(x->url, y->url) ||
+		    str_differ(x->ca, y->ca) || str_differ(x->cert, y->cert) ||
+		    str_differ(x->key, y->key) || str_differ(x->token_file, y->token_file) ||
+		    str_differ(x->cursor, y->cursor) || str_differ(x->quarantine, y->quarantine) ||
+		    str_differ(x->hostname, y->hostname) || x->spool_soft != y->spool_soft ||
+		    x->spool_hard != y->spool_hard || x->required != y->required) {
+			return 1;
+		}
+	}
 	return 0;
 }
 
@@ -667,6 +797,9 @@ gw_audit_close(struct gw_server *s)
 {
 	int r;
 
+	/* The sinks first: they deliver what the log holds, and must not ask a closed log
+	 * how far it is durable. */
+	gw_sinks_stop(s);
 	if (s->audit != NULL) {
 		if ((r = aud_log_close(s->audit)) != 0) {
 			gw_log(GW_LOG_ERROR, "audit", "audit log closed with an error",
@@ -709,6 +842,7 @@ gw_audit_free(struct gw_server *s)
 	size_t i;
 
 	gw_audit_close(s);
+	gw_sinks_free(s);
 	if (s->audit_mu_ok) {
 		pthread_mutex_lock(&s->audit_mu);
 		for (i = 0; i < s->audit_done_n; i++) {

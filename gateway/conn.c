@@ -769,12 +769,16 @@ conn_request(struct gw_conn *c, const struct proto_hdr *h, const uint8_t *body, 
 	s->stats.requests++;
 	c->n_requests++;
 	if (c->state == GW_CONN_DRAIN) {
+		gw_audit_refused(s, &c->ctx, h->call, c->id, h->req_id, &start,
+		                 "gateway is shutting down");
 		conn_send_error(c, h->req_id, PROTO_GWERR_SHUTDOWN, "gateway is shutting down");
 		return;
 	}
 	/* Replies are matched to calls by request id: two calls in flight with one id could
 	 * not be told apart. */
 	if (inflight_find(c, h->req_id) != NULL) {
+		gw_audit_refused(s, &c->ctx, h->call, c->id, h->req_id, &start,
+		                 "request id already in flight");
 		conn_send_error(c, h->req_id, PROTO_GWERR_MALFORMED,
 		                "request id already in flight");
 		return;
@@ -785,6 +789,7 @@ conn_request(struct gw_conn *c, const struct proto_hdr *h, const uint8_t *body, 
 		gw_log(GW_LOG_WARN, "gw", "request refused",
 		       "conn=%llu principal=%s req=%u reason=\"%s\"", (unsigned long long)c->id,
 		       who(c), h->req_id, msg);
+		gw_audit_refused(s, &c->ctx, h->call, c->id, h->req_id, &start, msg);
 		conn_send_error(c, h->req_id, PROTO_GWERR_LIMIT, msg);
 		return;
 	}
@@ -1097,6 +1102,9 @@ gw_conn_accept(struct gw_server *s, int fd, const struct sockaddr *sa, int sockl
 	snprintf(c->source, sizeof(c->source), "%s", source);
 	clock_gettime(CLOCK_MONOTONIC, &c->accepted);
 	SSL_set_app_data(ssl, c);
+	/* An idle connection keeps no TLS record buffers (about 34 KiB otherwise): OpenSSL
+	 * frees them whenever they are empty and allocates them again for the next record. */
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->bev == NULL) {

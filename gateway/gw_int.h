@@ -8,6 +8,7 @@
  *   tls.c         the TLS context and the peer's identity
  *   policy.c      the gateway's policy decisions (partition-, session-, connection-level)
  *   audit.c       the audit events, durability callbacks, fail-closed and log reopening
+ *   sinks.c       the audit sinks' threads and their spool limits
  *   conn.c        one client connection: framing, handshake, requests, replies, close
  *   supervisor.c  the worker processes: spawn, IPC, death, restart
  *   server.c      the loop, listener, signals, reload, shutdown, ready file
@@ -281,6 +282,8 @@ struct gw_server {
 	int audit_mu_ok;
 	struct gw_audit_done *audit_done;
 	size_t audit_done_n, audit_done_cap;
+	int audit_off;          /* audit.enabled false: no log, no events (measurements) */
+	struct gw_sinks *sinks; /* sinks.c; NULL without audit.sinks */
 };
 
 /* ---- conn.c ---------------------------------------------------------------------------- */
@@ -388,10 +391,20 @@ int gw_audit_open(struct gw_server *s, char *err, size_t errsz) GW_WUR;
 void gw_audit_close(struct gw_server *s);
 void gw_audit_free(struct gw_server *s);
 
-/* 1 when events can be appended now; 0 (and the operator alert, once) when the log has
- * failed or is being reopened: the caller refuses the request with GW_CKR_AUDIT_FAILED. */
+/* 1 when a new request may be served: its events can be appended (or audit is off); 0
+ * (and the operator alert, once) when the log has failed or is being reopened, or a
+ * required sink is over its hard spool limit: the caller refuses the request with
+ * GW_CKR_AUDIT_FAILED. */
 int gw_audit_usable(struct gw_server *s);
 #define GW_CKR_AUDIT_FAILED CKR_DEVICE_ERROR
+
+/* The event of a request refused before routing with an ERROR frame (over max_inflight, a
+ * request id already in flight, draining): failure, CKR_GENERAL_ERROR, `why` (static text,
+ * no caller data) in its message. Written when the log is writable and no sink is over its
+ * hard limit; never waited for (the ERROR serves nothing). */
+void gw_audit_refused(struct gw_server *s, const struct proto_ctx *who, uint16_t call,
+                      uint64_t conn_id, uint32_t req_id, const struct timespec *start,
+                      const char *why);
 
 /* The event of one request, before its answer is known: initiator, target (the partition,
  * or the tenant when `part` is NULL), action, correlation, the policy decision (d may be
@@ -426,6 +439,36 @@ void gw_audit_auth_failure(struct gw_server *s, const char *source, uint8_t cred
  * event kind a worker may send): put into that request's audit event. */
 void gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t conn_id,
                            const uint8_t *body, size_t len);
+
+/* An event of the audit sink `sink` (object audit-sink: spool, fail, recover) with an
+ * explicit severity and `detail` (printable ASCII, our own text). */
+void gw_audit_sink_event(struct gw_server *s, const char *sink, const char *verb,
+                         const char *detail, int failure, enum aud_severity severity);
+
+/* 1 when the two audit blocks differ in anything that needs a restart (SIGHUP keeps the
+ * running log and sinks and says so). */
+int gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b);
+
+/* ---- sinks.c --------------------------------------------------------------------------- */
+
+/*
+ * Opens every sink of s->cfg->audit over the open log (the cursor and TLS files are read
+ * now, so a damaged cursor or an unreadable key stops the start; nothing connects yet),
+ * starts one thread each running aud_sink_run, and the loop's 1 s spool check. Called by
+ * gw_audit_open, before the loop runs. GW_ERR_CONFIG with the sink's name and the reason.
+ */
+int gw_sinks_start(struct gw_server *s, char *err, size_t errsz) GW_WUR;
+/* The log whose durability the sink threads may ask for; NULL while it is closed or being
+ * reopened (the threads then keep the last answer). Loop thread. */
+void gw_sinks_set_log(struct gw_server *s, struct aud_log *log);
+/* The spool check of every sink (the 1 s timer runs it): events, alerts, the hard state. */
+void gw_sinks_check(struct gw_server *s);
+/* 1 while a required sink is over its hard spool limit: new requests are refused. */
+int gw_sinks_over_hard(const struct gw_server *s);
+/* Shutdown, before the log is closed: lets the sinks deliver what the log holds (at most
+ * a few seconds; the rest waits for the next start), then stops and joins their threads. */
+void gw_sinks_stop(struct gw_server *s);
+void gw_sinks_free(struct gw_server *s);
 
 /* conn.c: the record `seq` of request (conn_id, req_id) is durable (status 0) or failed. */
 void gw_conn_audit_done(struct gw_server *s, uint64_t conn_id, uint32_t req_id, uint64_t seq,

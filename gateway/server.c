@@ -407,11 +407,10 @@ reload(struct gw_server *s)
 		cfg_daemon_free(n);
 		return;
 	}
-	if (!same_str(n->audit->dir, s->cfg->audit->dir) ||
-	    !same_str(n->audit->signing_key, s->cfg->audit->signing_key) ||
-	    !same_str(n->audit->durability, s->cfg->audit->durability)) {
-		gw_log(GW_LOG_WARN, "gw", "audit changes need a restart; the running log stays",
-		       "dir=%s", s->audit_dir);
+	if (gw_audit_cfg_changed(n->audit, s->cfg->audit)) {
+		gw_log(GW_LOG_WARN, "gw",
+		       "audit changes need a restart; the running log and sinks stay", "dir=%s",
+		       s->audit_dir != NULL ? s->audit_dir : "-");
 	}
 	if (!same_partitions(s, n)) {
 		gw_log(GW_LOG_WARN, "gw",

@@ -285,6 +285,83 @@ test_time_format(void)
 	CU_ASSERT_STRING_EQUAL(out, "1970-01-01T00:00:00.00+0000");
 	aud_time_format(1795720070999999999ull, out);
 	CU_ASSERT_STRING_EQUAL(out, "2026-11-26T19:07:50.99+0000");
+	/* the calendar by hand: a leap day, a century that is not a leap year, a year's end,
+	 * and the last nanosecond a uint64_t holds */
+	aud_time_format(951868799990000000ull, out);
+	CU_ASSERT_STRING_EQUAL(out, "2000-02-29T23:59:59.99+0000");
+	aud_time_format(4107542400000000000ull, out);
+	CU_ASSERT_STRING_EQUAL(out, "2100-03-01T00:00:00.00+0000");
+	aud_time_format(946684799999999999ull, out);
+	CU_ASSERT_STRING_EQUAL(out, "1999-12-31T23:59:59.99+0000");
+	aud_time_format(UINT64_MAX, out);
+	CU_ASSERT_STRING_EQUAL(out, "2554-07-21T23:34:33.70+0000");
+}
+
+/* CK names longer than 31 characters are written whole; unknown values as 0x<hex>. */
+static void
+test_names(void)
+{
+	struct aud_event *ev = NULL;
+	char *json = NULL;
+	cJSON *j, *t;
+
+	CU_ASSERT_FATAL(aud_event_new(&ev, "session", "login") == 0);
+	CU_ASSERT(aud_event_set_ckrv(ev, CKR_USER_ANOTHER_ALREADY_LOGGED_IN) == 0);
+	CU_ASSERT(aud_event_set_mechanism(ev, 0x80001234ul) == 0);
+	CU_ASSERT(aud_event_add_attribute(ev, CKA_UNWRAP_TEMPLATE) == 0);
+	CU_ASSERT(aud_event_add_attribute(ev, 0xdeadul) == 0);
+	j = encode(ev, &json);
+	CU_ASSERT_STRING_EQUAL(str_at(j, "reason", "ckrv"), "CKR_USER_ANOTHER_ALREADY_LOGGED_IN");
+	CU_ASSERT_STRING_EQUAL(str_at(j, "reason", "reasonForFailure"),
+	                       "CKR_USER_ANOTHER_ALREADY_LOGGED_IN");
+	CU_ASSERT_STRING_EQUAL(str_at(j, "requestData", "mechanism"), "0x80001234");
+	t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "requestData"),
+	                                     "template");
+	CU_ASSERT(cJSON_GetArraySize(t) == 2);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(t, 0)->valuestring, "CKA_UNWRAP_TEMPLATE");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(t, 1)->valuestring, "0xdead");
+	cJSON_Delete(j);
+	free(json);
+	CU_ASSERT(aud_event_set_ckrv(ev, 0) == 0);
+	j = encode(ev, &json);
+	CU_ASSERT_STRING_EQUAL(str_at(j, "reason", "ckrv"), "CKR_OK");
+	cJSON_Delete(j);
+	free(json);
+	aud_event_free(ev);
+}
+
+/* aud_event_encode_into: the same bytes as aud_event_encode when they fit, exactly; one byte
+ * short is AUD_ERR_TOO_LARGE. */
+static void
+test_encode_into(void)
+{
+	static const char *const sids[] = {"allow-sign"};
+	struct aud_event *ev = NULL;
+	char *json = NULL, *buf;
+	size_t len, n = 7;
+
+	CU_ASSERT_FATAL(aud_event_new(&ev, "crypto", "sign") == 0);
+	CU_ASSERT(aud_event_set_initiator(ev, "tenant/acme/user/alice", NULL, AUD_INITIATOR_USER,
+	                                  AUD_CRED_CERTIFICATE, "2001:db8::7") == 0);
+	CU_ASSERT(aud_event_set_target(ev, "crn:hsmgate:acme:partition:p1", "p \"1\"",
+	                               AUD_TARGET_PARTITION) == 0);
+	CU_ASSERT(aud_event_set_policy(ev, AUD_POLICY_ALLOW, sids, 1) == 0);
+	CU_ASSERT(aud_event_set_correlation(ev, 18446744073709551615ull, 4294967295u) == 0);
+	CU_ASSERT(aud_event_set_ckrv(ev, CKR_OK) == 0);
+	CU_ASSERT(aud_event_set_latency(ev, 0) == 0);
+	CU_ASSERT_FATAL(aud_event_encode(ev, &json, &len) == 0);
+	CU_ASSERT(strstr(json, "\"correlationId\":\"c18446744073709551615-r4294967295\"") != NULL);
+	CU_ASSERT(strstr(json, "\"latencyUs\":0}") != NULL);
+	CU_ASSERT_FATAL((buf = malloc(len)) != NULL);
+	CU_ASSERT(aud_event_encode_into(ev, buf, len, &n) == 0);
+	CU_ASSERT(n == len && memcmp(buf, json, len) == 0);
+	n = 7;
+	CU_ASSERT(aud_event_encode_into(ev, buf, len - 1, &n) == AUD_ERR_TOO_LARGE);
+	CU_ASSERT(n == 0);
+	CU_ASSERT(aud_event_encode_into(ev, buf, 0, &n) == AUD_ERR_TOO_LARGE);
+	free(buf);
+	free(json);
+	aud_event_free(ev);
 }
 
 static const struct test_case cases[] = {
@@ -296,6 +373,8 @@ static const struct test_case cases[] = {
         {"bad names, addresses, control characters, sizes are refused", test_bad_input_refused},
         {"no field could carry a PIN, key, plaintext or IV", test_no_secret_fields},
         {"AT eventTime format", test_time_format},
+        {"CK names in full, unknown values in hex", test_names},
+        {"encoding into a caller's buffer: same bytes, or too large", test_encode_into},
         {NULL, NULL},
 };
 

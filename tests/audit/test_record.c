@@ -156,6 +156,98 @@ test_format_refusals(void)
 	aud_buf_free(&b);
 }
 
+/* AUDIT.md §2.1's worked example, byte for byte, and the widest header. */
+static void
+test_format_worked_example(void)
+{
+	static const char want[] =
+	        "GWA1 0 1795720070329000000 E\t{\"action\":\"hsmgate.keys.sign\"}\t"
+	        "1eb09dc584bb8ca3445d3ab2287365d3d35a0a0e665247f33145f943200b6ab2 "
+	        "f999c0f50693e8e0f838cb423820ea7575e5e1e63e0335236720d776bdded705\n";
+	static const char ex_payload[] = "{\"action\":\"hsmgate.keys.sign\"}";
+	struct aud_buf b = {0};
+	struct aud_record_view rec;
+	uint8_t prev[AUD_HASH_LEN] = {0}, leaf[AUD_HASH_LEN], chain[AUD_HASH_LEN];
+	char hex[2 * AUD_HASH_LEN + 1];
+
+	CU_ASSERT_FATAL(aud_record_format(&b, 0, 1795720070329000000ull, 'E', ex_payload,
+	                                  sizeof(ex_payload) - 1, prev, leaf, chain) == 0);
+	CU_ASSERT(b.len == sizeof(want) - 1 && memcmp(b.data, want, b.len) == 0);
+	aud_hex_encode(chain, AUD_HASH_LEN, hex);
+	CU_ASSERT_STRING_EQUAL(hex,
+	                       "f999c0f50693e8e0f838cb423820ea7575e5e1e63e0335236720d776bdded705");
+	/* appended after what the buffer holds; 20-digit seq and time */
+	CU_ASSERT_FATAL(aud_record_format(&b, UINT64_MAX, UINT64_MAX, 'C', "x", 1, chain, leaf,
+	                                  chain) == 0);
+	CU_ASSERT(memcmp(b.data + sizeof(want) - 1,
+	                 "GWA1 18446744073709551615 18446744073709551615 C\tx\t", 51) == 0);
+	CU_ASSERT(b.data[b.len - 1] == '\n');
+	CU_ASSERT(aud_record_parse(b.data + sizeof(want) - 1, b.len - sizeof(want), &rec) == 0);
+	CU_ASSERT(rec.seq == UINT64_MAX && rec.time_ns == UINT64_MAX && rec.type == 'C');
+	CU_ASSERT(memcmp(rec.leaf, leaf, AUD_HASH_LEN) == 0);
+	aud_buf_free(&b);
+}
+
+/* aud_text_ok takes printable ASCII eight bytes at a time: a control byte, DEL or a bad
+ * UTF-8 byte is caught at every offset of a long run, and UTF-8 across the 8-byte steps
+ * is still accepted. */
+static void
+test_text_ok(void)
+{
+	static const uint8_t bad[] = {0x00, 0x09, 0x0a, 0x1f, 0x7f, 0x80, 0xc0, 0xff};
+	char s[64];
+	size_t i, k;
+
+	memset(s, 'a', sizeof(s));
+	CU_ASSERT(aud_text_ok(s, sizeof(s)));
+	CU_ASSERT(aud_text_ok(s, 0));
+	for (k = 0; k < sizeof(bad); k++) {
+		for (i = 0; i < sizeof(s); i++) {
+			s[i] = (char)bad[k];
+			CU_ASSERT(!aud_text_ok(s, sizeof(s)));
+			CU_ASSERT(aud_text_ok(s, i)); /* the bytes before it are fine */
+			s[i] = 'a';
+		}
+	}
+	/* "é" (c3 a9) and "😀" (f0 9f 98 80) at every offset: split by an 8-byte step */
+	for (i = 0; i + 4 <= sizeof(s); i++) {
+		memcpy(s + i, "\xc3\xa9", 2);
+		CU_ASSERT(aud_text_ok(s, sizeof(s)));
+		CU_ASSERT(!aud_text_ok(s, i + 1)); /* cut inside the character */
+		memcpy(s + i, "\xf0\x9f\x98\x80", 4);
+		CU_ASSERT(aud_text_ok(s, sizeof(s)));
+		memcpy(s + i, "\xc2\x85", 2); /* U+0085, a C1 control */
+		CU_ASSERT(!aud_text_ok(s, sizeof(s)));
+		memset(s + i, 'a', 4);
+	}
+	s[0] = ' ';
+	s[1] = '~';
+	CU_ASSERT(aud_text_ok(s, sizeof(s)));
+}
+
+/* The hex reader's table: exactly 0-9 and a-f, for every byte value in either position. */
+static void
+test_hex_every_byte(void)
+{
+	uint8_t h;
+	unsigned c;
+	char in[2];
+
+	for (c = 0; c < 256; c++) {
+		int digit = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+
+		in[0] = (char)c;
+		in[1] = '7';
+		h = 0xee;
+		CU_ASSERT((aud_hex_decode(in, 2, &h, 1) == 0) == digit);
+		CU_ASSERT(digit ? h == (uint8_t)(strtoul((char[]){(char)c, '7', 0}, NULL, 16))
+		                : h == 0);
+		in[0] = '7';
+		in[1] = (char)c;
+		CU_ASSERT((aud_hex_decode(in, 2, &h, 1) == 0) == digit);
+	}
+}
+
 static void
 test_bitflip_loop(void)
 {
@@ -239,6 +331,9 @@ static const struct test_case cases[] = {
         {"truncated at every byte: refused, outputs zeroed", test_truncated_every_byte},
         {"trailing bytes, non-canonical fields, bad types refused", test_refusals},
         {"the formatter refuses TAB/LF, empty and oversize payloads", test_format_refusals},
+        {"the formatter writes AUDIT.md's worked example exactly", test_format_worked_example},
+        {"text check: every bad byte at every offset, UTF-8 across steps", test_text_ok},
+        {"hex digits: every byte value", test_hex_every_byte},
         {"deterministic bit-flip loop", test_bitflip_loop},
         {"segment names", test_segment_names},
         {"base64 (RFC 4648 vectors, strict) and hex", test_base64_hex},

@@ -115,6 +115,12 @@ test_example_loads(void)
 	CU_ASSERT_TRUE(ends_with(c->audit->dir, "/config/examples/state/audit"));
 	CU_ASSERT_TRUE(ends_with(c->audit->signing_key, "/config/examples/pki/audit-ed25519.key"));
 	CU_ASSERT_STRING_EQUAL(c->audit->durability, "sync");
+	CU_ASSERT_TRUE(c->audit->enabled);
+	CU_ASSERT_EQUAL_FATAL(c->audit->n_sinks, 2);
+	CU_ASSERT_STRING_EQUAL(c->audit->sinks[0].url, "syslog://siem.example:6514");
+	CU_ASSERT_TRUE(ends_with(c->audit->sinks[0].cursor,
+	                         "/config/examples/state/audit-sinks/siem.cursor"));
+	CU_ASSERT_TRUE(ends_with(c->audit->sinks[1].url, "/config/examples/state/events.jsonl"));
 	CU_ASSERT_EQUAL(c->n_tenants, 2);
 	CU_ASSERT_EQUAL(c->n_partitions, 2);
 
@@ -666,6 +672,225 @@ test_bad_durability(void)
 	            "audit.checkpoint_seconds: 0 is out of range");
 }
 
+/* ---- audit sinks and audit.enabled ------------------------------------------------------- */
+
+#define SINKS MINIMAL "audit:\n  sinks:\n"
+
+static void
+test_sink_defaults(void)
+{
+	struct cfg_daemon *c = NULL;
+	const struct cfg_audit_sink *k;
+	char want[PATH_MAX + 64];
+
+	CU_ASSERT_EQUAL_FATAL(load_text(SINKS "    - name: siem\n"
+	                                      "      url: syslog://siem.example\n"
+	                                      "      ca: ca.pem\n"
+	                                      "    - name: jsonl\n"
+	                                      "      url: file:out/events.jsonl\n",
+	                                &c),
+	                      0);
+	CU_ASSERT_TRUE(c->audit->enabled);
+	CU_ASSERT_EQUAL_FATAL(c->audit->n_sinks, 2);
+	k = &c->audit->sinks[0];
+	CU_ASSERT_STRING_EQUAL(k->name, "siem");
+	CU_ASSERT_STRING_EQUAL(k->url, "syslog://siem.example");
+	snprintf(want, sizeof(want), "%s/ca.pem", tmp);
+	CU_ASSERT_STRING_EQUAL(k->ca, want);
+	snprintf(want, sizeof(want), "%s/st/audit-sinks/siem.cursor", tmp);
+	CU_ASSERT_STRING_EQUAL(k->cursor, want);
+	CU_ASSERT_EQUAL(k->spool_soft, 1000000);
+	CU_ASSERT_EQUAL(k->spool_hard, 10000000);
+	CU_ASSERT_TRUE(k->required);
+	CU_ASSERT_PTR_NULL(k->cert);
+	CU_ASSERT_PTR_NULL(k->quarantine);
+	/* a relative file: URL is relative to the config file, like every path */
+	snprintf(want, sizeof(want), "file:%s/out/events.jsonl", tmp);
+	CU_ASSERT_STRING_EQUAL(c->audit->sinks[1].url, want);
+	cfg_daemon_free(c);
+}
+
+static void
+test_sink_explicit_values(void)
+{
+	struct cfg_daemon *c = NULL;
+	const struct cfg_audit_sink *k;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(MINIMAL "audit:\n"
+	                                        "  enabled: false\n"
+	                                        "  sinks:\n"
+	                                        "    - name: logs\n"
+	                                        "      url: https://[::1]:8443/v1/ingest\n"
+	                                        "      token_file: /etc/token\n"
+	                                        "      cursor: /var/c\n"
+	                                        "      quarantine: /var/q\n"
+	                                        "      cert: c.pem\n"
+	                                        "      key: c.key\n"
+	                                        "      spool_soft: 0\n"
+	                                        "      spool_hard: 0\n"
+	                                        "      required: false\n"
+	                                        "    - name: siem\n"
+	                                        "      url: syslog://10.0.0.1:6514\n"
+	                                        "      hostname: gw1\n"
+	                                        "      spool_soft: 20\n"
+	                                        "      spool_hard: 20\n"
+	                                        "      required: true\n",
+	                                &c),
+	                      0);
+	CU_ASSERT_FALSE(c->audit->enabled);
+	CU_ASSERT_EQUAL_FATAL(c->audit->n_sinks, 2);
+	k = &c->audit->sinks[0];
+	CU_ASSERT_STRING_EQUAL(k->url, "https://[::1]:8443/v1/ingest");
+	CU_ASSERT_STRING_EQUAL(k->token_file, "/etc/token");
+	CU_ASSERT_STRING_EQUAL(k->cursor, "/var/c");
+	CU_ASSERT_STRING_EQUAL(k->quarantine, "/var/q");
+	CU_ASSERT_EQUAL(k->spool_soft, 0);
+	CU_ASSERT_EQUAL(k->spool_hard, 0);
+	CU_ASSERT_FALSE(k->required);
+	k = &c->audit->sinks[1];
+	CU_ASSERT_STRING_EQUAL(k->hostname, "gw1");
+	CU_ASSERT_EQUAL(k->spool_soft, 20);
+	CU_ASSERT_EQUAL(k->spool_hard, 20);
+	CU_ASSERT_TRUE(k->required);
+	cfg_daemon_free(c);
+}
+
+static void
+test_bad_bool(void)
+{
+	/* libcyaml alone would read "flase" as true */
+	expect_fail(MINIMAL "audit:\n  enabled: flase\n", CFG_ERR_SYNTAX, 6,
+	            "6:12: key 'enabled': expected true or false (in audit)");
+	expect_fail(MINIMAL "audit:\n  enabled: 'false'\n", CFG_ERR_SYNTAX, 6,
+	            "key 'enabled': expected true or false");
+	expect_fail(MINIMAL "audit:\n  enabled: [true]\n", CFG_ERR_SYNTAX, 6,
+	            "key 'enabled': expected true or false");
+}
+
+static void
+test_sink_unknown_key(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: file:/x\n      spool_sfot: 3\n",
+	            CFG_ERR_SYNTAX, 9, "9:7: unknown key 'spool_sfot' (in audit.sinks[0])");
+}
+
+static void
+test_sink_missing_url(void)
+{
+	expect_fail(SINKS "    - name: a\n", CFG_ERR_SYNTAX, 7,
+	            "missing required key 'url' (in audit.sinks[0])");
+}
+
+static void
+test_sink_bad_scheme(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: ftp://user:secret@h/x\n", CFG_ERR_INVALID, 8,
+	            "8:12: audit.sinks[0].url: unknown URL scheme (file:PATH, syslog://");
+	/* the URL is not quoted back: it may hold a credential */
+	CU_ASSERT_PTR_NULL(strstr(err, "secret"));
+}
+
+static void
+test_sink_http_refused(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: http://127.0.0.1:8080/x\n", CFG_ERR_INVALID, 8,
+	            "audit.sinks[0].url: http:// sends events without TLS; use https://");
+}
+
+static void
+test_sink_bad_target(void)
+{
+	static const struct {
+		const char *url, *why;
+	} bad[] = {
+	        {"syslog://", "bad syslog URL: no host"},
+	        {"syslog://:6514", "bad syslog URL: no host"},
+	        {"syslog://h:0", "bad syslog URL: the port is out of range"},
+	        {"syslog://h:65536", "bad syslog URL: the port is out of range"},
+	        {"syslog://h:x", "bad syslog URL: the port is not a number"},
+	        {"syslog://h:514/path", "bad syslog URL: a syslog:// URL takes no path"},
+	        {"syslog://h x", "bad syslog URL: the host has a character"},
+	        {"https://[::1/x", "bad https URL: a bracketed IPv6 address needs"},
+	        {"https://h:443x", "bad https URL: unexpected characters after the host"},
+	        {"'file:'", "bad file URL: file: needs a path"},
+	};
+	char yaml[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(yaml, sizeof(yaml), SINKS "    - name: a\n      url: %s\n", bad[i].url);
+		expect_fail(yaml, CFG_ERR_INVALID, 8, bad[i].why);
+	}
+}
+
+static void
+test_sink_bad_name(void)
+{
+	expect_fail(SINKS "    - name: SIEM\n      url: file:/x\n", CFG_ERR_INVALID, 7,
+	            "audit.sinks[0].name: 'SIEM' is not a valid name");
+}
+
+static void
+test_sink_duplicate_name(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: file:/x\n"
+	                  "    - name: a\n      url: file:/y\n",
+	            CFG_ERR_INVALID, 9,
+	            "9:13: audit.sinks[1].name: duplicate sink name 'a' (also audit.sinks[0])");
+}
+
+static void
+test_sink_duplicate_cursor(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: file:/x\n      cursor: /c\n"
+	                  "    - name: b\n      url: file:/y\n      cursor: /c\n",
+	            CFG_ERR_INVALID, 12,
+	            "audit.sinks[1].cursor: audit.sinks[0] uses the same cursor file");
+}
+
+static void
+test_sink_soft_over_hard(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: file:/x\n      spool_soft: 300\n"
+	                  "      spool_hard: 200\n",
+	            CFG_ERR_INVALID, 9, "audit.sinks[0].spool_soft: 300 is above spool_hard 200");
+}
+
+static void
+test_sink_key_not_applicable(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: file:/x\n      ca: ca.pem\n", CFG_ERR_INVALID,
+	            9, "audit.sinks[0].ca: does not apply to a file sink");
+	expect_fail(SINKS "    - name: a\n      url: syslog://h\n      token_file: t\n",
+	            CFG_ERR_INVALID, 9,
+	            "audit.sinks[0].token_file: does not apply to a syslog sink");
+	expect_fail(SINKS "    - name: a\n      url: https://h/\n      hostname: gw\n",
+	            CFG_ERR_INVALID, 9, "audit.sinks[0].hostname: does not apply to a https sink");
+}
+
+static void
+test_sink_cert_without_key(void)
+{
+	expect_fail(SINKS "    - name: a\n      url: syslog://h\n      cert: c.pem\n",
+	            CFG_ERR_INVALID, 9,
+	            "audit.sinks[0].cert: a client certificate needs both 'cert' and 'key'");
+}
+
+static void
+test_sink_too_many(void)
+{
+	char yaml[4096];
+	size_t o;
+	unsigned i;
+
+	o = (size_t)snprintf(yaml, sizeof(yaml), "%s", SINKS);
+	for (i = 0; i <= CFG_MAX_SINKS; i++) {
+		o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+		                      "    - {name: s%u, url: 'file:/%u'}\n", i, i);
+	}
+	expect_fail(yaml, CFG_ERR_SYNTAX, 7, "7:5: key 'sinks': at most 16 entries (in audit)");
+}
+
 static void
 test_small_error_buffer(void)
 {
@@ -805,6 +1030,21 @@ static const struct test_case cases[] = {
         {"bad_api_key_hash_variants", test_bad_api_key_hash_variants},
         {"limits_ranges", test_limits_ranges},
         {"bad_durability", test_bad_durability},
+        {"sink_defaults", test_sink_defaults},
+        {"sink_explicit_values", test_sink_explicit_values},
+        {"bad_bool", test_bad_bool},
+        {"sink_unknown_key", test_sink_unknown_key},
+        {"sink_missing_url", test_sink_missing_url},
+        {"sink_bad_scheme", test_sink_bad_scheme},
+        {"sink_http_refused", test_sink_http_refused},
+        {"sink_bad_target", test_sink_bad_target},
+        {"sink_bad_name", test_sink_bad_name},
+        {"sink_duplicate_name", test_sink_duplicate_name},
+        {"sink_duplicate_cursor", test_sink_duplicate_cursor},
+        {"sink_soft_over_hard", test_sink_soft_over_hard},
+        {"sink_key_not_applicable", test_sink_key_not_applicable},
+        {"sink_cert_without_key", test_sink_cert_without_key},
+        {"sink_too_many", test_sink_too_many},
         {"small_error_buffer", test_small_error_buffer},
         {"truncated_every_byte", test_truncated_every_byte},
         {"bit_flips", test_bit_flips},

@@ -15,6 +15,8 @@
  *   truncated              HELLO (cert), then half a request frame and a TLS close
  *   request-before-hello   a C_GetSlotList request as the first frame
  *   slotlist               HELLO (cert), then C_GetSlotList(NULL): prints the count
+ *   dup-reqid              HELLO (cert), then two C_GetSlotList(NULL) with request id 7 in
+ *                          one write: the second arrives while the first is in flight
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -310,6 +312,23 @@ main(int argc, char **argv)
 			put8(&o, 0); /* NULL list: size query */
 			finish(&o);
 			SSL_write(ssl, o.b, (int)o.n);
+			show(ssl);
+		}
+	} else if (strcmp(mode, "dup-reqid") == 0) {
+		hello(&o, 1, NULL);
+		SSL_write(ssl, o.b, (int)o.n);
+		if (show(ssl) == MSG_WELCOME) {
+			struct out two;
+
+			frame(&o, MSG_REQUEST, CALL_GETSLOTLIST, 7);
+			put8(&o, 1);
+			put8(&o, 0);
+			finish(&o);
+			memcpy(two.b, o.b, o.n);
+			memcpy(two.b + o.n, o.b, o.n);
+			two.n = 2 * o.n;
+			SSL_write(ssl, two.b, (int)two.n);
+			show(ssl);
 			show(ssl);
 		}
 	} else {

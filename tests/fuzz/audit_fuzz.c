@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/audit_fuzz.c — libFuzzer target for every parser in audit/: the record line,
- * a checkpoint record's payload and the signed note inside it, and the inclusion-proof
- * bundle. The first byte selects the parser so that one corpus covers all of them.
+ * a checkpoint or key-rotation record's payload and the signed note inside it (checkpoint
+ * note, rotation statement), and the inclusion-proof bundle. The first byte selects the
+ * parser so that one corpus covers all of them.
  */
 #include "audit/audit.h"
 
@@ -16,6 +17,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct aud_record_view rec;
 	struct aud_checkpoint_view cp;
+	struct aud_rotation_view rv;
 	char *buf, *note = NULL, *payload = NULL;
 	size_t n, len;
 	uint64_t seq;
@@ -29,16 +31,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	memcpy(buf, data + 1, n);
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		if (aud_record_parse(buf, n, &rec) == 0) {
 			uint8_t leaf[AUD_HASH_LEN];
 
 			aud_record_leaf(&rec, leaf);
-			if (rec.type == 'C' &&
+			if ((rec.type == 'C' || rec.type == 'K') &&
 			    aud_checkpoint_decode_payload(rec.payload, rec.payload_len, &note,
 			                                  &len) == 0) {
-				(void)aud_checkpoint_parse_note(note, len, &cp);
+				if (rec.type == 'C') {
+					(void)aud_checkpoint_parse_note(note, len, &cp);
+				} else {
+					(void)aud_rotation_parse_note(note, len, &rv);
+				}
 			}
 		}
 		break;
@@ -48,7 +54,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		if (aud_checkpoint_decode_payload(buf, n, &note, &len) == 0) {
 			(void)aud_checkpoint_parse_note(note, len, &cp);
+			(void)aud_rotation_parse_note(note, len, &rv);
 		}
+		break;
+	case 4:
+		(void)aud_rotation_parse_note(buf, n, &rv);
 		break;
 	default:
 		/* No key file: every parsing step runs, the signature check cannot. */

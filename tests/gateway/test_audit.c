@@ -44,6 +44,7 @@ fixture_init(struct fixture *f, const char *tag, const char *keyname, const char
 	snprintf(f->dir, sizeof(f->dir), "%s/audit", f->state);
 	snprintf(f->key, sizeof(f->key), "%s/%s", f->state, keyname);
 	CU_ASSERT_FATAL(mkdir(f->state, 0700) == 0);
+	f->audit.enabled = true;
 	f->audit.dir = f->dir;
 	f->audit.signing_key = f->key;
 	f->audit.durability = (char *)durability;
@@ -256,6 +257,91 @@ test_fail_closed_without_log(void)
 	fixture_free(&f);
 }
 
+/* audit.enabled false: no log at all, every request served at once, nothing recorded. */
+static void
+test_audit_off(void)
+{
+	static const struct gw_part a1 = {"a1", "acme", 1};
+	struct aud_event *ev = (struct aud_event *)1;
+	struct proto_ctx who;
+	struct fixture f;
+	struct stat st;
+	char err[512];
+	uint64_t seq = 7;
+
+	fixture_init(&f, "off", "k.key", "sync");
+	f.audit.enabled = false;
+	CU_ASSERT_FATAL(gw_audit_open(&f.s, err, sizeof(err)) == 0);
+	CU_ASSERT(f.s.audit_off == 1);
+	CU_ASSERT(f.s.audit_sync == 0); /* nothing is held for a record */
+	CU_ASSERT_PTR_NULL(f.s.audit);
+	CU_ASSERT(gw_audit_usable(&f.s) == 1);
+	who_make(&who);
+	CU_ASSERT(gw_audit_request_event(&f.s, &who, PROTO_CALL_C_Sign, &a1, NULL, 1, 2, &ev) == 0);
+	CU_ASSERT_PTR_NULL(ev);
+	CU_ASSERT(gw_audit_commit(&f.s, ev, 0, CKR_OK, NULL, 1, 2, 1, &seq) == 0);
+	CU_ASSERT(seq == 0);
+	CU_ASSERT(gw_audit_commit(&f.s, NULL, 1, CKR_OK, NULL, 1, 3, 1, &seq) == 0);
+	gw_audit_refused(&f.s, &who, PROTO_CALL_C_Sign, 1, 4, NULL, "request id already in flight");
+	gw_audit_gateway(&f.s, "start", NULL);
+	CU_ASSERT(gw_audit_usable(&f.s) == 1);
+	fixture_free(&f);
+	/* no log directory, no key: nothing was written */
+	CU_ASSERT(stat(f.dir, &st) != 0);
+	CU_ASSERT(stat(f.key, &st) != 0);
+}
+
+/* A request refused before routing (here: its request id is in flight) has its event. */
+static void
+test_refused_event(void)
+{
+	static const char want[] = "\"action\":\"hsmgate.random.generate\",\"outcome\":\"failure\"";
+	struct proto_ctx who;
+	struct timespec start;
+	struct fixture f;
+	char err[512], *text, *ev;
+
+	fixture_init(&f, "refused", "k.key", "sync");
+	CU_ASSERT_FATAL(gw_audit_open(&f.s, err, sizeof(err)) == 0);
+	who_make(&who);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	gw_audit_refused(&f.s, &who, PROTO_CALL_C_GenerateRandom, 9, 77, &start,
+	                 "request id already in flight");
+	fixture_free(&f);
+	CU_ASSERT_FATAL((text = log_text(f.dir)) != NULL);
+	ev = strstr(text, "\"action\":\"hsmgate.random.generate\"");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT(strncmp(ev, want, strlen(want)) == 0);
+	CU_ASSERT(strstr(ev, "\"reasonCode\":500") != NULL);
+	CU_ASSERT(strstr(ev, "CKR_GENERAL_ERROR") != NULL);
+	CU_ASSERT(strstr(ev, "request id already in flight -failure") != NULL);
+	CU_ASSERT(strstr(ev, "c9-r77") != NULL);
+	CU_ASSERT(strstr(ev, "\"target\":{\"id\":\"crn:hsmgate:acme\"") != NULL);
+	free(text);
+}
+
+/* The writer's own start record names the gateway as its logSourceCRN. */
+static void
+test_start_record_source(void)
+{
+	struct fixture f;
+	char err[512], *text, *line, *end;
+
+	fixture_init(&f, "source", "k.key", "sync");
+	CU_ASSERT_FATAL(gw_audit_open(&f.s, err, sizeof(err)) == 0);
+	fixture_free(&f);
+	CU_ASSERT_FATAL((text = log_text(f.dir)) != NULL);
+	line = strstr(text, " S\t");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	end = strchr(line, '\n');
+	CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+	*end = '\0';
+	CU_ASSERT(strstr(line, "\"action\":\"hsmgate.audit.start\"") != NULL);
+	CU_ASSERT(strstr(line, "\"logSourceCRN\":\"crn:hsmgate:gateway:hsmgated-test-host\"") !=
+	          NULL);
+	free(text);
+}
+
 void
 test_register(void)
 {
@@ -265,6 +351,9 @@ test_register(void)
 	        {"request_event_written", test_request_event_written},
 	        {"shadow_in_event", test_shadow_in_event},
 	        {"fail_closed_without_log", test_fail_closed_without_log},
+	        {"audit_off", test_audit_off},
+	        {"refused_event", test_refused_event},
+	        {"start_record_source", test_start_record_source},
 	        {NULL, NULL},
 	};
 

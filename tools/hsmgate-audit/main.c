@@ -1,6 +1,6 @@
 /*
- * tools/hsmgate-audit/main.c — the auditor's tool: verify a log, make checkpoint keys,
- * export and tail events, and produce or check RFC 6962 proofs.
+ * tools/hsmgate-audit/main.c — the auditor's tool: verify a log, make and rotate checkpoint
+ * keys, export and tail events, and produce or check RFC 6962 proofs.
  *
  * Everything that touches the log's format goes through audit/audit.h; this file only
  * parses the command line, filters events (cJSON over the stored payload, never
@@ -17,43 +17,56 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_BAD   1
-#define EXIT_USAGE 2
-#define MAX_FILE   (1u << 20)
+#define EXIT_BAD    1
+#define EXIT_USAGE  2
+#define MAX_FILE    (1u << 20)
+#define MAX_PUBKEYS 16
 
 static const char usage_text[] =
         "usage: hsmgate-audit <command> [options]\n"
         "\n"
         "commands:\n"
-        "  verify --log DIR --pubkey FILE [--from SEQ] [--to SEQ] [--checkpoint FILE]\n"
+        "  verify --log DIR --pubkey FILE... [--from SEQ] [--to SEQ] [--checkpoint FILE]\n"
         "      Recompute every leaf and chain hash and Merkle root, check every checkpoint's\n"
-        "      signature, size, time and link to the previous one; with --checkpoint (a note\n"
-        "      kept elsewhere), also detect truncation and rollback. On damage, print the first\n"
-        "      bad sequence number and its kind (modified, deleted, reordered, inserted,\n"
-        "      truncated, bad signature) and exit 1.\n"
+        "      signature, size, time and link to the previous one, and every key rotation;\n"
+        "      with --checkpoint (a note kept elsewhere), also detect truncation and rollback.\n"
+        "      --pubkey (repeatable; a file may hold several keys) names the trusted keys:\n"
+        "      the first checkpoint checked must be signed by one, and rotation records signed\n"
+        "      by the key in force move it to the next key. On damage, print the first bad\n"
+        "      sequence number and its kind (modified, deleted, reordered, inserted,\n"
+        "      truncated, bad signature, key window, inconsistent checkpoint) and exit 1.\n"
         "  keygen --out PREFIX\n"
         "      Write an Ed25519 checkpoint key: PREFIX.key (private, 0600) and PREFIX.pub.\n"
+        "  rotate-key --log DIR --key OLD.key --new-key NEW.key\n"
+        "      Hand the log over to a new signing key (make it with keygen), with hsmgated\n"
+        "      stopped: a checkpoint by OLD, a rotation record signed by OLD and NEW, the\n"
+        "      event hsmgate.audit-key.rotate and a checkpoint by NEW. Then set\n"
+        "      audit.signing_key to NEW.key. Both key files must be mode 0600.\n"
         "  checkpoint --log DIR [--out FILE]\n"
         "      Print the log's last signed checkpoint note: keep it elsewhere (WORM, SIEM,\n"
         "      auditor) and pass it to verify --checkpoint later.\n"
         "  export --log DIR [--format jsonl|cadf] [filters]\n"
-        "      jsonl: one envelope per record {seq,time,type,leaf,chain,event|checkpoint};\n"
+        "      jsonl: one envelope per record {seq,time,type,leaf,chain,\n"
+        "      event|checkpoint|rotation};\n"
         "      cadf: the stored event JSON of each event record, byte for byte.\n"
         "  tail --log DIR [-n N] [-f] [filters]\n"
         "      The last N (10) events as CADF JSON; -f follows the log as it grows.\n"
         "  prove --log DIR --seq N [--size M] [--out FILE]\n"
         "      An inclusion proof that record N is in the tree of the first checkpoint after it\n"
         "      (or of the checkpoint of size M), with that signed checkpoint.\n"
-        "  verify-proof --proof FILE --pubkey FILE\n"
-        "      Check a proof from `prove` without the log; print the proven event.\n"
-        "  consistency --log DIR --pubkey FILE --old FILE [--new FILE]\n"
+        "  verify-proof --proof FILE --pubkey FILE...\n"
+        "      Check a proof from `prove` without the log; print the proven event. The\n"
+        "      checkpoint must be signed by one of the keys: give the key in force at its size.\n"
+        "  consistency --log DIR --pubkey FILE... --old FILE [--new FILE]\n"
         "      Prove that the log's tree at --new (default: its last checkpoint) extends the\n"
-        "      tree of the checkpoint note in --old.\n"
+        "      tree of the checkpoint note in --old; each note must be signed by the key in\n"
+        "      force at its size (the log's rotation records say which).\n"
         "  forward --log DIR --sink URL --cursor FILE [--ca FILE] [--cert FILE --key FILE]\n"
         "          [--token-file FILE] [--quarantine FILE] [--hostname NAME] [--follow | --once]\n"
         "      Stream the log's events to a SIEM, at least once: every record after the cursor\n"
@@ -106,6 +119,7 @@ enum {
 	OPT_HOSTNAME,
 	OPT_FOLLOW,
 	OPT_ONCE,
+	OPT_NEW_KEY,
 };
 
 static const struct option long_opts[] = {
@@ -137,12 +151,15 @@ static const struct option long_opts[] = {
         {"hostname", required_argument, NULL, OPT_HOSTNAME},
         {"follow", no_argument, NULL, OPT_FOLLOW},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"new-key", required_argument, NULL, OPT_NEW_KEY},
         {NULL, 0, NULL, 0},
 };
 
 struct args {
 	const char *log, *pubkey, *checkpoint, *out, *format, *principal, *action, *outcome;
-	const char *proof, *old, *new_;
+	const char *proof, *old, *new_, *new_key;
+	const char *pubkeys[MAX_PUBKEYS]; /* every --pubkey; pubkey is the first */
+	size_t npubkeys;
 	/* forward */
 	const char *sink, *cursor, *ca, *cert, *key, *token_file, *quarantine, *hostname;
 	int once;
@@ -257,24 +274,46 @@ fail(const char *what, int err)
 
 /* ---- verify, keygen, checkpoint ------------------------------------------------------- */
 
+/* The trusted keys of every --pubkey, or NULL after a message. */
+static struct aud_keyring *
+load_keys(const char *cmd, const struct args *a)
+{
+	struct aud_keyring *kr = NULL;
+	int r;
+
+	if ((r = aud_keyring_load(&kr, a->pubkeys, a->npubkeys)) != 0) {
+		fprintf(stderr,
+		        "hsmgate-audit %s: --pubkey: %s (each file must hold Ed25519 public keys "
+		        "in PEM)\n",
+		        cmd, aud_strerror(r));
+		return NULL;
+	}
+	return kr;
+}
+
 static int
 cmd_verify(const struct args *a)
 {
 	struct aud_verify_options o;
 	struct aud_verify_result res;
+	struct aud_keyring *kr;
 	int r;
 
 	if (a->log == NULL || a->pubkey == NULL) {
 		fprintf(stderr, "hsmgate-audit verify: --log and --pubkey are required\n");
 		return EXIT_USAGE;
 	}
+	if ((kr = load_keys("verify", a)) == NULL) {
+		return EXIT_USAGE;
+	}
 	aud_verify_options_init(&o);
 	o.dir = a->log;
-	o.pubkey_path = a->pubkey;
+	o.keyring = kr;
 	o.from = a->from;
 	o.to = a->to;
 	o.checkpoint_path = a->checkpoint;
 	r = aud_log_verify(&o, &res);
+	aud_keyring_free(kr);
 	if (r == AUD_ERR_VERIFY) {
 		printf("FAIL seq=%" PRIu64 " kind=%s: %s\n", res.seq, aud_damage_name(res.damage),
 		       res.detail);
@@ -286,6 +325,10 @@ cmd_verify(const struct args *a)
 	printf("OK %" PRIu64 " records, %" PRIu64 " checkpoints verified; the last covers %" PRIu64
 	       " records; %" PRIu64 " records after it are not yet sealed\n",
 	       res.records, res.checkpoints, res.last_checkpoint_size, res.unsealed);
+	if (res.rotations > 0) {
+		printf("keys: %" PRIu64 " rotation%s; the key in force is %s\n", res.rotations,
+		       res.rotations > 1 ? "s" : "", res.key_in_force);
+	}
 	if (res.detail[0] != '\0') {
 		printf("note: %s\n", res.detail);
 	}
@@ -329,6 +372,105 @@ cmd_checkpoint(const struct args *a)
 	return r;
 }
 
+/* ---- rotate-key ----------------------------------------------------------------------- */
+
+/* A private key file must be a regular file only its owner can read or write. */
+static int
+private_key_file_ok(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		fprintf(stderr, "hsmgate-audit rotate-key: %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		fprintf(stderr,
+		        "hsmgate-audit rotate-key: %s must be a regular file that only its owner "
+		        "can use (mode 0600; it is %04o)\n",
+		        path, (unsigned)(st.st_mode & 07777));
+		return 0;
+	}
+	return 1;
+}
+
+static int
+cmd_rotate_key(const struct args *a)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_checkpoint_view cp;
+	char *note = NULL, oldv[AUD_MAX_VKEY + 1], newv[AUD_MAX_VKEY + 1];
+	size_t len;
+	uint64_t seq = 0;
+	int r, cr;
+
+	if (a->log == NULL || a->key == NULL || a->new_key == NULL) {
+		fprintf(stderr,
+		        "hsmgate-audit rotate-key: --log, --key and --new-key are required\n");
+		return EXIT_USAGE;
+	}
+	if (!private_key_file_ok(a->key) || !private_key_file_ok(a->new_key)) {
+		return EXIT_USAGE;
+	}
+	/* The log's origin, from its last checkpoint: a log without one has nothing to hand
+	 * over (a new log simply starts with the new key). */
+	if ((r = aud_log_last_checkpoint(a->log, &note, &len)) != 0 ||
+	    (r = aud_checkpoint_parse_note(note, len, &cp)) != 0) {
+		free(note);
+		fprintf(stderr,
+		        "hsmgate-audit rotate-key: %s: no checkpoint to rotate from (%s); a new "
+		        "log "
+		        "needs no rotation, configure the new key\n",
+		        a->log, aud_strerror(r));
+		return EXIT_USAGE;
+	}
+	free(note);
+	if ((r = aud_key_vkey(a->key, cp.origin, oldv)) != 0 ||
+	    (r = aud_key_vkey(a->new_key, cp.origin, newv)) != 0) {
+		return fail("rotate-key: a key file", r);
+	}
+	aud_log_options_init(&o);
+	o.dir = a->log;
+	o.origin = cp.origin;
+	o.key_path = a->key;
+	if ((r = aud_log_open(&log, &o)) != 0) {
+		if (r == AUD_ERR_LOCKED) {
+			fprintf(stderr,
+			        "hsmgate-audit rotate-key: %s is open in another process: stop "
+			        "hsmgated first\n",
+			        a->log);
+		} else if (r == AUD_ERR_KEY_NOT_CURRENT) {
+			fprintf(stderr,
+			        "hsmgate-audit rotate-key: %s is not the key in force in %s (the "
+			        "one "
+			        "that signs its checkpoints now)\n",
+			        a->key, a->log);
+		} else {
+			fprintf(stderr, "hsmgate-audit rotate-key: cannot open %s: %s\n", a->log,
+			        aud_strerror(r));
+		}
+		return r == AUD_ERR_TAMPER ? EXIT_BAD : EXIT_USAGE;
+	}
+	r = aud_log_rotate(log, a->new_key, &seq);
+	cr = aud_log_close(log);
+	if (r == AUD_ERR_INVALID) {
+		fprintf(stderr,
+		        "hsmgate-audit rotate-key: %s is the key in force or a key this log "
+		        "retired; make a new one with keygen\n",
+		        a->new_key);
+		return EXIT_USAGE;
+	}
+	if (r != 0 || cr != 0) {
+		return fail("rotate-key", r != 0 ? r : cr);
+	}
+	printf("rotated the signing key of %s at seq %" PRIu64 "\n  old %s\n  new %s\n"
+	       "Set audit.signing_key to %s before starting hsmgated, give the new public key "
+	       "to the auditors, and destroy or lock away %s.\n",
+	       a->log, seq, oldv, newv, a->new_key, a->key);
+	return 0;
+}
+
 /* ---- export and tail ------------------------------------------------------------------ */
 
 static int
@@ -343,7 +485,7 @@ filter_match(const struct args *a, const struct aud_record_view *rec)
 	if (a->principal == NULL && a->action == NULL && a->outcome == NULL) {
 		return 1;
 	}
-	if (rec->type == 'C' ||
+	if (!aud_record_is_event(rec->type) ||
 	    (j = cJSON_ParseWithLength(rec->payload, rec->payload_len)) == NULL) {
 		return 0;
 	}
@@ -377,7 +519,7 @@ print_record(const struct aud_record_view *rec, int jsonl)
 	struct tm tm;
 
 	if (!jsonl) {
-		if (rec->type != 'C') {
+		if (aud_record_is_event(rec->type)) {
 			fwrite(rec->payload, 1, rec->payload_len, stdout);
 			fputc('\n', stdout);
 		}
@@ -391,13 +533,15 @@ print_record(const struct aud_record_view *rec, int jsonl)
 	       "Z\",\"type\":\"%c\",\"leaf\":\"%s\","
 	       "\"chain\":\"%s\",\"%s\":",
 	       rec->seq, ts, rec->time_ns % 1000000000u, rec->type, leaf, chain,
-	       rec->type == 'C' ? "checkpoint" : "event");
-	if (rec->type == 'C') {
+	       aud_record_is_event(rec->type) ? "event"
+	       : rec->type == 'K'             ? "rotation"
+	                                      : "checkpoint");
+	if (!aud_record_is_event(rec->type)) {
 		fputc('"', stdout);
 	}
-	/* The payload as stored: valid JSON (events) or base64 (checkpoints). */
+	/* The payload as stored: valid JSON (events) or base64 (checkpoints, rotations). */
 	fwrite(rec->payload, 1, rec->payload_len, stdout);
-	fputs(rec->type == 'C' ? "\"}\n" : "}\n", stdout);
+	fputs(aud_record_is_event(rec->type) ? "}\n" : "\"}\n", stdout);
 }
 
 static int
@@ -469,8 +613,8 @@ cmd_tail(const struct args *a)
 	while ((r = aud_reader_next(rd, &line, &len, &seg, &no, NULL)) == 0) {
 		struct aud_record_view rec;
 
-		if (n == 0 || aud_record_parse(line, len, &rec) != 0 || rec.type == 'C' ||
-		    !filter_match(a, &rec)) {
+		if (n == 0 || aud_record_parse(line, len, &rec) != 0 ||
+		    !aud_record_is_event(rec.type) || !filter_match(a, &rec)) {
 			continue;
 		}
 		free(ring[head]);
@@ -498,8 +642,8 @@ cmd_tail(const struct args *a)
 			usleep(200 * 1000);
 			continue;
 		}
-		if (r == 0 && aud_record_parse(line, len, &rec) == 0 && rec.type != 'C' &&
-		    filter_match(a, &rec)) {
+		if (r == 0 && aud_record_parse(line, len, &rec) == 0 &&
+		    aud_record_is_event(rec.type) && filter_match(a, &rec)) {
 			fwrite(rec.payload, 1, rec.payload_len, stdout);
 			fputc('\n', stdout);
 			fflush(stdout);
@@ -533,6 +677,7 @@ cmd_prove(const struct args *a)
 static int
 cmd_verify_proof(const struct args *a)
 {
+	struct aud_keyring *kr;
 	char *text = NULL, *payload = NULL;
 	size_t len, plen;
 	uint64_t seq;
@@ -546,7 +691,12 @@ cmd_verify_proof(const struct args *a)
 		fprintf(stderr, "hsmgate-audit verify-proof: cannot read %s\n", a->proof);
 		return EXIT_USAGE;
 	}
-	r = aud_proof_verify(text, len, a->pubkey, &seq, &payload, &plen);
+	if ((kr = load_keys("verify-proof", a)) == NULL) {
+		free(text);
+		return EXIT_USAGE;
+	}
+	r = aud_proof_verify_keyring(text, len, kr, &seq, &payload, &plen);
+	aud_keyring_free(kr);
 	free(text);
 	if (r != 0) {
 		printf("FAIL: %s\n", aud_strerror(r));
@@ -560,6 +710,7 @@ cmd_verify_proof(const struct args *a)
 static int
 cmd_consistency(const struct args *a)
 {
+	struct aud_keyring *kr;
 	char *oldn = NULL, *newn = NULL, *proof = NULL;
 	size_t olen, nlen = 0;
 	int r;
@@ -575,7 +726,13 @@ cmd_consistency(const struct args *a)
 		free(oldn);
 		return EXIT_USAGE;
 	}
-	r = aud_log_consistency(a->log, a->pubkey, oldn, olen, newn, nlen, &proof);
+	if ((kr = load_keys("consistency", a)) == NULL) {
+		free(oldn);
+		free(newn);
+		return EXIT_USAGE;
+	}
+	r = aud_log_consistency_keyring(a->log, kr, oldn, olen, newn, nlen, &proof);
+	aud_keyring_free(kr);
 	if (r == 0) {
 		printf("%sOK consistent\n", proof);
 	} else if (r == AUD_ERR_VERIFY || r == AUD_ERR_SIGNATURE) {
@@ -682,7 +839,15 @@ main(int argc, char **argv)
 			a.log = optarg;
 			break;
 		case OPT_PUBKEY:
-			a.pubkey = optarg;
+			if (a.npubkeys == MAX_PUBKEYS) {
+				fprintf(stderr, "hsmgate-audit: at most %d --pubkey\n",
+				        MAX_PUBKEYS);
+				return EXIT_USAGE;
+			}
+			a.pubkeys[a.npubkeys++] = optarg;
+			if (a.pubkey == NULL) {
+				a.pubkey = optarg;
+			}
 			break;
 		case OPT_FROM:
 			bad = parse_u64(optarg, &a.from);
@@ -766,6 +931,9 @@ main(int argc, char **argv)
 		case OPT_ONCE:
 			a.once = 1;
 			break;
+		case OPT_NEW_KEY:
+			a.new_key = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -788,6 +956,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "keygen") == 0) {
 		return cmd_keygen(&a);
+	}
+	if (strcmp(cmd, "rotate-key") == 0) {
+		return cmd_rotate_key(&a);
 	}
 	if (strcmp(cmd, "checkpoint") == 0) {
 		return cmd_checkpoint(&a);
