@@ -53,6 +53,7 @@
 
 static void worker_read_cb(struct bufferevent *bev, void *arg);
 static void worker_write_cb(struct bufferevent *bev, void *arg);
+static void worker_read_batch(struct gw_worker *w, struct bufferevent *bev, struct evbuffer *in);
 static void worker_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void
@@ -248,6 +249,17 @@ worker_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct gw_worker *w = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+
+	/* The replies of one read are many when the worker batches them: their audit records
+	 * and any requests they release go out together (gw_cork). */
+	gw_cork(w->srv);
+	worker_read_batch(w, bev, in);
+	gw_uncork(w->srv);
+}
+
+static void
+worker_read_batch(struct gw_worker *w, struct bufferevent *bev, struct evbuffer *in)
+{
 	uint8_t hdr[PROTO_IPC_HDR_BYTES];
 	uint64_t conn_id;
 	uint32_t blen;
