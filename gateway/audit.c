@@ -603,7 +603,9 @@ gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t conn_id
 	     tok = strtok_r(NULL, ",", &save)) {
 		list[n++] = tok;
 	}
-	res = result == 2 ? AUD_POLICY_ALLOW : result == 1 ? AUD_POLICY_DENY : AUD_POLICY_DEFAULT_DENY;
+	res = result == 2   ? AUD_POLICY_ALLOW
+	      : result == 1 ? AUD_POLICY_DENY
+	                    : AUD_POLICY_DEFAULT_DENY;
 	if (aud_event_set_policy(slot->ev, res, list, n) != 0 ||
 	    (ref[0] != '\0' && aud_event_set_key_id(slot->ev, ref) != 0)) {
 		gw_log(GW_LOG_WARN, "audit", "policy decision from a worker not recorded",

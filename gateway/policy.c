@@ -150,7 +150,8 @@ gw_policy_load_text(const char *path, struct pol_policy **out, char **text, size
 	len = fread(buf, 1, GW_POLICY_MAX + 1, f);
 	if (ferror(f) || len > GW_POLICY_MAX) {
 		snprintf(err, errsz, "%s: %s", path,
-		         ferror(f) ? "read error" : "larger than 512 KiB, the most a worker accepts");
+		         ferror(f) ? "read error"
+		                   : "larger than 512 KiB, the most a worker accepts");
 		r = GW_ERR_CONFIG;
 		goto out;
 	}
@@ -176,7 +177,6 @@ out:
 	free(buf);
 	return r;
 }
-
 
 void
 gw_partition_crn(const struct gw_part *part, char *out, size_t outsz)

@@ -34,25 +34,27 @@ struct part_authz {
 static const struct {
 	CK_ULONG v;
 	const char *name;
-} class_names[] = {
-	{CKO_DATA, "CKO_DATA"},
-	{CKO_CERTIFICATE, "CKO_CERTIFICATE"},
-	{CKO_PUBLIC_KEY, "CKO_PUBLIC_KEY"},
-	{CKO_PRIVATE_KEY, "CKO_PRIVATE_KEY"},
-	{CKO_SECRET_KEY, "CKO_SECRET_KEY"},
-	{CKO_HW_FEATURE, "CKO_HW_FEATURE"},
-	{CKO_DOMAIN_PARAMETERS, "CKO_DOMAIN_PARAMETERS"},
-	{CKO_MECHANISM, "CKO_MECHANISM"},
-	{CKO_OTP_KEY, "CKO_OTP_KEY"},
-}, keytype_names[] = {
-	{CKK_RSA, "CKK_RSA"},
-	{CKK_DSA, "CKK_DSA"},
-	{CKK_DH, "CKK_DH"},
-	{CKK_EC, "CKK_EC"},
-	{CKK_GENERIC_SECRET, "CKK_GENERIC_SECRET"},
-	{CKK_AES, "CKK_AES"},
-	{CKK_DES3, "CKK_DES3"},
-	{CKK_EC_EDWARDS, "CKK_EC_EDWARDS"},
+} class_names[] =
+        {
+                {CKO_DATA, "CKO_DATA"},
+                {CKO_CERTIFICATE, "CKO_CERTIFICATE"},
+                {CKO_PUBLIC_KEY, "CKO_PUBLIC_KEY"},
+                {CKO_PRIVATE_KEY, "CKO_PRIVATE_KEY"},
+                {CKO_SECRET_KEY, "CKO_SECRET_KEY"},
+                {CKO_HW_FEATURE, "CKO_HW_FEATURE"},
+                {CKO_DOMAIN_PARAMETERS, "CKO_DOMAIN_PARAMETERS"},
+                {CKO_MECHANISM, "CKO_MECHANISM"},
+                {CKO_OTP_KEY, "CKO_OTP_KEY"},
+},
+  keytype_names[] = {
+          {CKK_RSA, "CKK_RSA"},
+          {CKK_DSA, "CKK_DSA"},
+          {CKK_DH, "CKK_DH"},
+          {CKK_EC, "CKK_EC"},
+          {CKK_GENERIC_SECRET, "CKK_GENERIC_SECRET"},
+          {CKK_AES, "CKK_AES"},
+          {CKK_DES3, "CKK_DES3"},
+          {CKK_EC_EDWARDS, "CKK_EC_EDWARDS"},
 };
 
 static const char *
@@ -106,7 +108,7 @@ part_authz_free(struct part_authz *a)
 
 int
 part_authz_set_policy(struct part_authz *a, const char *text, size_t len, const char *name,
-		      char *err, size_t errsz)
+                      char *err, size_t errsz)
 {
 	struct pol_policy *pol = NULL;
 	struct pol_diag diag;
@@ -141,7 +143,7 @@ part_authz_has_policy(const struct part_authz *a)
 /* Adds the policy-visible attributes of `t` as `<prefix><CKA_NAME>` condition keys. */
 static int
 add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK_ULONG n,
-	  int describe_key)
+          int describe_key)
 {
 	char key[96], val[96];
 	const char *name, *s;
@@ -170,9 +172,11 @@ add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK
 			v = *(const CK_ULONG *)t[i].pValue;
 			s = NULL;
 			if (t[i].type == CKA_CLASS) {
-				s = lookup(class_names, sizeof(class_names) / sizeof(class_names[0]), v);
+				s = lookup(class_names,
+				           sizeof(class_names) / sizeof(class_names[0]), v);
 			} else if (t[i].type == CKA_KEY_TYPE) {
-				s = lookup(keytype_names, sizeof(keytype_names) / sizeof(keytype_names[0]), v);
+				s = lookup(keytype_names,
+				           sizeof(keytype_names) / sizeof(keytype_names[0]), v);
 			}
 			if (s == NULL) {
 				snprintf(val, sizeof(val), "%lu", (unsigned long)v);
@@ -194,8 +198,9 @@ add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK
 			/* Only the label and the id: names, not secrets. */
 			if (t[i].type == CKA_LABEL) {
 				char label[256];
-				size_t len = t[i].ulValueLen < sizeof(label) - 1 ? t[i].ulValueLen
-										 : sizeof(label) - 1;
+				size_t len = t[i].ulValueLen < sizeof(label) - 1
+				                     ? t[i].ulValueLen
+				                     : sizeof(label) - 1;
 
 				memcpy(label, t[i].pValue, len);
 				label[len] = '\0';
@@ -203,7 +208,8 @@ add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK
 					continue; /* an embedded NUL cannot be matched honestly */
 				}
 				if ((r = pol_request_set(req, key, label)) != 0 ||
-				    (describe_key && (r = pol_request_set(req, "hsm:KeyLabel", label)) != 0)) {
+				    (describe_key &&
+				     (r = pol_request_set(req, "hsm:KeyLabel", label)) != 0)) {
 					return r;
 				}
 			} else if (t[i].type == CKA_ID && t[i].ulValueLen <= 64) {
@@ -215,7 +221,8 @@ add_attrs(struct pol_request *req, const char *prefix, const CK_ATTRIBUTE *t, CK
 				}
 				hex[2 * t[i].ulValueLen] = '\0';
 				if ((r = pol_request_set(req, key, hex)) != 0 ||
-				    (describe_key && (r = pol_request_set(req, "hsm:KeyId", hex)) != 0)) {
+				    (describe_key &&
+				     (r = pol_request_set(req, "hsm:KeyId", hex)) != 0)) {
 					return r;
 				}
 			}
@@ -244,7 +251,7 @@ fill(struct part_authz *a, const struct proto_ctx *ctx, const struct part_authz_
 	int r;
 
 	snprintf(partition, sizeof(partition), "crn:hsmgate:%s:partition:%s", a->tenant,
-		 a->partition);
+	         a->partition);
 	if (key != NULL && key->ref != NULL) {
 		snprintf(resource, sizeof(resource), "%s:key:%s", partition, key->ref);
 	} else {
@@ -263,7 +270,7 @@ fill(struct part_authz *a, const struct proto_ctx *ctx, const struct part_authz_
 	    (r = pol_request_set(req, "hsm:Partition", partition)) != 0 ||
 	    (r = pol_request_set(req, "gw:CurrentTime", now)) != 0 ||
 	    (r = pol_request_set(req, "gw:CredentialType",
-				 ctx->cred == PROTO_CRED_APIKEY ? "apikey" : "certificate")) != 0 ||
+	                         ctx->cred == PROTO_CRED_APIKEY ? "apikey" : "certificate")) != 0 ||
 	    (ip[0] != '\0' && (r = pol_request_set(req, "gw:SourceIp", ip)) != 0) ||
 	    (c->function != NULL && (r = pol_request_set(req, "hsm:Function", c->function)) != 0)) {
 		return r;
@@ -280,14 +287,15 @@ fill(struct part_authz *a, const struct proto_ctx *ctx, const struct part_authz_
 	if (c->user_type != NULL && (r = pol_request_set(req, "hsm:UserType", c->user_type)) != 0) {
 		return r;
 	}
-	if (c->has_session && (r = pol_request_set(req, "hsm:SessionRW",
-						      c->session_rw ? "true" : "false")) != 0) {
+	if (c->has_session &&
+	    (r = pol_request_set(req, "hsm:SessionRW", c->session_rw ? "true" : "false")) != 0) {
 		return r;
 	}
 	if (key != NULL && (r = add_attrs(req, "hsm:KeyAttr/", key->attrs, key->n, 1)) != 0) {
 		return r;
 	}
-	if (c->tmpl != NULL && (r = add_attrs(req, "hsm:Template/", c->tmpl, c->ntmpl, key == NULL)) != 0) {
+	if (c->tmpl != NULL &&
+	    (r = add_attrs(req, "hsm:Template/", c->tmpl, c->ntmpl, key == NULL)) != 0) {
 		return r;
 	}
 	return 0;
@@ -309,21 +317,22 @@ decide(struct part_authz *a, const struct proto_ctx *ctx, const struct part_auth
 		result = pol_decision_result(a->dec);
 	}
 	if (res != NULL) {
-		res->result = result == POL_ALLOWED ? "allowed"
-			      : result == POL_EXPLICIT_DENY ? "explicit_deny"
-							    : "implicit_deny";
+		res->result = result == POL_ALLOWED         ? "allowed"
+		              : result == POL_EXPLICIT_DENY ? "explicit_deny"
+		                                            : "implicit_deny";
 		snprintf(res->action, sizeof(res->action), "%s", action);
 		res->sids[0] = '\0';
 		n = pol_decision_count(a->dec, result == POL_EXPLICIT_DENY ? POL_LIST_DENY
-									   : POL_LIST_ALLOW);
+		                                                           : POL_LIST_ALLOW);
 		for (i = 0; i < n; i++) {
-			sid = pol_decision_sid(a->dec,
-					       result == POL_EXPLICIT_DENY ? POL_LIST_DENY : POL_LIST_ALLOW, i);
+			sid = pol_decision_sid(
+			        a->dec,
+			        result == POL_EXPLICIT_DENY ? POL_LIST_DENY : POL_LIST_ALLOW, i);
 			if (sid != NULL) {
 				size_t used = strlen(res->sids);
 
 				snprintf(res->sids + used, sizeof(res->sids) - used, "%s%s",
-					 used > 0 ? "," : "", sid);
+				         used > 0 ? "," : "", sid);
 			}
 		}
 	}
@@ -332,7 +341,7 @@ decide(struct part_authz *a, const struct proto_ctx *ctx, const struct part_auth
 
 CK_RV
 part_authz_check(struct part_authz *a, const struct proto_ctx *ctx, const struct part_authz_call *c,
-		 struct part_authz_result *res)
+                 struct part_authz_result *res)
 {
 	CK_RV rv;
 

@@ -198,9 +198,8 @@ keeps_going(CK_RV rv, const CK_BYTE *out, const CK_ULONG *outlen)
 }
 
 CK_RV
-part_crypt_oneshot(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
-                   enum part_op_kind kind, const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out,
-                   CK_ULONG *outlen)
+part_crypt_oneshot(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enum part_op_kind kind,
+                   const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out, CK_ULONG *outlen)
 {
 	struct part_session *s;
 	enum part_ops slot;
@@ -221,9 +220,8 @@ part_crypt_oneshot(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
 }
 
 CK_RV
-part_crypt_update(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
-                  enum part_op_kind kind, const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out,
-                  CK_ULONG *outlen)
+part_crypt_update(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enum part_op_kind kind,
+                  const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out, CK_ULONG *outlen)
 {
 	struct part_session *s;
 	enum part_ops slot;

@@ -277,8 +277,9 @@ part_digest_key(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, CK_OBJ
 	}
 	if (o->cls != CKO_SECRET_KEY || (v = part_object_attr(o, CKA_VALUE)) == NULL) {
 		part_digest_end(s);
-		return o->cls == CKO_PUBLIC_KEY || o->cls == CKO_PRIVATE_KEY ? CKR_KEY_INDIGESTIBLE
-		                                                             : CKR_KEY_HANDLE_INVALID;
+		return o->cls == CKO_PUBLIC_KEY || o->cls == CKO_PRIVATE_KEY
+		               ? CKR_KEY_INDIGESTIBLE
+		               : CKR_KEY_HANDLE_INVALID;
 	}
 	if (v->len != 0 && EVP_DigestUpdate(s->md, v->value, v->len) != 1) {
 		part_digest_end(s);

@@ -156,8 +156,8 @@ out:
 
 CK_RV
 part_key_gen_pair(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
-                  const CK_ATTRIBUTE *pub, CK_ULONG npub, const CK_ATTRIBUTE *priv,
-                  CK_ULONG npriv, CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
+                  const CK_ATTRIBUTE *pub, CK_ULONG npub, const CK_ATTRIBUTE *priv, CK_ULONG npriv,
+                  CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
 {
 	struct part_newobj ndpub = {PART_ORIGIN_GENERATE, CKO_PUBLIC_KEY, 0, NULL, 0, 0, 0, 0};
 	struct part_newobj ndpriv = {PART_ORIGIN_GENERATE, CKO_PRIVATE_KEY, 0, NULL, 0, 0, 0, 0};
@@ -419,11 +419,10 @@ out:
  */
 CK_RV
 part_key_derive(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
-                CK_OBJECT_HANDLE base, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                CK_OBJECT_HANDLE *out)
+                CK_OBJECT_HANDLE base, const CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out)
 {
-	struct part_newobj nd = {PART_ORIGIN_DERIVE, CKO_SECRET_KEY, CKK_GENERIC_SECRET, NULL, 0,
-	                         0, 0, 0};
+	struct part_newobj nd = {
+	        PART_ORIGIN_DERIVE, CKO_SECRET_KEY, CKK_GENERIC_SECRET, NULL, 0, 0, 0, 0};
 	const struct part_key *bk;
 	struct part_session *s;
 	struct part_object *bo;

@@ -205,8 +205,11 @@ struct rule_set {
 	size_t n;
 };
 
-#define SET(a) {a, sizeof(a) / sizeof(a[0])}
-#define NSETS  3
+#define SET(a)                                                                                     \
+	{                                                                                          \
+		a, sizeof(a) / sizeof(a[0])                                                        \
+	}
+#define NSETS 3
 
 /* A class, or a (class, key type) / (class, certificate type) pair. */
 struct class_def {
@@ -216,19 +219,37 @@ struct class_def {
 	struct rule_set sets[NSETS];
 };
 
-#define SECRET(kt) {CKO_SECRET_KEY, CKA_KEY_TYPE, kt, {SET(key_rules), SET(secret_rules), SET(secret_value_rules)}}
+#define SECRET(kt)                                                                                 \
+	{                                                                                          \
+		CKO_SECRET_KEY, CKA_KEY_TYPE, kt,                                                  \
+		{                                                                                  \
+			SET(key_rules), SET(secret_rules), SET(secret_value_rules)                 \
+		}                                                                                  \
+	}
 
 static const struct class_def classes[] = {
         {CKO_DATA, 0, 0, {SET(data_rules)}},
         {CKO_CERTIFICATE, CKA_CERTIFICATE_TYPE, CKC_X_509, {SET(cert_rules), SET(x509_rules)}},
-        {CKO_PUBLIC_KEY, CKA_KEY_TYPE, CKK_RSA, {SET(key_rules), SET(pub_rules), SET(rsa_pub_rules)}},
-        {CKO_PRIVATE_KEY, CKA_KEY_TYPE, CKK_RSA,
+        {CKO_PUBLIC_KEY,
+         CKA_KEY_TYPE,
+         CKK_RSA,
+         {SET(key_rules), SET(pub_rules), SET(rsa_pub_rules)}},
+        {CKO_PRIVATE_KEY,
+         CKA_KEY_TYPE,
+         CKK_RSA,
          {SET(key_rules), SET(priv_rules), SET(rsa_priv_rules)}},
         {CKO_PUBLIC_KEY, CKA_KEY_TYPE, CKK_EC, {SET(key_rules), SET(pub_rules), SET(ec_pub_rules)}},
-        {CKO_PRIVATE_KEY, CKA_KEY_TYPE, CKK_EC, {SET(key_rules), SET(priv_rules), SET(ec_priv_rules)}},
-        {CKO_PUBLIC_KEY, CKA_KEY_TYPE, CKK_EC_EDWARDS,
+        {CKO_PRIVATE_KEY,
+         CKA_KEY_TYPE,
+         CKK_EC,
+         {SET(key_rules), SET(priv_rules), SET(ec_priv_rules)}},
+        {CKO_PUBLIC_KEY,
+         CKA_KEY_TYPE,
+         CKK_EC_EDWARDS,
          {SET(key_rules), SET(pub_rules), SET(ec_pub_rules)}},
-        {CKO_PRIVATE_KEY, CKA_KEY_TYPE, CKK_EC_EDWARDS,
+        {CKO_PRIVATE_KEY,
+         CKA_KEY_TYPE,
+         CKK_EC_EDWARDS,
          {SET(key_rules), SET(priv_rules), SET(ec_priv_rules)}},
         SECRET(CKK_AES),
         SECRET(CKK_GENERIC_SECRET),
@@ -1110,9 +1131,10 @@ key_fill(struct part_object *o, const struct part_newobj *nd)
 		}
 	}
 	if (attr_replace_bool(o, CKA_LOCAL, nd->origin == PART_ORIGIN_GENERATE) != 0 ||
-	    attr_replace_ulong(o, CKA_KEY_GEN_MECHANISM, nd->origin == PART_ORIGIN_GENERATE
-	                                                     ? nd->mech
-	                                                     : CK_UNAVAILABLE_INFORMATION) != 0) {
+	    attr_replace_ulong(o, CKA_KEY_GEN_MECHANISM,
+	                       nd->origin == PART_ORIGIN_GENERATE
+	                               ? nd->mech
+	                               : CK_UNAVAILABLE_INFORMATION) != 0) {
 		return CKR_HOST_MEMORY;
 	}
 	if (o->cls == CKO_PUBLIC_KEY) {

@@ -56,18 +56,18 @@ struct part_authz_result {
 
 /* A decider for one partition. Returns 0 or PART_AUTHZ_ERR_NOMEM. */
 int part_authz_new(const char *tenant, const char *partition, struct part_authz **out)
-	__attribute__((warn_unused_result));
+        __attribute__((warn_unused_result));
 void part_authz_free(struct part_authz *a);
 
 /* Replaces the policy with `text` (the policy file's bytes, `name` for diagnostics); an empty
  * text removes it. On failure the old policy stays in force and err says why. */
 int part_authz_set_policy(struct part_authz *a, const char *text, size_t len, const char *name,
-			  char *err, size_t errsz) __attribute__((warn_unused_result));
+                          char *err, size_t errsz) __attribute__((warn_unused_result));
 int part_authz_has_policy(const struct part_authz *a);
 
 /* CKR_OK when every action of `c` is allowed, CKR_ACTION_PROHIBITED otherwise (also on any
  * evaluation error: fail closed). Without a policy, everything is allowed. `res` may be NULL. */
 CK_RV part_authz_check(struct part_authz *a, const struct proto_ctx *ctx,
-		       const struct part_authz_call *c, struct part_authz_result *res);
+                       const struct part_authz_call *c, struct part_authz_result *res);
 
 #endif /* HSMGATE_PART_AUTHZ_H */

@@ -161,8 +161,8 @@ struct part_object {
 	CK_OBJECT_HANDLE handle;    /* per worker, never reused while the worker lives */
 	char ref[PART_REF_LEN + 1]; /* immutable object id; the store key of token objects */
 	CK_OBJECT_CLASS cls;
-	CK_ULONG sub;         /* CKA_KEY_TYPE or CKA_CERTIFICATE_TYPE; 0 for data objects */
-	struct part_key *key; /* keys: the engine's form, built on first use; freed with o */
+	CK_ULONG sub;              /* CKA_KEY_TYPE or CKA_CERTIFICATE_TYPE; 0 for data objects */
+	struct part_key *key;      /* keys: the engine's form, built on first use; freed with o */
 	int token, priv;           /* CKA_TOKEN, CKA_PRIVATE (immutable) */
 	uint64_t conn;             /* session objects: owning connection */
 	CK_SESSION_HANDLE session; /* session objects: the session they die with */
@@ -283,7 +283,7 @@ struct part_newobj {
 	 * template and need not be in it */
 	const CK_ATTRIBUTE *extra;
 	CK_ULONG nextra;
-	CK_MECHANISM_TYPE mech; /* GENERATE: the CKA_KEY_GEN_MECHANISM */
+	CK_MECHANISM_TYPE mech;                            /* GENERATE: the CKA_KEY_GEN_MECHANISM */
 	int base_always_sensitive, base_never_extractable; /* DERIVE: the base key's */
 };
 
@@ -291,13 +291,12 @@ struct part_newobj {
  * session and token object: CKR_SESSION_READ_ONLY; private object without a user login:
  * CKR_USER_NOT_LOGGED_IN) — the checks of part_object_build() that need no key material,
  * so that a generation is refused before any work. */
-CK_RV part_object_check(struct part_token *t, struct part_session *s,
-                        const struct part_newobj *nd, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
+CK_RV part_object_check(struct part_token *t, struct part_session *s, const struct part_newobj *nd,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG n);
 /* Builds (validates and fills in every attribute of its class) an object not yet linked
  * nor stored; `*out` is the caller's until part_object_commit() succeeds. */
-CK_RV part_object_build(struct part_token *t, struct part_session *s,
-                        const struct part_newobj *nd, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                        struct part_object **out);
+CK_RV part_object_build(struct part_token *t, struct part_session *s, const struct part_newobj *nd,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG n, struct part_object **out);
 /* Stores a token object (through part_seal) or ties a session object to session `s`, and
  * links it: the token owns it from here. On failure (CKR_DEVICE_ERROR) the caller still
  * owns `o`. */

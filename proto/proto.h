@@ -470,8 +470,8 @@ enum proto_ipc {
 	PROTO_IPC_REPLY = 2,       /* worker → gateway */
 	PROTO_IPC_CONN_CLOSED = 3, /* gateway → worker: drop the connection's sessions; no body */
 	PROTO_IPC_AUDIT = 4,       /* worker → gateway: an event for audit/ (body: JSON) */
-	PROTO_IPC_POLICY = 5,      /* gateway → worker: the policy file's bytes (empty: none), sent
-	                            * at the worker's start and after every successful reload */
+	PROTO_IPC_POLICY = 5, /* gateway → worker: the policy file's bytes (empty: none), sent
+	                       * at the worker's start and after every successful reload */
 };
 #define PROTO_IPC_HDR_BYTES 13
 

@@ -66,7 +66,7 @@ main(int argc, char **argv)
 			extractable = CK_TRUE;
 		} else {
 			fprintf(stderr, "usage: p11_genpair --module SO --token LABEL --pin-file F "
-					"--label L [--extractable]\n");
+			                "--label L [--extractable]\n");
 			return 2;
 		}
 	}
@@ -100,25 +100,25 @@ main(int argc, char **argv)
 		fprintf(stderr, "p11_genpair: no token %s\n", token);
 		return 2;
 	}
-	if ((rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s)) !=
-		    CKR_OK ||
+	if ((rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	                           &s)) != CKR_OK ||
 	    (rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin))) != CKR_OK) {
 		printf("rv=0x%lx\n", (unsigned long)rv);
 		return 2;
 	}
 	{
 		CK_ATTRIBUTE pubt[] = {
-			{CKA_EC_PARAMS, p256, sizeof(p256)},
-			{CKA_TOKEN, &yes, sizeof(yes)},
-			{CKA_VERIFY, &yes, sizeof(yes)},
-			{CKA_LABEL, (void *)label, strlen(label)},
+		        {CKA_EC_PARAMS, p256, sizeof(p256)},
+		        {CKA_TOKEN, &yes, sizeof(yes)},
+		        {CKA_VERIFY, &yes, sizeof(yes)},
+		        {CKA_LABEL, (void *)label, strlen(label)},
 		};
 		CK_ATTRIBUTE privt[] = {
-			{CKA_TOKEN, &yes, sizeof(yes)},
-			{CKA_PRIVATE, &yes, sizeof(yes)},
-			{CKA_SIGN, &yes, sizeof(yes)},
-			{CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
-			{CKA_LABEL, (void *)label, strlen(label)},
+		        {CKA_TOKEN, &yes, sizeof(yes)},
+		        {CKA_PRIVATE, &yes, sizeof(yes)},
+		        {CKA_SIGN, &yes, sizeof(yes)},
+		        {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+		        {CKA_LABEL, (void *)label, strlen(label)},
 		};
 
 		rv = f->C_GenerateKeyPair(s, &mech, pubt, 4, privt, 5, &pub, &priv);

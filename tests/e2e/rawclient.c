@@ -30,11 +30,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MSG_HELLO 1
-#define MSG_WELCOME 2
-#define MSG_REQUEST 3
-#define MSG_REPLY 4
-#define MSG_ERROR 5
+#define MSG_HELLO        1
+#define MSG_WELCOME      2
+#define MSG_REQUEST      3
+#define MSG_REPLY        4
+#define MSG_ERROR        5
 #define CALL_GETSLOTLIST 5
 
 struct out {
@@ -164,7 +164,7 @@ show(SSL *ssl)
 	}
 	type = hdr[7];
 	if (type == MSG_WELCOME && blen >= 5) {
-		uint32_t n = get32(body + 1);                /* gateway id */
+		uint32_t n = get32(body + 1); /* gateway id */
 		uint32_t m = 5 + n + 4 <= blen ? get32(body + 5 + n) : 0;
 
 		printf("WELCOME principal=%.*s\n", (int)m, (char *)body + 5 + n + 4);
@@ -204,7 +204,8 @@ drain(SSL *ssl)
 int
 main(int argc, char **argv)
 {
-	const char *connect_to = NULL, *ca = NULL, *cert = NULL, *key = NULL, *mode = NULL, *arg = NULL;
+	const char *connect_to = NULL, *ca = NULL, *cert = NULL, *key = NULL, *mode = NULL,
+	           *arg = NULL;
 	char host[256], *colon;
 	struct addrinfo hints = {0}, *ai = NULL;
 	SSL_CTX *ctx;
@@ -228,7 +229,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (connect_to == NULL || ca == NULL || mode == NULL) {
-		fprintf(stderr, "usage: rawclient --connect HOST:PORT --ca FILE [--cert F --key F] MODE [ARG]\n");
+		fprintf(stderr, "usage: rawclient --connect HOST:PORT --ca FILE [--cert F --key F] "
+		                "MODE [ARG]\n");
 		return 2;
 	}
 	snprintf(host, sizeof(host), "%s", connect_to);
@@ -253,7 +255,7 @@ main(int argc, char **argv)
 	SSL_CTX_load_verify_locations(ctx, ca, NULL);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (cert != NULL && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-			     SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)) {
+	                     SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)) {
 		fprintf(stderr, "rawclient: cannot load %s\n", cert);
 		return 2;
 	}

@@ -229,12 +229,17 @@ t_ready(void)
 /* ---- keys and operations (test_keys.c, test_crypt.c, test_object.c) ------------------- */
 
 static CK_BBOOL t_yes = CK_TRUE, t_no = CK_FALSE;
-static CK_OBJECT_CLASS t_secret = CKO_SECRET_KEY, t_pubc = CKO_PUBLIC_KEY, t_privc = CKO_PRIVATE_KEY;
-static CK_KEY_TYPE t_aes = CKK_AES, t_generic = CKK_GENERIC_SECRET, t_eck = CKK_EC, t_rsak = CKK_RSA;
+static CK_OBJECT_CLASS t_secret = CKO_SECRET_KEY, t_pubc = CKO_PUBLIC_KEY,
+                       t_privc = CKO_PRIVATE_KEY;
+static CK_KEY_TYPE t_aes = CKK_AES, t_generic = CKK_GENERIC_SECRET, t_eck = CKK_EC,
+                   t_rsak = CKK_RSA;
 /* DER of the OID of P-256 (CKA_EC_PARAMS) */
 static const CK_BYTE t_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 
-#define ATTR(t, v) {t, (void *)&(v), sizeof(v)}
+#define ATTR(t, v)                                                                                 \
+	{                                                                                          \
+		t, (void *)&(v), sizeof(v)                                                         \
+	}
 
 static CK_RV
 ck_handle_reply(CK_RV rv, struct proto_cur *c, CK_OBJECT_HANDLE *obj)
@@ -318,9 +323,9 @@ ck_genkey(uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBUT
 {
 	struct proto_cur c;
 
-	return ck_handle_reply(
-	        CALL(conn, C_GenerateKey, &c, (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(t, n))),
-	        &c, obj);
+	return ck_handle_reply(CALL(conn, C_GenerateKey, &c,
+	                            (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(t, n))),
+	                       &c, obj);
 }
 
 static CK_RV
@@ -329,9 +334,9 @@ ck_genpair(uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBU
            CK_OBJECT_HANDLE *privh)
 {
 	struct proto_cur c;
-	CK_RV rv = CALL(conn, C_GenerateKeyPair, &c,
-	                (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(pub, npub),
-	                 PUTT(priv, npriv)));
+	CK_RV rv = CALL(
+	        conn, C_GenerateKeyPair, &c,
+	        (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTT(pub, npub), PUTT(priv, npriv)));
 
 	*pubh = *privh = CK_INVALID_HANDLE;
 	if (rv == CKR_OK) {
@@ -346,7 +351,7 @@ ck_genpair(uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBU
 static CK_OBJECT_HANDLE
 t_aes_key(CK_SESSION_HANDLE h, const CK_BYTE *v, CK_BBOOL sens, CK_BBOOL extr)
 {
-	CK_ATTRIBUTE t[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	CK_ATTRIBUTE t[] = {ATTR(CKA_CLASS, t_secret),   ATTR(CKA_KEY_TYPE, t_aes),
 	                    {CKA_VALUE, (void *)v, 32},  {CKA_SENSITIVE, &sens, 1},
 	                    {CKA_EXTRACTABLE, &extr, 1}, ATTR(CKA_PRIVATE, t_no)};
 	CK_OBJECT_HANDLE o;

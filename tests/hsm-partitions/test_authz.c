@@ -9,41 +9,41 @@
 #include <string.h>
 
 static const char policy_text[] =
-	"version: 1\n"
-	"name: t\n"
-	"tenant: acme\n"
-	"principals:\n"
-	"  app: tenant/acme/service/payments\n"
-	"  admin: tenant/acme/user/admin\n"
-	"statements:\n"
-	"  - sid: SignPayments\n"
-	"    effect: allow\n"
-	"    principals: [principal:app]\n"
-	"    actions: [hsm.crypto.sign]\n"
-	"    resources: [\"crn:hsmgate:acme:partition:p1:key:*\"]\n"
-	"    conditions:\n"
-	"      StringLike: { \"hsm:KeyLabel\": \"payments-*\" }\n"
-	"      StringEquals: { \"hsm:Mechanism\": CKM_ECDSA_SHA256 }\n"
-	"      IpAddress: { \"gw:SourceIp\": 127.0.0.0/8 }\n"
-	"  - sid: AdminAll\n"
-	"    effect: allow\n"
-	"    principals: [principal:admin]\n"
-	"    actions: [\"hsm.keys.*\", \"hsm.crypto.*\"]\n"
-	"    resources: [\"crn:hsmgate:acme:partition:p1\", \"crn:hsmgate:acme:partition:p1:*\"]\n"
-	"  - sid: NoExtractable\n"
-	"    effect: deny\n"
-	"    principals: \"*\"\n"
-	"    actions: [hsm.keys.generate, hsm.keys.generatepair]\n"
-	"    resources: \"crn:hsmgate:acme:partition:p1*\"\n"
-	"    conditions:\n"
-	"      Bool: { \"hsm:Template/CKA_EXTRACTABLE\": \"true\" }\n"
-	"  - sid: NoExportOfSensitive\n"
-	"    effect: deny\n"
-	"    principals: \"*\"\n"
-	"    actions: [hsm.keys.export]\n"
-	"    resources: \"crn:hsmgate:acme:partition:p1:key:*\"\n"
-	"    conditions:\n"
-	"      Bool: { \"hsm:KeyAttr/CKA_SENSITIVE\": \"true\" }\n";
+        "version: 1\n"
+        "name: t\n"
+        "tenant: acme\n"
+        "principals:\n"
+        "  app: tenant/acme/service/payments\n"
+        "  admin: tenant/acme/user/admin\n"
+        "statements:\n"
+        "  - sid: SignPayments\n"
+        "    effect: allow\n"
+        "    principals: [principal:app]\n"
+        "    actions: [hsm.crypto.sign]\n"
+        "    resources: [\"crn:hsmgate:acme:partition:p1:key:*\"]\n"
+        "    conditions:\n"
+        "      StringLike: { \"hsm:KeyLabel\": \"payments-*\" }\n"
+        "      StringEquals: { \"hsm:Mechanism\": CKM_ECDSA_SHA256 }\n"
+        "      IpAddress: { \"gw:SourceIp\": 127.0.0.0/8 }\n"
+        "  - sid: AdminAll\n"
+        "    effect: allow\n"
+        "    principals: [principal:admin]\n"
+        "    actions: [\"hsm.keys.*\", \"hsm.crypto.*\"]\n"
+        "    resources: [\"crn:hsmgate:acme:partition:p1\", \"crn:hsmgate:acme:partition:p1:*\"]\n"
+        "  - sid: NoExtractable\n"
+        "    effect: deny\n"
+        "    principals: \"*\"\n"
+        "    actions: [hsm.keys.generate, hsm.keys.generatepair]\n"
+        "    resources: \"crn:hsmgate:acme:partition:p1*\"\n"
+        "    conditions:\n"
+        "      Bool: { \"hsm:Template/CKA_EXTRACTABLE\": \"true\" }\n"
+        "  - sid: NoExportOfSensitive\n"
+        "    effect: deny\n"
+        "    principals: \"*\"\n"
+        "    actions: [hsm.keys.export]\n"
+        "    resources: \"crn:hsmgate:acme:partition:p1:key:*\"\n"
+        "    conditions:\n"
+        "      Bool: { \"hsm:KeyAttr/CKA_SENSITIVE\": \"true\" }\n";
 
 static struct part_authz *authz;
 static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -73,7 +73,7 @@ setup(void)
 		return -1;
 	}
 	if (part_authz_set_policy(authz, policy_text, strlen(policy_text), "test.yaml", err,
-				  sizeof(err)) != 0) {
+	                          sizeof(err)) != 0) {
 		fprintf(stderr, "policy: %s\n", err);
 		return -1;
 	}
@@ -92,11 +92,11 @@ static CK_RV
 sign_with(const char *principal, const char *source, const char *label, CK_MECHANISM_TYPE mech)
 {
 	CK_ATTRIBUTE attrs[] = {
-		{CKA_CLASS, &priv_class, sizeof(priv_class)},
-		{CKA_KEY_TYPE, &ec_type, sizeof(ec_type)},
-		{CKA_LABEL, (void *)label, strlen(label)},
-		{CKA_SIGN, &yes, sizeof(yes)},
-		{CKA_VALUE, secret_value, sizeof(secret_value)},
+	        {CKA_CLASS, &priv_class, sizeof(priv_class)},
+	        {CKA_KEY_TYPE, &ec_type, sizeof(ec_type)},
+	        {CKA_LABEL, (void *)label, strlen(label)},
+	        {CKA_SIGN, &yes, sizeof(yes)},
+	        {CKA_VALUE, secret_value, sizeof(secret_value)},
 	};
 	struct part_authz_key key = {"0123abcd", attrs, 5};
 	struct part_authz_call c;
@@ -116,11 +116,12 @@ test_label_and_mechanism(void)
 {
 	const char *app = "tenant/acme/service/payments";
 
-	CU_ASSERT_EQUAL(sign_with(app, "127.0.0.1:4000", "payments-2026", CKM_ECDSA_SHA256), CKR_OK);
+	CU_ASSERT_EQUAL(sign_with(app, "127.0.0.1:4000", "payments-2026", CKM_ECDSA_SHA256),
+	                CKR_OK);
 	CU_ASSERT_EQUAL(sign_with(app, "127.0.0.1:4000", "hr-key", CKM_ECDSA_SHA256),
-			CKR_ACTION_PROHIBITED);
+	                CKR_ACTION_PROHIBITED);
 	CU_ASSERT_EQUAL(sign_with(app, "127.0.0.1:4000", "payments-2026", CKM_ECDSA),
-			CKR_ACTION_PROHIBITED);
+	                CKR_ACTION_PROHIBITED);
 }
 
 static void
@@ -130,24 +131,25 @@ test_source_address(void)
 
 	CU_ASSERT_EQUAL(sign_with(app, "127.0.0.9:4000", "payments-1", CKM_ECDSA_SHA256), CKR_OK);
 	CU_ASSERT_EQUAL(sign_with(app, "10.1.2.3:4000", "payments-1", CKM_ECDSA_SHA256),
-			CKR_ACTION_PROHIBITED);
+	                CKR_ACTION_PROHIBITED);
 }
 
 static void
 test_default_deny_other_principal(void)
 {
-	CU_ASSERT_EQUAL(sign_with("tenant/acme/user/admin", "10.1.2.3:1", "any", CKM_ECDSA), CKR_OK);
-	CU_ASSERT_EQUAL(sign_with("tenant/acme/user/nobody", "127.0.0.1:1", "payments-1",
-				  CKM_ECDSA_SHA256),
-			CKR_ACTION_PROHIBITED);
+	CU_ASSERT_EQUAL(sign_with("tenant/acme/user/admin", "10.1.2.3:1", "any", CKM_ECDSA),
+	                CKR_OK);
+	CU_ASSERT_EQUAL(
+	        sign_with("tenant/acme/user/nobody", "127.0.0.1:1", "payments-1", CKM_ECDSA_SHA256),
+	        CKR_ACTION_PROHIBITED);
 }
 
 static CK_RV
 generate(CK_BBOOL *extractable)
 {
 	CK_ATTRIBUTE tmpl[] = {
-		{CKA_CLASS, &priv_class, sizeof(priv_class)},
-		{CKA_EXTRACTABLE, extractable, sizeof(*extractable)},
+	        {CKA_CLASS, &priv_class, sizeof(priv_class)},
+	        {CKA_EXTRACTABLE, extractable, sizeof(*extractable)},
 	};
 	struct part_authz_call c;
 	struct proto_ctx ctx = ctx_of("tenant/acme/user/admin", "127.0.0.1:1");
@@ -230,17 +232,17 @@ test_broken_policy_keeps_old(void)
 	char err[512] = "";
 
 	CU_ASSERT_EQUAL(part_authz_set_policy(authz, broken, strlen(broken), "broken.yaml", err,
-					      sizeof(err)),
-			PART_AUTHZ_ERR_POLICY);
+	                                      sizeof(err)),
+	                PART_AUTHZ_ERR_POLICY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "broken.yaml"));
 	CU_ASSERT_TRUE(part_authz_has_policy(authz));
 	/* still enforced: the old rules answer as before */
 	CU_ASSERT_EQUAL(sign_with("tenant/acme/service/payments", "127.0.0.1:1", "hr-key",
-				  CKM_ECDSA_SHA256),
-			CKR_ACTION_PROHIBITED);
+	                          CKM_ECDSA_SHA256),
+	                CKR_ACTION_PROHIBITED);
 	CU_ASSERT_EQUAL(sign_with("tenant/acme/service/payments", "127.0.0.1:1", "payments-1",
-				  CKM_ECDSA_SHA256),
-			CKR_OK);
+	                          CKM_ECDSA_SHA256),
+	                CKR_OK);
 }
 
 static void
@@ -250,9 +252,9 @@ test_empty_text_removes_policy(void)
 	char err[256];
 
 	CU_ASSERT_FATAL(part_authz_new("acme", "p1", &a) == 0);
-	CU_ASSERT_EQUAL(part_authz_set_policy(a, policy_text, strlen(policy_text), "p", err,
-					      sizeof(err)),
-			0);
+	CU_ASSERT_EQUAL(
+	        part_authz_set_policy(a, policy_text, strlen(policy_text), "p", err, sizeof(err)),
+	        0);
 	CU_ASSERT_TRUE(part_authz_has_policy(a));
 	CU_ASSERT_EQUAL(part_authz_set_policy(a, "", 0, "p", err, sizeof(err)), 0);
 	CU_ASSERT_FALSE(part_authz_has_policy(a));
@@ -263,15 +265,15 @@ void
 test_register(void)
 {
 	static const struct test_case cases[] = {
-		{"label and mechanism conditions", test_label_and_mechanism},
-		{"source address condition", test_source_address},
-		{"default deny for another principal", test_default_deny_other_principal},
-		{"template condition on key creation", test_template_condition},
-		{"C_WrapKey needs wrap and export", test_two_actions},
-		{"no policy: allowed", test_no_policy_allows},
-		{"a broken policy keeps the old one", test_broken_policy_keeps_old},
-		{"an empty text removes the policy", test_empty_text_removes_policy},
-		{NULL, NULL},
+	        {"label and mechanism conditions", test_label_and_mechanism},
+	        {"source address condition", test_source_address},
+	        {"default deny for another principal", test_default_deny_other_principal},
+	        {"template condition on key creation", test_template_condition},
+	        {"C_WrapKey needs wrap and export", test_two_actions},
+	        {"no policy: allowed", test_no_policy_allows},
+	        {"a broken policy keeps the old one", test_broken_policy_keeps_old},
+	        {"an empty text removes the policy", test_empty_text_removes_policy},
+	        {NULL, NULL},
 	};
 
 	test_suite_add("authz", setup, teardown, cases);

@@ -55,7 +55,8 @@ test_encrypt_single_and_multi(void)
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Encrypt, h, msg, 60, ct, &l), CKR_OK);
 	CU_ASSERT(l == (CK_ULONG)rl && memcmp(ct, ref, l) == 0);
 	/* ... and then it has ended */
-	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Encrypt, h, msg, 60, ct, &l), CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Encrypt, h, msg, 60, ct, &l),
+	                CKR_OPERATION_NOT_INITIALIZED);
 	/* multi part */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &cbcpad, k), CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &cbcpad, k), CKR_OPERATION_ACTIVE);
@@ -63,7 +64,8 @@ test_encrypt_single_and_multi(void)
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_EncryptUpdate, h, msg, 20, ct2, &l), CKR_OK);
 	total = l;
 	l = sizeof(ct2) - total;
-	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_EncryptUpdate, h, msg + 20, 40, ct2 + total, &l), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_EncryptUpdate, h, msg + 20, 40, ct2 + total, &l),
+	                CKR_OK);
 	total += l;
 	/* "C_Encrypt cannot be used to terminate a multi-part operation" */
 	l2 = sizeof(ct);
@@ -82,9 +84,12 @@ test_encrypt_single_and_multi(void)
 	/* an error ends the operation: a ciphertext that is not whole blocks */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &cbcpad, k), CKR_OK);
 	l = sizeof(pt);
-	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ref, 17, pt, &l), CKR_ENCRYPTED_DATA_LEN_RANGE);
-	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ref, rl, pt, &l), CKR_OPERATION_NOT_INITIALIZED);
-	CU_ASSERT_EQUAL(ck_fin(PROTO_CALL_C_DecryptFinal, h, pt, &l), CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ref, 17, pt, &l),
+	                CKR_ENCRYPTED_DATA_LEN_RANGE);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ref, rl, pt, &l),
+	                CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(ck_fin(PROTO_CALL_C_DecryptFinal, h, pt, &l),
+	                CKR_OPERATION_NOT_INITIALIZED);
 	/* encryption and decryption are separate slots */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &cbcpad, k), CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &cbcpad, k), CKR_OK);
@@ -161,7 +166,8 @@ static void
 test_mac_against_openssl(void)
 {
 	CK_MECHANISM cmac = {CKM_AES_CMAC, NULL, 0}, hmac = {CKM_SHA256_HMAC, NULL, 0};
-	CK_ATTRIBUTE gt[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_generic),
+	CK_ATTRIBUTE gt[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_generic),
 	                     {CKA_VALUE, (void *)key1, 20}};
 	CK_BYTE mac[64], ref[64];
 	CK_ULONG l = sizeof(mac);
@@ -244,7 +250,8 @@ test_sign_verify_ec(void)
 	/* C_Verify ends the operation whatever it returns */
 	CU_ASSERT_EQUAL(ck_verify(h, msg, 60, sig, l), CKR_OPERATION_NOT_INITIALIZED);
 	/* the wrong half: a public key does not sign, a private key does not verify */
-	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &ecdsa, pub), CKR_KEY_TYPE_INCONSISTENT);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &ecdsa, pub),
+	                CKR_KEY_TYPE_INCONSISTENT);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_VerifyInit, h, &ecdsa, priv),
 	                CKR_KEY_TYPE_INCONSISTENT);
 	t_teardown();
@@ -269,7 +276,8 @@ test_recover_rsa(void)
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignRecoverInit, h, &pkcs, priv), CKR_OK);
 	/* the sign slot is taken; C_Sign is not C_SignRecover */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &pkcs, priv), CKR_OPERATION_ACTIVE);
-	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, "abc", 3, sig, &l), CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, "abc", 3, sig, &l),
+	                CKR_OPERATION_NOT_INITIALIZED);
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_SignRecover, h, "abc", 3, sig, &l), CKR_OK);
 	CU_ASSERT_EQUAL(l, 256);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_VerifyRecoverInit, h, &pkcs, pub), CKR_OK);
@@ -286,7 +294,8 @@ test_recover_rsa(void)
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_VerifyRecover, h, sig, l, out, &ol), CKR_OK);
 	CU_ASSERT(ol == 256 && memcmp(out, block, 256) == 0);
 	/* a mechanism that does not recover */
-	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignRecoverInit, h, &sha, priv), CKR_MECHANISM_INVALID);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignRecoverInit, h, &sha, priv),
+	                CKR_MECHANISM_INVALID);
 	CU_ASSERT_EQUAL(ck_set(CONN_A, h, priv, norecover, 1), CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignRecoverInit, h, &pkcs, priv),
 	                CKR_KEY_FUNCTION_NOT_PERMITTED);
@@ -302,8 +311,10 @@ test_usage_and_allowed(void)
 	CK_ATTRIBUTE noenc[] = {ATTR(CKA_ENCRYPT, t_no)};
 	CK_ATTRIBUTE allow[] = {{CKA_ALLOWED_MECHANISMS, allowed, sizeof(allowed)}};
 	CK_ATTRIBUTE data[] = {{CKA_CLASS, &(CK_OBJECT_CLASS){CKO_DATA}, sizeof(CK_OBJECT_CLASS)}};
-	CK_ATTRIBUTE privkey[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                          {CKA_VALUE, (void *)key1, 32}, ATTR(CKA_PRIVATE, t_yes)};
+	CK_ATTRIBUTE privkey[] = {ATTR(CKA_CLASS, t_secret),
+	                          ATTR(CKA_KEY_TYPE, t_aes),
+	                          {CKA_VALUE, (void *)key1, 32},
+	                          ATTR(CKA_PRIVATE, t_yes)};
 	CK_OBJECT_HANDLE k, d, pk;
 	CK_SESSION_HANDLE h;
 
@@ -312,7 +323,8 @@ test_usage_and_allowed(void)
 	CU_ASSERT_FATAL(ck_create(CONN_A, h, data, 1, &d) == CKR_OK);
 	CU_ASSERT_FATAL(ck_create(CONN_A, h, privkey, 4, &pk) == CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &ecb, d), CKR_KEY_HANDLE_INVALID);
-	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &ecb, 0x7777), CKR_KEY_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &ecb, 0x7777),
+	                CKR_KEY_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &sha, k), CKR_MECHANISM_INVALID);
 	CU_ASSERT_EQUAL(ck_set(CONN_A, h, k, allow, 1), CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &ecb, k), CKR_MECHANISM_INVALID);
@@ -329,7 +341,8 @@ test_usage_and_allowed(void)
 	t_user_session(&h);
 	k = t_aes_key(h, key1, CK_TRUE, CK_FALSE);
 	CU_ASSERT_EQUAL(ck_set(CONN_A, h, k, noenc, 1), CKR_OK);
-	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &cbc, k), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &cbc, k),
+	                CKR_KEY_FUNCTION_NOT_PERMITTED);
 	CU_ASSERT_FATAL(ck_create(CONN_A, h, privkey, 4, &pk) == CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &cbc, pk), CKR_OK);
 	/* a private key is invisible once logged out */
@@ -343,7 +356,8 @@ test_dual_and_digest_key(void)
 {
 	CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0}, sha = {CKM_SHA256, NULL, 0};
 	CK_MECHANISM hmac = {CKM_SHA256_HMAC, NULL, 0};
-	CK_ATTRIBUTE gt[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_generic),
+	CK_ATTRIBUTE gt[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_generic),
 	                     {CKA_VALUE, (void *)key1, 32}};
 	CK_BYTE ct[64], pt[64], md[32], ref[32], mac[32], mac2[32];
 	CK_ULONG l = sizeof(ct), ml = sizeof(md);
@@ -356,8 +370,9 @@ test_dual_and_digest_key(void)
 	/* C_DigestEncryptUpdate = C_DigestUpdate + C_EncryptUpdate */
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_DigestEncryptUpdate, h, msg, 32, ct, &l),
 	                CKR_OPERATION_NOT_INITIALIZED);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
-	                CKR_OK);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
+	        CKR_OK);
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_DigestEncryptUpdate, h, msg, 32, ct, &l),
 	                CKR_OPERATION_NOT_INITIALIZED);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &ecb, k), CKR_OK);
@@ -373,8 +388,9 @@ test_dual_and_digest_key(void)
 	CU_ASSERT_EQUAL(ck_fin(PROTO_CALL_C_EncryptFinal, h, NULL, &l), CKR_OK);
 	CU_ASSERT_EQUAL(ck_fin(PROTO_CALL_C_EncryptFinal, h, pt, &l), CKR_OK);
 	/* C_DecryptDigestUpdate digests the plaintext */
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
-	                CKR_OK);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
+	        CKR_OK);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &ecb, k), CKR_OK);
 	l = sizeof(pt);
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_DecryptDigestUpdate, h, ct, 32, pt, &l), CKR_OK);
@@ -404,8 +420,9 @@ test_dual_and_digest_key(void)
 	/* C_DigestKey: the key's value goes into the digest */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(k))),
 	                CKR_OPERATION_NOT_INITIALIZED);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
-	                CKR_OK);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
+	        CKR_OK);
 	CU_ASSERT_EQUAL(ck_in(PROTO_CALL_C_DigestUpdate, h, "x", 1), CKR_OK);
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(k))), CKR_OK);
 	ml = sizeof(md);
@@ -419,15 +436,19 @@ test_dual_and_digest_key(void)
 	}
 	CU_ASSERT(memcmp(md, ref, 32) == 0);
 	t_ec_pair(h, &pub, &priv);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
-	                CKR_OK);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(pub))), CKR_KEY_INDIGESTIBLE);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
+	        CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(pub))),
+	                CKR_KEY_INDIGESTIBLE);
 	/* ... which ended the digest */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(k))),
 	                CKR_OPERATION_NOT_INITIALIZED);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
-	                CKR_OK);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(0x7777))), CKR_KEY_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_DigestInit, NULL, (PUTU(h), (void)!proto_put_mechanism(&b, &sha))),
+	        CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_DigestKey, NULL, (PUTU(h), PUTU(0x7777))),
+	                CKR_KEY_HANDLE_INVALID);
 	t_teardown();
 }
 

@@ -42,8 +42,10 @@ test_generate_key(void)
 	/* template rules */
 	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, nolen, 1, &k), CKR_TEMPLATE_INCOMPLETE);
 	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, withval, 2, &k), CKR_TEMPLATE_INCONSISTENT);
-	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, wrongclass, 2, &k), CKR_TEMPLATE_INCONSISTENT);
-	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, wrongtype, 2, &k), CKR_TEMPLATE_INCONSISTENT);
+	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, wrongclass, 2, &k),
+	                CKR_TEMPLATE_INCONSISTENT);
+	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, wrongtype, 2, &k),
+	                CKR_TEMPLATE_INCONSISTENT);
 	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, local, 2, &k), CKR_ATTRIBUTE_READ_ONLY);
 	len = 20;
 	CU_ASSERT_EQUAL(ck_genkey(CONN_A, h, &aes_gen, pub, 2, &k), CKR_ATTRIBUTE_VALUE_INVALID);
@@ -89,7 +91,8 @@ test_generate_pair(void)
 	CK_MECHANISM ec = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM rsa = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_ULONG bits = 1024;
-	CK_ATTRIBUTE pt[] = {{CKA_EC_PARAMS, (void *)t_p256, sizeof(t_p256)}, ATTR(CKA_TOKEN, t_yes)};
+	CK_ATTRIBUTE pt[] = {{CKA_EC_PARAMS, (void *)t_p256, sizeof(t_p256)},
+	                     ATTR(CKA_TOKEN, t_yes)};
 	CK_ATTRIBUTE vt[] = {ATTR(CKA_TOKEN, t_yes), ATTR(CKA_SENSITIVE, t_no),
 	                     ATTR(CKA_EXTRACTABLE, t_yes)};
 	CK_ATTRIBUTE vparams[] = {{CKA_EC_PARAMS, (void *)t_p256, sizeof(t_p256)}};
@@ -136,9 +139,11 @@ test_generate_pair(void)
 	CU_ASSERT_EQUAL(ck_genpair(CONN_A, h, &aes_gen, pt, 1, vt, 0, &pub, &priv),
 	                CKR_MECHANISM_INVALID);
 	CU_ASSERT_FATAL(ck_open(CONN_A, RO, &ro) == CKR_OK);
-	CU_ASSERT_EQUAL(ck_genpair(CONN_A, ro, &ec, pt, 2, vt, 0, &pub, &priv), CKR_SESSION_READ_ONLY);
+	CU_ASSERT_EQUAL(ck_genpair(CONN_A, ro, &ec, pt, 2, vt, 0, &pub, &priv),
+	                CKR_SESSION_READ_ONLY);
 	CU_ASSERT_EQUAL(ck_logout(CONN_A, h), CKR_OK);
-	CU_ASSERT_EQUAL(ck_genpair(CONN_A, h, &ec, pt, 1, vt, 0, &pub, &priv), CKR_USER_NOT_LOGGED_IN);
+	CU_ASSERT_EQUAL(ck_genpair(CONN_A, h, &ec, pt, 1, vt, 0, &pub, &priv),
+	                CKR_USER_NOT_LOGGED_IN);
 	t_teardown();
 }
 
@@ -204,7 +209,8 @@ test_wrap_unwrap_aes(void)
 	                     ATTR(CKA_SENSITIVE, t_no), ATTR(CKA_EXTRACTABLE, t_yes)};
 	CK_ATTRIBUTE noclass[] = {ATTR(CKA_KEY_TYPE, t_aes)};
 	CK_ATTRIBUTE notype[] = {ATTR(CKA_CLASS, t_secret)};
-	CK_ATTRIBUTE withval[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
+	CK_ATTRIBUTE withval[] = {ATTR(CKA_CLASS, t_secret),
+	                          ATTR(CKA_KEY_TYPE, t_aes),
 	                          {CKA_VALUE, (void *)key1, 32}};
 	CK_ATTRIBUTE nowrap[] = {ATTR(CKA_WRAP, t_no), ATTR(CKA_UNWRAP, t_no)};
 	CK_BYTE w[64], v[32], ref[40];
@@ -254,7 +260,8 @@ test_wrap_unwrap_aes(void)
 	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, kek, w, wl, noclass, 1, &u), CKR_TEMPLATE_INCOMPLETE);
 	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, kek, w, wl, notype, 1, &u), CKR_TEMPLATE_INCOMPLETE);
 	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, kek, w, wl, withval, 3, &u), CKR_TEMPLATE_INCONSISTENT);
-	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, 0x7777, w, wl, ut, 4, &u), CKR_UNWRAPPING_KEY_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, 0x7777, w, wl, ut, 4, &u),
+	                CKR_UNWRAPPING_KEY_HANDLE_INVALID);
 	w[5] ^= 1;
 	CU_ASSERT_EQUAL(ck_unwrap(h, &kw, kek, w, wl, ut, 4, &u), CKR_WRAPPED_KEY_INVALID);
 	w[5] ^= 1;
@@ -278,11 +285,15 @@ test_wrap_with_trusted(void)
 	CK_ATTRIBUTE wwt[] = {ATTR(CKA_WRAP_WITH_TRUSTED, t_yes)};
 	CK_ATTRIBUTE wwt_off[] = {ATTR(CKA_WRAP_WITH_TRUSTED, t_no)};
 	CK_ATTRIBUTE trusted[] = {ATTR(CKA_TRUSTED, t_yes)};
-	CK_ATTRIBUTE kek_t[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                        {CKA_VALUE, (void *)key2, 32}, ATTR(CKA_PRIVATE, t_no),
+	CK_ATTRIBUTE kek_t[] = {ATTR(CKA_CLASS, t_secret),
+	                        ATTR(CKA_KEY_TYPE, t_aes),
+	                        {CKA_VALUE, (void *)key2, 32},
+	                        ATTR(CKA_PRIVATE, t_no),
 	                        ATTR(CKA_TOKEN, t_yes)};
-	CK_ATTRIBUTE kek_trusted[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                              {CKA_VALUE, (void *)key2, 32}, ATTR(CKA_TRUSTED, t_yes)};
+	CK_ATTRIBUTE kek_trusted[] = {ATTR(CKA_CLASS, t_secret),
+	                              ATTR(CKA_KEY_TYPE, t_aes),
+	                              {CKA_VALUE, (void *)key2, 32},
+	                              ATTR(CKA_TRUSTED, t_yes)};
 	CK_SESSION_HANDLE h, so;
 	CK_OBJECT_HANDLE kek, k;
 	CK_OBJECT_HANDLE other;
@@ -301,8 +312,9 @@ test_wrap_with_trusted(void)
 	/* the SO (another application: its own connection) may */
 	CU_ASSERT_FATAL(ck_open(CONN_B, RW, &so) == CKR_OK);
 	CU_ASSERT_EQUAL(ck_login(CONN_B, so, CKU_SO, SO_PIN), CKR_OK);
-	CU_ASSERT_EQUAL(CALL(CONN_B, C_SetAttributeValue, NULL, (PUTU(so), PUTU(kek), PUTT(trusted, 1))),
-	                CKR_OK);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_B, C_SetAttributeValue, NULL, (PUTU(so), PUTU(kek), PUTT(trusted, 1))),
+	        CKR_OK);
 	CU_ASSERT_EQUAL(ck_bool(CONN_A, h, kek, CKA_TRUSTED), 1);
 	wl = sizeof(w);
 	CU_ASSERT_EQUAL(ck_wrap(h, &kw, kek, k, w, &wl), CKR_OK);
@@ -400,10 +412,10 @@ ck_derive(CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_OBJECT_HANDLE base, CK_
 {
 	struct proto_cur c;
 
-	return ck_handle_reply(CALL(CONN_A, C_DeriveKey, &c,
-	                            (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTU(base),
-	                             PUTT(t, n))),
-	                       &c, out);
+	return ck_handle_reply(
+	        CALL(CONN_A, C_DeriveKey, &c,
+	             (PUTU(h), (void)!proto_put_mechanism(&b, m), PUTU(base), PUTT(t, n))),
+	        &c, out);
 }
 
 static void
@@ -421,7 +433,8 @@ test_derive_ecdh(void)
 	CK_ATTRIBUTE pubclass[] = {ATTR(CKA_CLASS, t_pubc)};
 	CK_ATTRIBUTE noderive[] = {ATTR(CKA_DERIVE, t_no)};
 	CK_ECDH1_DERIVE_PARAMS pa = {CKD_NULL, 0, NULL, 0, NULL}, pb = pa;
-	CK_MECHANISM ma = {CKM_ECDH1_DERIVE, &pa, sizeof(pa)}, mb = {CKM_ECDH1_DERIVE, &pb, sizeof(pb)};
+	CK_MECHANISM ma = {CKM_ECDH1_DERIVE, &pa, sizeof(pa)},
+	             mb = {CKM_ECDH1_DERIVE, &pb, sizeof(pb)};
 	CK_SESSION_HANDLE h;
 
 	t_user_session(&h);

@@ -450,26 +450,40 @@ test_create_secret_key(void)
 {
 	CK_ULONG len = 32;
 	CK_KEY_TYPE des = CKK_DES3;
-	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_PRIVATE, t_no)};
-	CK_ATTRIBUTE withlen[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                          {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_VALUE_LEN, len)};
+	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32},
+	                     ATTR(CKA_PRIVATE, t_no)};
+	CK_ATTRIBUTE withlen[] = {ATTR(CKA_CLASS, t_secret),
+	                          ATTR(CKA_KEY_TYPE, t_aes),
+	                          {CKA_VALUE, (void *)k32, 32},
+	                          ATTR(CKA_VALUE_LEN, len)};
 	CK_ATTRIBUTE noval[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes)};
-	CK_ATTRIBUTE badlen[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                         {CKA_VALUE, (void *)k32, 17}};
-	CK_ATTRIBUTE local[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                        {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_LOCAL, t_no)};
-	CK_ATTRIBUTE as[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_ALWAYS_SENSITIVE, t_no)};
-	CK_ATTRIBUTE cv[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                     {CKA_VALUE, (void *)k32, 32}, {CKA_CHECK_VALUE, "abc", 3}};
-	CK_ATTRIBUTE des3[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, des),
-	                       {CKA_VALUE, (void *)k32, 24}};
+	CK_ATTRIBUTE badlen[] = {
+	        ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes), {CKA_VALUE, (void *)k32, 17}};
+	CK_ATTRIBUTE local[] = {ATTR(CKA_CLASS, t_secret),
+	                        ATTR(CKA_KEY_TYPE, t_aes),
+	                        {CKA_VALUE, (void *)k32, 32},
+	                        ATTR(CKA_LOCAL, t_no)};
+	CK_ATTRIBUTE as[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32},
+	                     ATTR(CKA_ALWAYS_SENSITIVE, t_no)};
+	CK_ATTRIBUTE cv[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32},
+	                     {CKA_CHECK_VALUE, "abc", 3}};
+	CK_ATTRIBUTE des3[] = {
+	        ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, des), {CKA_VALUE, (void *)k32, 24}};
 	CK_ATTRIBUTE notype[] = {ATTR(CKA_CLASS, t_secret), {CKA_VALUE, (void *)k32, 32}};
-	CK_ATTRIBUTE modbits[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                          {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_MODULUS_BITS, len)};
-	CK_ATTRIBUTE aa[] = {ATTR(CKA_CLASS, t_secret), ATTR(CKA_KEY_TYPE, t_aes),
-	                     {CKA_VALUE, (void *)k32, 32}, ATTR(CKA_ALWAYS_AUTHENTICATE, t_yes)};
+	CK_ATTRIBUTE modbits[] = {ATTR(CKA_CLASS, t_secret),
+	                          ATTR(CKA_KEY_TYPE, t_aes),
+	                          {CKA_VALUE, (void *)k32, 32},
+	                          ATTR(CKA_MODULUS_BITS, len)};
+	CK_ATTRIBUTE aa[] = {ATTR(CKA_CLASS, t_secret),
+	                     ATTR(CKA_KEY_TYPE, t_aes),
+	                     {CKA_VALUE, (void *)k32, 32},
+	                     ATTR(CKA_ALWAYS_AUTHENTICATE, t_yes)};
 	CK_BYTE chk[3], ref[16], zero[16] = {0};
 	CK_ATTRIBUTE q = {CKA_CHECK_VALUE, chk, 3};
 	EVP_CIPHER_CTX *c;
@@ -581,15 +595,22 @@ test_create_rsa_keys(void)
 	CK_ATTRIBUTE gt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	CK_ATTRIBUTE xt[] = {ATTR(CKA_SENSITIVE, t_no), ATTR(CKA_EXTRACTABLE, t_yes)};
 	CK_BYTE n[256], e[8], d[256];
-	CK_ATTRIBUTE q[] = {{CKA_MODULUS, n, sizeof(n)}, {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+	CK_ATTRIBUTE q[] = {{CKA_MODULUS, n, sizeof(n)},
+	                    {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
 	                    {CKA_PRIVATE_EXPONENT, d, sizeof(d)}};
-	CK_ATTRIBUTE pubt[] = {ATTR(CKA_CLASS, t_pubc), ATTR(CKA_KEY_TYPE, t_rsak),
-	                       {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3}};
-	CK_ATTRIBUTE pubbits[] = {ATTR(CKA_CLASS, t_pubc), ATTR(CKA_KEY_TYPE, t_rsak),
-	                          {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3},
+	CK_ATTRIBUTE pubt[] = {ATTR(CKA_CLASS, t_pubc),
+	                       ATTR(CKA_KEY_TYPE, t_rsak),
+	                       {CKA_MODULUS, n, 256},
+	                       {CKA_PUBLIC_EXPONENT, e, 3}};
+	CK_ATTRIBUTE pubbits[] = {ATTR(CKA_CLASS, t_pubc),
+	                          ATTR(CKA_KEY_TYPE, t_rsak),
+	                          {CKA_MODULUS, n, 256},
+	                          {CKA_PUBLIC_EXPONENT, e, 3},
 	                          ATTR(CKA_MODULUS_BITS, bits)};
-	CK_ATTRIBUTE privt[] = {ATTR(CKA_CLASS, t_privc), ATTR(CKA_KEY_TYPE, t_rsak),
-	                        {CKA_MODULUS, n, 256}, {CKA_PUBLIC_EXPONENT, e, 3},
+	CK_ATTRIBUTE privt[] = {ATTR(CKA_CLASS, t_privc),
+	                        ATTR(CKA_KEY_TYPE, t_rsak),
+	                        {CKA_MODULUS, n, 256},
+	                        {CKA_PUBLIC_EXPONENT, e, 3},
 	                        {CKA_PRIVATE_EXPONENT, d, 256}};
 	CK_OBJECT_HANDLE pub, priv, p2, v2;
 	CK_SESSION_HANDLE h;
@@ -619,15 +640,20 @@ test_create_certificate(void)
 {
 	CK_OBJECT_CLASS certc = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE x509 = CKC_X_509, wtls = CKC_WTLS;
-	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
+	CK_ATTRIBUTE ok[] = {ATTR(CKA_CLASS, certc),   ATTR(CKA_CERTIFICATE_TYPE, x509),
 	                     {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9},
-	                     {CKA_ID, "\x01", 1}, ATTR(CKA_TOKEN, t_yes)};
-	CK_ATTRIBUTE nosubj[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
+	                     {CKA_ID, "\x01", 1},      ATTR(CKA_TOKEN, t_yes)};
+	CK_ATTRIBUTE nosubj[] = {ATTR(CKA_CLASS, certc),
+	                         ATTR(CKA_CERTIFICATE_TYPE, x509),
 	                         {CKA_VALUE, "der-bytes", 9}};
-	CK_ATTRIBUTE other[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, wtls),
-	                        {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9}};
-	CK_ATTRIBUTE trusted[] = {ATTR(CKA_CLASS, certc), ATTR(CKA_CERTIFICATE_TYPE, x509),
-	                          {CKA_SUBJECT, "subj", 4}, {CKA_VALUE, "der-bytes", 9},
+	CK_ATTRIBUTE other[] = {ATTR(CKA_CLASS, certc),
+	                        ATTR(CKA_CERTIFICATE_TYPE, wtls),
+	                        {CKA_SUBJECT, "subj", 4},
+	                        {CKA_VALUE, "der-bytes", 9}};
+	CK_ATTRIBUTE trusted[] = {ATTR(CKA_CLASS, certc),
+	                          ATTR(CKA_CERTIFICATE_TYPE, x509),
+	                          {CKA_SUBJECT, "subj", 4},
+	                          {CKA_VALUE, "der-bytes", 9},
 	                          ATTR(CKA_TRUSTED, t_yes)};
 	CK_ATTRIBUTE value[] = {{CKA_VALUE, "other", 5}};
 	CK_BYTE buf[16];
@@ -719,8 +745,7 @@ static const struct test_case cases[] = {
         {"C_GetObjectSize", test_object_size},
         {"session objects die with session", test_session_objects_die_with_session},
         {"token objects persist", test_token_objects_persist},
-        {"secret key import: defaults, token attributes, template rules",
-         test_create_secret_key},
+        {"secret key import: defaults, token attributes, template rules", test_create_secret_key},
         {"sensitive/unextractable values; one-way attributes", test_sensitive_and_one_way},
         {"RSA key import: computed CKA_MODULUS_BITS, sensitive parts", test_create_rsa_keys},
         {"X.509 certificates; CKA_TRUSTED by the SO only", test_create_certificate},

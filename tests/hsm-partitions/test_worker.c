@@ -66,9 +66,9 @@ test_unsupported_calls(void)
 	/* docs/PKCS11.md: the operation state functions are not supported. */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_GetOperationState, NULL, (PUTU(h), PUTO(0, 0))),
 	                CKR_FUNCTION_NOT_SUPPORTED);
-	CU_ASSERT_EQUAL(CALL(CONN_A, C_SetOperationState, NULL,
-	                     (PUTU(h), PUTY("x", 1), PUTU(0), PUTU(0))),
-	                CKR_FUNCTION_NOT_SUPPORTED);
+	CU_ASSERT_EQUAL(
+	        CALL(CONN_A, C_SetOperationState, NULL, (PUTU(h), PUTY("x", 1), PUTU(0), PUTU(0))),
+	        CKR_FUNCTION_NOT_SUPPORTED);
 	/* A key function whose body does not decode. */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_SignInit, NULL, PUTU(h)), CKR_ARGUMENTS_BAD);
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_GenerateKey, NULL, PUTU(h)), CKR_ARGUMENTS_BAD);

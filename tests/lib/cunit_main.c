@@ -12,7 +12,7 @@
 
 void
 test_suite_add(const char *name, int (*init)(void), int (*cleanup)(void),
-	       const struct test_case *cases)
+               const struct test_case *cases)
 {
 	CU_pSuite s = CU_add_suite(name, init, cleanup);
 

@@ -22,7 +22,7 @@ void test_register(void);
 
 /* Adds a suite named `name` with the NULL-name-terminated `cases`. Aborts on CUnit errors. */
 void test_suite_add(const char *name, int (*init)(void), int (*cleanup)(void),
-		    const struct test_case *cases);
+                    const struct test_case *cases);
 
 /* A fresh, empty directory under $TMPDIR (or /tmp); removed by test_tmpdir_remove(). */
 char *test_tmpdir_new(const char *tag);
