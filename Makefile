@@ -116,11 +116,12 @@ $(BIN)/hsmgate-policy: $(call tool_objs,hsmgate-policy) $(call L,pol)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_SSL) $(LIB_YAML) $(LIB_JSON)
 
-# hsmgate-bench loads any PKCS #11 module with dlopen; it links no hsmgate library on purpose,
-# so it measures our module exactly as it measures SoftHSMv2 or p11-kit-client.
-$(BIN)/hsmgate-bench: $(call tool_objs,hsmgate-bench)
+# hsmgate-bench loads any PKCS #11 module with dlopen; it links none of our PKCS #11 code on
+# purpose, so it measures our module exactly as it measures SoftHSMv2 or p11-kit-client.
+# libaud is linked only for its in-process audit operations (audit-append, audit-verify).
+$(BIN)/hsmgate-bench: $(call tool_objs,hsmgate-bench) $(call L,aud)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL) $(LIB_JSON)
 
 # ---- tests -------------------------------------------------------------------------------
 # tests/<module>/test_<file>.c: one CUnit suite each, one binary each, main() from tests/lib.

@@ -195,7 +195,8 @@ struct gw_conn {
 	struct proto_ctx ctx; /* who: filled at authentication */
 	uint32_t max_frame;
 	uint32_t max_inflight;
-	struct gw_inflight *inflight; /* max_inflight entries */
+	struct gw_inflight *inflight; /* inflight_cap entries, grown up to max_inflight */
+	uint32_t inflight_cap;
 	uint32_t n_inflight;
 	uint8_t *used;       /* per worker: 1 when a request was forwarded to it */
 	int read_paused;     /* back-pressure: output over the high mark */
@@ -252,6 +253,8 @@ struct gw_server {
 	struct gw_part *parts; /* n_workers entries, parallel to workers (for route.c) */
 	struct gw_conn_list conns;
 	unsigned n_conns;
+	unsigned max_conns; /* limits.max_connections, within what fd_limit leaves room for */
+	uint64_t fd_limit;  /* RLIMIT_NOFILE (soft), raised to the hard limit at start */
 	struct gw_conn *conn_tab[GW_CONN_BUCKETS];
 	uint64_t next_conn_id;
 	int stopping; /* 1: draining connections; 2: stopping workers; 3: freeing */
@@ -331,6 +334,17 @@ void gw_supervisor_free(struct gw_server *s);
 
 /* Called when the connection count drops (shutdown may be complete). */
 void gw_server_conn_gone(struct gw_server *s);
+
+/* Descriptors kept for everything but client connections: stdio, the listener, epoll,
+ * libevent's signal and wake-up pipes, the audit log's files, logs, TLS files read at a
+ * reload; plus GW_FD_PER_WORKER per partition and GW_FD_PER_SINK per audit sink. */
+#define GW_FD_RESERVE    64u
+#define GW_FD_PER_WORKER 1u
+#define GW_FD_PER_SINK   2u
+/* How many client connections fit in fd_limit descriptors (one each) next to the reserve:
+ * min(max_connections, fd_limit - reserve), 0 when nothing fits. Pure. */
+unsigned gw_conn_limit(uint32_t max_connections, uint64_t fd_limit, unsigned n_partitions,
+                       unsigned n_sinks);
 
 /* The in-flight request `req_id` of connection `conn_id`, waiting for worker `w`; NULL when
  * there is none (conn.c). */

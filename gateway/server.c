@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,9 @@
  * harness, wait 5 s before SIGKILL; the workers' stop needs the rest). */
 #define GW_DRAIN_MS        2500
 #define GW_ACCEPT_RETRY_MS 100
+/* Connections the kernel may queue before accept (it caps this at net.core.somaxconn): a
+ * burst of reconnecting clients waits there instead of retrying its SYN a second later. */
+#define GW_LISTEN_BACKLOG 4096
 
 static void
 timer_add_ms(struct event *ev, unsigned ms)
@@ -190,7 +194,7 @@ listen_open(struct gw_server *s, char *err, size_t errsz)
 	s->listener = evconnlistener_new_bind(s->base, accept_cb, s,
 	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 	                                              LEV_OPT_CLOSE_ON_EXEC,
-	                                      512, ai->ai_addr, (int)ai->ai_addrlen);
+	                                      GW_LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (s->listener == NULL) {
 		snprintf(err, errsz, "cannot listen on %s:%s: %s", addr, port, strerror(errno));
@@ -254,6 +258,83 @@ out:
 	}
 	free(tmp);
 	return r;
+}
+
+/* ---- descriptors ---------------------------------------------------------------------- */
+
+unsigned
+gw_conn_limit(uint32_t max_connections, uint64_t fd_limit, unsigned n_partitions, unsigned n_sinks)
+{
+	uint64_t reserve = GW_FD_RESERVE + (uint64_t)n_partitions * GW_FD_PER_WORKER +
+	                   (uint64_t)n_sinks * GW_FD_PER_SINK;
+	uint64_t fit = fd_limit > reserve ? fd_limit - reserve : 0;
+
+	return fit < max_connections ? (unsigned)fit : (unsigned)max_connections;
+}
+
+/* Every client connection is a descriptor, and the soft RLIMIT_NOFILE is often 1024 while
+ * the hard one is far higher (systemd's default is 524288): the soft limit goes up to the
+ * hard one, as far as the kernel lets it. */
+static void
+fd_limit_raise(struct gw_server *s)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		gw_log(GW_LOG_WARN, "gw", "cannot read the descriptor limit (RLIMIT_NOFILE)",
+		       "errno=\"%s\"", strerror(errno));
+		s->fd_limit = 1024;
+		return;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			gw_log(GW_LOG_WARN, "gw", "cannot raise the descriptor limit",
+			       "nofile=%llu hard=%llu errno=\"%s\"", (unsigned long long)was,
+			       (unsigned long long)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	s->fd_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	gw_log(GW_LOG_INFO, "gw", "descriptor limit", "nofile=%llu was=%llu hard=%llu",
+	       (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+	       (unsigned long long)rl.rlim_max);
+}
+
+/* s->max_conns: limits.max_connections (`want`), unless the descriptor limit holds fewer
+ * next to n_partitions workers and n_sinks audit sinks; that is said at start and at every
+ * reload. GW_ERR_CONFIG when no connection fits. */
+static int
+conn_limit_apply(struct gw_server *s, uint32_t want, unsigned n_partitions, unsigned n_sinks,
+                 char *err, size_t errsz)
+{
+	unsigned fit;
+
+	if (want == 0) {
+		want = 4096; /* the documented default (config/cfg.h) */
+	}
+	fit = gw_conn_limit(want, s->fd_limit, n_partitions, n_sinks);
+	if (fit == 0) {
+		snprintf(err, errsz,
+		         "the descriptor limit (RLIMIT_NOFILE %llu) leaves no room for client "
+		         "connections next to the %u descriptors the gateway keeps for itself; "
+		         "raise it (ulimit -n, systemd LimitNOFILE=)",
+		         (unsigned long long)s->fd_limit,
+		         GW_FD_RESERVE + n_partitions * GW_FD_PER_WORKER +
+		                 n_sinks * GW_FD_PER_SINK);
+		return GW_ERR_CONFIG;
+	}
+	if (fit < want) {
+		gw_log(GW_LOG_WARN, "gw",
+		       "limits.max_connections does not fit the descriptor limit; connections "
+		       "over the lower figure are refused",
+		       "max_connections=%u nofile=%llu accepted_max=%u", want,
+		       (unsigned long long)s->fd_limit, fit);
+	}
+	s->max_conns = fit;
+	return 0;
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */
@@ -422,6 +503,18 @@ reload(struct gw_server *s)
 		gw_log(GW_LOG_WARN, "gw", "listen changes need a restart", "listening=%s",
 		       s->bound);
 	}
+	/* The running partitions and sinks stay (above), so do their descriptors. */
+	if ((r = conn_limit_apply(s, n->limits.max_connections, s->n_workers,
+	                          s->cfg->audit != NULL ? s->cfg->audit->n_sinks : 0, err,
+	                          sizeof(err))) != 0) {
+		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
+		       "error=%s", gw_log_quote(err, q, sizeof(q)));
+		pol_policy_free(pol);
+		free(text);
+		SSL_CTX_free(ctx);
+		cfg_daemon_free(n);
+		return;
+	}
 	/* Connections copied what they need (principal, tenant, limits) at their hello, and
 	 * their SSL objects hold a reference to the old context: both can go now. */
 	old = s->cfg;
@@ -511,6 +604,12 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 	}
 	TAILQ_INIT(&s->conns);
 	s->cfg = cfg;
+	fd_limit_raise(s);
+	if ((r = conn_limit_apply(s, cfg->limits.max_connections, cfg->n_partitions,
+	                          cfg->audit != NULL ? cfg->audit->n_sinks : 0, err, errsz)) != 0) {
+		goto out;
+	}
+	r = GW_ERR_NOMEM;
 	if ((s->config_path = absolute_path(opts->config_path != NULL ? opts->config_path
 	                                                              : cfg->path)) == NULL ||
 	    (opts->ready_file != NULL && (s->ready_file = strdup(opts->ready_file)) == NULL)) {
@@ -573,9 +672,9 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		goto out;
 	}
 	gw_log(GW_LOG_INFO, "gw", "listening",
-	       "address=%s gateway_id=%s partitions=%u worker=%s pid=%ld", s->bound,
-	       cfg->gateway_id != NULL ? cfg->gateway_id : "-", s->n_workers, s->worker_path,
-	       (long)getpid());
+	       "address=%s gateway_id=%s partitions=%u worker=%s pid=%ld max_connections=%u",
+	       s->bound, cfg->gateway_id != NULL ? cfg->gateway_id : "-", s->n_workers,
+	       s->worker_path, (long)getpid(), s->max_conns);
 	*out = s;
 	s = NULL; /* transferred */
 	r = 0;

@@ -1,10 +1,12 @@
 /*
- * tools/hsmgate-bench/bench.h — the internal interfaces of hsmgate-bench (one program, three
- * files: main.c runs and reports, ops.c holds the operations, stats.c the latency histogram
- * and the /proc readings). Nothing here is installed or linked by anything else.
+ * tools/hsmgate-bench/bench.h — the internal interfaces of hsmgate-bench (one program:
+ * main.c runs and reports, ops.c holds the operations, stats.c the latency histogram and the
+ * /proc readings, audit.c the in-process operations, idle.c --op idle-conns). Nothing here is
+ * installed or linked by anything else.
  *
- * The tool links no hsmgate library (Makefile): it dlopens any PKCS #11 module, so that our
- * client module is measured exactly like SoftHSMv2 or p11-kit-client.
+ * The tool links no PKCS #11 code of ours (Makefile): it dlopens any PKCS #11 module, so that
+ * our client module is measured exactly like SoftHSMv2 or p11-kit-client. It links libaud
+ * only for the in-process operations (audit.c), which load no module.
  */
 #ifndef HSMGATE_BENCH_H
 #define HSMGATE_BENCH_H
@@ -62,6 +64,7 @@ struct bench_proc {
 	pid_t pid;
 	uint64_t ticks;   /* utime + stime, in clock ticks */
 	uint64_t hwm_kib; /* VmHWM */
+	uint64_t rss_kib; /* VmRSS */
 	char comm[32];
 };
 
@@ -153,5 +156,97 @@ uint64_t bench_now_ns(void);
 /* True for the CK_RVs that mean "this module cannot do that", which are reported as
  * unsupported rather than as failures. */
 int bench_rv_unsupported(CK_RV rv);
+
+/* ---- in-process operations (audit.c) -----------------------------------------------------
+ * Operations that load no PKCS #11 module: they drive audit/ (libaud) directly, in this
+ * process, as hsmgated does. They run whole in one call and report like the others. */
+struct bench_local_args {
+	unsigned threads;  /* --threads */
+	unsigned inflight; /* --inflight: records in flight per thread (audit-append) */
+	double duration;   /* --duration */
+	double warmup;     /* --warmup */
+	const char *dir;   /* --audit-dir: where the temporary log goes; NULL: $TMPDIR or /tmp */
+	uint64_t events;   /* --audit-events: events in the log that audit-verify checks */
+};
+
+enum { BENCH_LOCAL_OK = 0, BENCH_LOCAL_FAILED = 1, BENCH_LOCAL_WRONG = 2 };
+
+struct bench_local_result {
+	int status; /* BENCH_LOCAL_* */
+	char msg[300];
+	char note[96];
+	uint64_t calls; /* operations counted */
+	double secs;    /* the time they were counted over */
+	struct bench_hist hist;
+	double cpu_s; /* CPU time of this process (all its threads) over that time */
+};
+
+struct bench_local_op {
+	const char *name;
+	const char *what; /* one line for --help */
+	/* Sets up, measures, checks and cleans up. Returns 0 with *res filled (res->status says
+	 * whether the operation worked), or BENCH_ERR_SYS when nothing could be run. */
+	int (*run)(const struct bench_local_args *a, struct bench_local_result *res);
+};
+
+/* The in-process operation table, terminated by a NULL name. */
+extern const struct bench_local_op bench_local_ops[];
+
+/* Looks an in-process operation up by name. NULL if none. */
+const struct bench_local_op *bench_local_op_find(const char *name);
+
+/* ---- idle connections (idle.c) -----------------------------------------------------------
+ * --op idle-conns: N connections held idle, each by a process of its own (our client module
+ * keeps one connection per process) that loaded the module, opened a session and logged in;
+ * the servers' RSS before and while they are held; and an operation measured by this process
+ * while they are held and again after they are released. */
+
+/* One run of the measured operation, filled by the caller's measure function. */
+struct bench_idle_sample {
+	int ok;        /* 1: measured; 0: msg says why not */
+	char msg[300]; /* "failed (...)", "unsupported (...)" */
+	uint64_t calls;
+	double ops_per_s;
+	double p50_us, p99_us;
+	double srv_cpu_us_per_op; /* 0 without --server-pid */
+};
+
+/* Runs the measured operation once, in this process (main.c: the module is loaded here at the
+ * first call, i.e. only after idle.c has forked every holder, and the operation runs as any
+ * --op does). Returns 0 with *s filled (s->ok says whether it ran), or a BENCH_ERR_* when
+ * nothing could be run. */
+typedef int (*bench_idle_measure_fn)(void *arg, struct bench_idle_sample *s);
+
+#define BENCH_IDLE_MAX_ROUNDS 20
+
+struct bench_idle_args {
+	const char *module;  /* --module */
+	const char *token;   /* --token, or NULL and: */
+	long slot;           /* --slot */
+	char *pin;           /* the user PIN (each holder wipes its own copy after C_Login) */
+	unsigned conns;      /* --conns */
+	unsigned batch;      /* --conn-batch: holders started, and awaited, at a time */
+	const pid_t *server; /* --server-pid */
+	size_t nserver;
+	const char *label;
+	int json;
+	const char *measure_name; /* the measured operation, for the report */
+	unsigned threads, inflight;
+	double duration, warmup;
+	unsigned rounds; /* --rounds: runs of the measured operation per phase (median) */
+	bench_idle_measure_fn measure;
+	void *measure_arg;
+};
+
+/*
+ * Starts a->conns holders, a->batch at a time, each waiting until it is logged in (or
+ * failed); snapshots the servers' RSS before and once all are held; measures while held;
+ * releases them (each first checks with C_GetSessionInfo that its session is still logged in,
+ * i.e. that the idle connection was kept and is served); measures again; prints the report
+ * (table or JSON, as a->json says). Must be called while this process has one thread (it
+ * forks). Returns 0 when everything was held, served and measured, 1 when something failed
+ * (the report says what), or a BENCH_ERR_* when it could not start.
+ */
+int bench_idle_run(const struct bench_idle_args *a) __attribute__((warn_unused_result));
 
 #endif /* HSMGATE_BENCH_H */

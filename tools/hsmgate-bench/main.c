@@ -18,6 +18,13 @@
  * getrusage(RUSAGE_SELF); the servers (--server-pid, and all their descendants, e.g.
  * hsmgated's partition workers) from /proc/PID/stat; peak RSS from VmHWM.
  *
+ * In-process operations (audit.c: audit-append, audit-verify) load no module: they drive the
+ * audit log of audit/ directly, as hsmgated does, and report in the same table and JSON.
+ *
+ * --op idle-conns (idle.c) runs alone: it holds --conns idle, logged-in connections (a
+ * process each) and measures the servers' RSS and ecdsa-p256-sign beside them; main.c only
+ * supplies that measurement (run_op), loading the module once the holders are forked.
+ *
  * Exit status: 0 every operation ran or was unsupported; 1 an operation failed or answered
  * wrongly; 2 usage or set-up error (module, token, login).
  */
@@ -38,11 +45,16 @@
 
 #define MAX_APP_THREADS 1024
 #define MAX_SERVER_PIDS 16
+/* records in flight in audit-append: at most the log's default queue_max */
+#define MAX_LOCAL_INFLIGHT 65536
+/* idle-conns: a process per connection */
+#define MAX_IDLE_CONNS 100000
 
 enum status { ST_OK, ST_UNSUPPORTED, ST_FAILED, ST_WRONG };
 
 struct result {
-	const struct bench_op *op;
+	const struct bench_op *op;          /* a PKCS #11 operation, or NULL and: */
+	const struct bench_local_op *local; /* an in-process one */
 	enum status status;
 	char msg[300];
 	char note[96];
@@ -68,8 +80,16 @@ struct opts {
 	int json;
 	pid_t server[MAX_SERVER_PIDS];
 	size_t nserver;
+	/* The operations in command-line order: ops[i] or local[i] is set. */
 	const struct bench_op *ops[64];
+	const struct bench_local_op *local[64];
 	size_t nops;
+	const char *audit_dir;
+	uint64_t audit_events;
+	int idle;            /* --op idle-conns (idle.c), alone */
+	unsigned conns;      /* --conns */
+	unsigned conn_batch; /* --conn-batch */
+	unsigned rounds;     /* --rounds */
 };
 
 const char *
@@ -156,6 +176,7 @@ bench_ckr_name(CK_RV rv)
 static void
 usage(FILE *f)
 {
+	const struct bench_local_op *lop;
 	const struct bench_op *op;
 
 	fprintf(f,
@@ -164,9 +185,19 @@ usage(FILE *f)
 	        "                     --op NAME[,NAME...] [--threads T] [--inflight K]\n"
 	        "                     [--duration S] [--warmup S] [--format table|json]\n"
 	        "                     [--server-pid PID]... [--label NAME]\n"
+	        "       hsmgate-bench --op audit-append|audit-verify [--threads T] [--inflight K]\n"
+	        "                     [--duration S] [--warmup S] [--audit-dir DIR] "
+	        "[--audit-events N]\n"
+	        "                     [--format table|json] [--label NAME]\n"
+	        "       hsmgate-bench --module SO (--token LABEL | --slot ID) --pin-file F\n"
+	        "                     --server-pid PID --op idle-conns [--conns N] "
+	        "[--conn-batch B] [--rounds R]\n"
+	        "                     [--threads T] [--inflight K] [--duration S] [--warmup S]\n"
+	        "                     [--format table|json] [--label NAME]\n"
 	        "\n"
 	        "  --module SO        PKCS #11 module to dlopen (ours, SoftHSMv2, p11-kit-client, "
-	        "...)\n"
+	        "...);\n"
+	        "                     not needed when every --op is an in-process one\n"
 	        "  --token LABEL      the token by label (or --slot ID)\n"
 	        "  --pin/--pin-file   user PIN; needed by every operation except random32 and\n"
 	        "                     digest-sha256-4k (the file's trailing newline is ignored)\n"
@@ -175,7 +206,10 @@ usage(FILE *f)
 	        "                     threads, each with its own session and key. PKCS #11 calls "
 	        "are\n"
 	        "                     synchronous per thread, so K calls in flight need K "
-	        "threads.\n"
+	        "threads\n"
+	        "                     (T × K ≤ 1024). audit-append: T threads, each with K "
+	        "records\n"
+	        "                     in flight (T × K ≤ 65536).\n"
 	        "  --duration S       seconds measured per operation (default 5)\n"
 	        "  --warmup S         seconds run but not counted first (default 1)\n"
 	        "  --format F         table (default) or json\n"
@@ -183,11 +217,50 @@ usage(FILE *f)
 	        "the\n"
 	        "                     measured window and peak RSS are reported; repeatable\n"
 	        "  --label NAME       what to call this module in the output (default: file name)\n"
+	        "  --audit-dir DIR    in-process operations: where their temporary log goes "
+	        "(default\n"
+	        "                     $TMPDIR or /tmp); it is removed afterwards\n"
+	        "  --audit-events N   audit-verify: events in the verified log (default 100000)\n"
+	        "  --conns N          idle-conns: connections to hold (default 1000)\n"
+	        "  --conn-batch B     idle-conns: connections opened, and awaited, at a time "
+	        "(default 50)\n"
+	        "  --rounds R         idle-conns: runs of ecdsa-p256-sign while held, and as many "
+	        "after\n"
+	        "                     the release; the medians are compared (default 1, at most "
+	        "20)\n"
 	        "\n"
-	        "Operations:\n");
+	        "Operations (\"all\" = these):\n");
 	for (op = bench_ops; op->name != NULL; op++) {
 		fprintf(f, "  %-22s %s\n", op->name, op->what);
 	}
+	fprintf(f, "\nIn-process operations (no module: the audit log of audit/, as hsmgated "
+	           "writes it):\n");
+	for (lop = bench_local_ops; lop->name != NULL; lop++) {
+		fprintf(f, "  %-22s %s\n", lop->name, lop->what);
+	}
+	fprintf(f,
+	        "  audit-append: T threads each build the event of a signing request as the "
+	        "gateway\n"
+	        "  does (initiator, target, policy block; about 1 KiB) and append it to a fresh "
+	        "log\n"
+	        "  with the default options (durability sync, group commit, a checkpoint every\n"
+	        "  1000 records or 10 s), keeping up to K records in flight (appended, not yet\n"
+	        "  durable). ops/s = events durable per second; latency = aud_log_append() to the\n"
+	        "  record's done callback (after its fdatasync). The log is verified afterwards.\n"
+	        "  audit-verify: writes --audit-events events so, then runs the verifier of\n"
+	        "  `hsmgate-audit verify` over the log, pass after pass (--threads/--inflight\n"
+	        "  unused). ops/s = records verified per second; latency = one whole pass.\n"
+	        "  cpu = CPU of this process (every thread) per operation.\n");
+	fprintf(f,
+	        "\nidle-conns (alone): N processes each load the module, C_Initialize (one "
+	        "connection\n"
+	        "  each), C_OpenSession, C_Login and stay idle; the servers' VmRSS (--server-pid "
+	        "and\n"
+	        "  descendants) before and while held gives KiB per idle connection; "
+	        "ecdsa-p256-sign\n"
+	        "  (T × K) runs in this process while they are held and again after their "
+	        "release;\n"
+	        "  before the release each holder checks that its session is still logged in.\n");
 	fprintf(f, "\nExit status: 0 all ran or were unsupported, 1 a failure or wrong result, 2 "
 	           "set-up error.\n");
 }
@@ -243,6 +316,7 @@ static int
 add_ops(struct opts *o, const char *list)
 {
 	char *copy, *tok, *save = NULL;
+	const struct bench_local_op *lop;
 	const struct bench_op *op;
 	int r = 0;
 
@@ -250,9 +324,19 @@ add_ops(struct opts *o, const char *list)
 		return BENCH_ERR_SYS;
 	}
 	for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "idle-conns") == 0) {
+			o->idle = 1;
+			continue;
+		}
 		if (strcmp(tok, "all") == 0) {
 			for (op = bench_ops; op->name != NULL && o->nops < 64; op++) {
 				o->ops[o->nops++] = op;
+			}
+			continue;
+		}
+		if ((lop = bench_local_op_find(tok)) != NULL) {
+			if (o->nops < 64) {
+				o->local[o->nops++] = lop;
 			}
 			continue;
 		}
@@ -287,14 +371,24 @@ parse_opts(int argc, char **argv, struct opts *o)
 	        {"format", required_argument, NULL, 'f'},
 	        {"server-pid", required_argument, NULL, 'S'},
 	        {"label", required_argument, NULL, 'l'},
+	        {"audit-dir", required_argument, NULL, 'D'},
+	        {"audit-events", required_argument, NULL, 'E'},
+	        {"conns", required_argument, NULL, 'N'},
+	        {"conn-batch", required_argument, NULL, 'B'},
+	        {"rounds", required_argument, NULL, 'R'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	unsigned v;
-	int c, r;
+	size_t i;
+	int c, r, need_module = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->slot = -1;
+	o->audit_events = 100000;
+	o->conns = 1000;
+	o->conn_batch = 50;
+	o->rounds = 1;
 	o->threads = 1;
 	o->inflight = 1;
 	o->duration = 5;
@@ -335,7 +429,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 			r = parse_uint(optarg, MAX_APP_THREADS, &o->threads);
 			break;
 		case 'k':
-			r = parse_uint(optarg, MAX_APP_THREADS, &o->inflight);
+			r = parse_uint(optarg, MAX_LOCAL_INFLIGHT, &o->inflight);
 			break;
 		case 'd':
 			r = parse_double(optarg, &o->duration);
@@ -364,6 +458,22 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'l':
 			o->label = optarg;
 			break;
+		case 'D':
+			o->audit_dir = optarg;
+			break;
+		case 'E':
+			r = parse_uint(optarg, 100000000u, &v);
+			o->audit_events = v;
+			break;
+		case 'N':
+			r = parse_uint(optarg, MAX_IDLE_CONNS, &o->conns);
+			break;
+		case 'B':
+			r = parse_uint(optarg, MAX_IDLE_CONNS, &o->conn_batch);
+			break;
+		case 'R':
+			r = parse_uint(optarg, BENCH_IDLE_MAX_ROUNDS, &o->rounds);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -380,18 +490,47 @@ parse_opts(int argc, char **argv, struct opts *o)
 			return r;
 		}
 	}
-	if (optind != argc || o->module == NULL || o->nops == 0 ||
-	    (o->token == NULL) == (o->slot < 0)) {
-		fprintf(stderr, "hsmgate-bench: need --module, --op and one of --token/--slot (see "
-		                "--help)\n");
+	for (i = 0; i < o->nops; i++) {
+		if (o->ops[i] != NULL) {
+			need_module = 1;
+		}
+	}
+	if (o->idle) {
+		/* idle.c forks its holders before this process loads any module */
+		if (o->nops > 0) {
+			fprintf(stderr, "hsmgate-bench: --op idle-conns runs alone\n");
+			return BENCH_ERR_USAGE;
+		}
+		if (o->pin == NULL || o->nserver == 0) {
+			fprintf(stderr, "hsmgate-bench: --op idle-conns needs --pin or --pin-file "
+			                "(each connection logs in) and --server-pid (whose memory "
+			                "it measures)\n");
+			return BENCH_ERR_USAGE;
+		}
+		need_module = 1;
+	}
+	if (optind != argc || (o->nops == 0 && !o->idle) ||
+	    (need_module && (o->module == NULL || (o->token == NULL) == (o->slot < 0)))) {
+		fprintf(stderr,
+		        "hsmgate-bench: need --op, and for PKCS #11 operations --module and one "
+		        "of --token/--slot (see --help)\n");
 		return BENCH_ERR_USAGE;
 	}
-	if ((unsigned long)o->threads * o->inflight > MAX_APP_THREADS) {
+	if (need_module && (unsigned long)o->threads * o->inflight > MAX_APP_THREADS) {
 		fprintf(stderr, "hsmgate-bench: threads × inflight is at most %d\n",
 		        MAX_APP_THREADS);
 		return BENCH_ERR_USAGE;
 	}
-	if (o->label == NULL) {
+	if ((unsigned long)o->threads * o->inflight > MAX_LOCAL_INFLIGHT) {
+		/* the log's default queue_max: more would be refused as back-pressure */
+		fprintf(stderr,
+		        "hsmgate-bench: threads × inflight is at most %d for audit-append\n",
+		        MAX_LOCAL_INFLIGHT);
+		return BENCH_ERR_USAGE;
+	}
+	if (o->label == NULL && o->module == NULL) {
+		o->label = "in-process";
+	} else if (o->label == NULL) {
 		o->label =
 		        strrchr(o->module, '/') != NULL ? strrchr(o->module, '/') + 1 : o->module;
 	}
@@ -709,6 +848,50 @@ out:
 	return r;
 }
 
+/* An in-process operation (audit.c), reported like the others. */
+static int
+run_local(const struct opts *o, const struct bench_local_op *lop, struct result *res)
+{
+	struct bench_local_args a;
+	struct bench_local_result *lr;
+	struct rusage ru;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	res->local = lop;
+	memset(&a, 0, sizeof(a));
+	a.threads = o->threads;
+	a.inflight = o->inflight;
+	a.duration = o->duration;
+	a.warmup = o->warmup;
+	a.dir = o->audit_dir;
+	a.events = o->audit_events;
+	if ((lr = calloc(1, sizeof(*lr))) == NULL) {
+		return BENCH_ERR_SYS;
+	}
+	if ((r = lop->run(&a, lr)) == 0) {
+		res->status = lr->status == BENCH_LOCAL_OK      ? ST_OK
+		              : lr->status == BENCH_LOCAL_WRONG ? ST_WRONG
+		                                                : ST_FAILED;
+		snprintf(res->msg, sizeof(res->msg), "%s", lr->msg);
+		snprintf(res->note, sizeof(res->note), "%s", lr->note);
+		res->calls = lr->calls;
+		res->secs = lr->secs > 0 ? lr->secs : o->duration;
+		res->hist = lr->hist;
+		res->cli_cpu = lr->cpu_s;
+		getrusage(RUSAGE_SELF, &ru);
+		res->cli_maxrss_kib = ru.ru_maxrss;
+	}
+	free(lr);
+	return r;
+}
+
+static const char *
+result_name(const struct result *res)
+{
+	return res->local != NULL ? res->local->name : res->op->name;
+}
+
 /* ---- output ---------------------------------------------------------------------------------- */
 
 static void
@@ -761,11 +944,20 @@ procs_hwm(const struct bench_procs *ps)
 static void
 print_table_header(const struct opts *o)
 {
-	printf("# hsmgate-bench %s: module %s, %u thread(s) x %u in flight = %u application "
-	       "threads, "
-	       "%.1f s measured after %.1f s warm-up\n",
-	       o->label, o->module, o->threads, o->inflight, o->threads * o->inflight, o->duration,
-	       o->warmup);
+	if (o->module == NULL) {
+		/* in-process operations only: K is records in flight per thread, not threads */
+		printf("# hsmgate-bench %s: no module (in-process), %u thread(s) x %u in flight, "
+		       "%.1f s "
+		       "measured after %.1f s warm-up\n",
+		       o->label, o->threads, o->inflight, o->duration, o->warmup);
+	} else {
+		printf("# hsmgate-bench %s: module %s, %u thread(s) x %u in flight = %u "
+		       "application "
+		       "threads, "
+		       "%.1f s measured after %.1f s warm-up\n",
+		       o->label, o->module, o->threads, o->inflight, o->threads * o->inflight,
+		       o->duration, o->warmup);
+	}
 	printf("# latency in us; cpu in us per op (client process / --server-pid processes); rss = "
 	       "sum of "
 	       "server VmHWM in KiB\n");
@@ -777,7 +969,7 @@ static void
 print_table_row(const struct opts *o, const struct result *res)
 {
 	if (res->status != ST_OK) {
-		printf("%-22s %4u %4u %s (%s)\n", res->op->name, o->threads, o->inflight,
+		printf("%-22s %4u %4u %s (%s)\n", result_name(res), o->threads, o->inflight,
 		       status_name(res->status), res->msg);
 		return;
 	}
@@ -790,7 +982,7 @@ print_table_row(const struct opts *o, const struct result *res)
 		snprintf(srv_rss, sizeof(srv_rss), "%llu",
 		         (unsigned long long)procs_hwm(&res->procs));
 	}
-	printf("%-22s %4u %4u %9llu %10.1f %9.1f %9.1f %9.1f %8.1f %8s %9s  %s\n", res->op->name,
+	printf("%-22s %4u %4u %9llu %10.1f %9.1f %9.1f %9.1f %8.1f %8s %9s  %s\n", result_name(res),
 	       o->threads, o->inflight, (unsigned long long)res->calls,
 	       (double)res->calls / res->secs, (double)bench_hist_quantile(&res->hist, 0.50) / 1e3,
 	       (double)bench_hist_quantile(&res->hist, 0.99) / 1e3,
@@ -818,7 +1010,11 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 	printf("{\"tool\":\"hsmgate-bench\",\"label\":");
 	json_str(o->label);
 	printf(",\"module\":");
-	json_str(o->module);
+	if (o->module != NULL) {
+		json_str(o->module);
+	} else {
+		printf("null");
+	}
 	printf(",\"threads\":%u,\"inflight\":%u,\"app_threads\":%u,\"duration_s\":%g,\"warmup_s\":%"
 	       "g,\"results\":[",
 	       o->threads, o->inflight, o->threads * o->inflight, o->duration, o->warmup);
@@ -826,7 +1022,7 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 		const struct result *r = &res[i];
 
 		printf("%s{\"op\":", i > 0 ? "," : "");
-		json_str(r->op->name);
+		json_str(result_name(r));
 		printf(",\"status\":\"%s\"", status_name(r->status));
 		if (r->status != ST_OK) {
 			printf(",\"message\":");
@@ -862,6 +1058,80 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 	printf("]}\n");
 }
 
+/* ---- --op idle-conns (idle.c) ---------------------------------------------------------------
+ * The operation measured beside the held connections is ecdsa-p256-sign (issue 6's figure), run
+ * as any --op with --threads × --inflight. This process loads the module only at its first
+ * run, i.e. after idle.c has forked every holder. */
+struct idle_hook {
+	const struct opts *o;
+	void **so;
+	CK_FUNCTION_LIST_PTR *p11;
+	CK_SLOT_ID slot;
+	const struct bench_op *op;
+};
+
+static int
+idle_measure(void *arg, struct bench_idle_sample *s)
+{
+	struct idle_hook *h = arg;
+	struct result *res;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if (*h->p11 == NULL && (r = module_load(h->o, h->so, h->p11, &h->slot)) != 0) {
+		return r;
+	}
+	if ((res = calloc(1, sizeof(*res))) == NULL) {
+		return BENCH_ERR_SYS;
+	}
+	if ((r = run_op(h->o, *h->p11, h->slot, h->op, res)) == 0) {
+		s->ok = res->status == ST_OK && res->calls > 0 && res->secs > 0;
+		if (res->status != ST_OK) {
+			snprintf(s->msg, sizeof(s->msg), "%.12s (%.280s)", status_name(res->status),
+			         res->msg);
+		} else if (!s->ok) {
+			snprintf(s->msg, sizeof(s->msg),
+			         "no call completed in the measured window");
+		} else {
+			s->calls = res->calls;
+			s->ops_per_s = (double)res->calls / res->secs;
+			s->p50_us = (double)bench_hist_quantile(&res->hist, 0.50) / 1e3;
+			s->p99_us = (double)bench_hist_quantile(&res->hist, 0.99) / 1e3;
+			s->srv_cpu_us_per_op = res->srv_cpu * 1e6 / (double)res->calls;
+		}
+	}
+	free(res);
+	return r;
+}
+
+static int
+run_idle(const struct opts *o, void **so, CK_FUNCTION_LIST_PTR *p11)
+{
+	struct idle_hook h = {o, so, p11, 0, bench_op_find("ecdsa-p256-sign")};
+	struct bench_idle_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.module = o->module;
+	a.token = o->token;
+	a.slot = o->slot;
+	a.pin = o->pin;
+	a.conns = o->conns;
+	a.batch = o->conn_batch;
+	a.server = o->server;
+	a.nserver = o->nserver;
+	a.label = o->label;
+	a.json = o->json;
+	a.measure_name = h.op->name;
+	a.threads = o->threads;
+	a.inflight = o->inflight;
+	a.duration = o->duration;
+	a.warmup = o->warmup;
+	a.rounds = o->rounds;
+	a.measure = idle_measure;
+	a.measure_arg = &h;
+	return bench_idle_run(&a);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -879,18 +1149,31 @@ main(int argc, char **argv)
 		}
 		return 2;
 	}
+	if (o.idle) {
+		/* 1: the report says what failed */
+		if ((r = run_idle(&o, &so, &p11)) == 1) {
+			bad = 1;
+			r = 0;
+		}
+		goto out;
+	}
 	if ((res = calloc(o.nops, sizeof(*res))) == NULL) {
 		fprintf(stderr, "hsmgate-bench: %s\n", bench_strerror(BENCH_ERR_SYS));
 		return 2;
 	}
-	if ((r = module_load(&o, &so, &p11, &slot)) != 0) {
-		goto out;
+	for (i = 0; i < o.nops; i++) {
+		if (o.ops[i] != NULL && p11 == NULL &&
+		    (r = module_load(&o, &so, &p11, &slot)) != 0) {
+			goto out;
+		}
 	}
 	if (!o.json) {
 		print_table_header(&o);
 	}
 	for (i = 0; i < o.nops; i++) {
-		if ((r = run_op(&o, p11, slot, o.ops[i], &res[i])) != 0) {
+		r = o.local[i] != NULL ? run_local(&o, o.local[i], &res[i])
+		                       : run_op(&o, p11, slot, o.ops[i], &res[i]);
+		if (r != 0) {
 			goto out;
 		}
 		if (res[i].status == ST_FAILED || res[i].status == ST_WRONG) {

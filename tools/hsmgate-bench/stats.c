@@ -1,7 +1,7 @@
 /*
  * tools/hsmgate-bench/stats.c — the latency histogram and the readings of server processes
- * from /proc (CPU ticks from /proc/PID/stat, peak RSS from VmHWM in /proc/PID/status,
- * descendants from /proc/PID/task/TID/children).
+ * from /proc (CPU ticks from /proc/PID/stat, RSS and peak RSS from VmRSS and VmHWM in
+ * /proc/PID/status, descendants from /proc/PID/task/TID/children).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -153,9 +153,15 @@ proc_status(pid_t pid, struct bench_proc *pr)
 	char path[64], buf[4096], *p;
 
 	pr->hwm_kib = 0;
+	pr->rss_kib = 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (read_small(path, buf, sizeof(buf)) == 0 && (p = strstr(buf, "\nVmHWM:")) != NULL) {
-		pr->hwm_kib = strtoull(p + 7, NULL, 10);
+	if (read_small(path, buf, sizeof(buf)) == 0) {
+		if ((p = strstr(buf, "\nVmHWM:")) != NULL) {
+			pr->hwm_kib = strtoull(p + 7, NULL, 10);
+		}
+		if ((p = strstr(buf, "\nVmRSS:")) != NULL) {
+			pr->rss_kib = strtoull(p + 7, NULL, 10);
+		}
 	}
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 	if (read_small(path, pr->comm, sizeof(pr->comm)) == 0) {
