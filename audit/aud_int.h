@@ -92,6 +92,10 @@ int aud_record_format(struct aud_buf *b, uint64_t seq, uint64_t time_ns, char ty
 void aud_segment_name(uint64_t first, char out[64]);
 /* 1 and *first if `name` is a segment file name. */
 int aud_segment_parse(const char *name, uint64_t *first);
+/* Where the reader is: the open segment and the file offset of the next unread line (after
+ * AUD_ERR_EOF: where the data ends, torn bytes excluded; after AUD_ERR_TAMPER: the start of
+ * the line or the NUL where the damage begins). 0, 0 before the first segment is opened. */
+void aud_reader_pos(const struct aud_reader *r, uint64_t *seg_first, uint64_t *offset);
 
 /* ---- compact Merkle range: O(log n) state for the root of a growing tree -------------- */
 

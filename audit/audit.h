@@ -258,6 +258,19 @@ int aud_log_open(struct aud_log **log, const struct aud_log_options *o) AUD_WUR;
 int aud_log_append(struct aud_log *log, const struct aud_event *ev, aud_done_fn done, void *arg,
                    uint64_t *seq) AUD_WUR;
 
+/*
+ * Holding back the writer's wake-up (AUDIT.md §5). Between aud_log_hold and the matching
+ * aud_log_release (nested: a counter), appends queue their records without waking the
+ * writer thread; the release that ends the outermost hold wakes it once if anything was
+ * appended, so the records of one batch (e.g. the replies an event-loop callback handles)
+ * share one fdatasync. A writer that is already busy still takes what is queued when it is
+ * done; aud_log_wait, aud_log_checkpoint and aud_log_rotate wake it regardless, and so does
+ * the heartbeat (checkpoint_ms), which bounds the delay of a hold never released. Cheap (one
+ * uncontended lock); any thread; NULL is ignored; a release without a hold does nothing.
+ */
+void aud_log_hold(struct aud_log *log);
+void aud_log_release(struct aud_log *log);
+
 /* Blocks until the record `seq` is durable or the log has failed; 0 or the failure. For
  * tools and tests; the gateway uses the callback instead. */
 int aud_log_wait(struct aud_log *log, uint64_t seq) AUD_WUR;
@@ -321,7 +334,10 @@ int aud_reader_open(struct aud_reader **r, const char *dir) AUD_WUR;
  * *seg_first is the first sequence number in the segment's name, *line_no the 0-based line
  * index across the log. AUD_ERR_EOF at the end (a later call may find more when the log
  * grows: `tail -f`); an incomplete final line is not returned and *torn (if not NULL) is
- * set to its length. AUD_ERR_TOO_LARGE for a line over AUD_MAX_LINE.
+ * set to its length. AUD_ERR_TOO_LARGE for a line over AUD_MAX_LINE. A run of NUL bytes
+ * where a line starts (or inside the final line) is the end of the data written so far,
+ * like EOF, if every byte after it is NUL (the writer's zero-filled room, AUDIT.md §2);
+ * AUD_ERR_TAMPER if not, or in a segment that is not the last.
  */
 int aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *seg_first,
                     uint64_t *line_no, size_t *torn) AUD_WUR;

@@ -13,6 +13,18 @@
  * A write or sync error makes the log sticky-failed (STYLE 7): every queued and later
  * append fails and the gateway must refuse requests until the log is reopened — the
  * reopen's recovery then cuts a torn tail and says so in a recovery record.
+ *
+ * The active segment is preallocated: zeros are written (and synced) ahead of the data in
+ * chunks of AUD_PREALLOC, and records go in with pwrite at the data's end, so a group
+ * commit's fdatasync writes data blocks only — an fdatasync after an append that grows the
+ * file also writes the inode, about twice the time. A segment that is closed (roll, clean
+ * close, open) is cut back to its data and synced, so only the active segment ever has a
+ * zero tail; readers take a NUL at a line start as the end of the data (record.c).
+ *
+ * Waking the writer: an append signals cv_work only if the writer waits (w_waiting), and
+ * after the mutex is released, so that the writer does not wake into a held lock. Between
+ * aud_log_hold and aud_log_release appends do not wake it at all: the gateway holds the
+ * log while it handles a batch of replies, and their records go to one fdatasync.
  */
 #include "audit/aud_int.h"
 
@@ -31,6 +43,12 @@
 
 /* aud_log_append's stack buffer for the event's JSON (larger events go to the heap). */
 #define AUD_APPEND_STACK 4096
+
+/* The active segment's zero-filled room is extended by this much, and whenever a batch
+ * would leave less than AUD_PREALLOC_LOW of it. 1 MiB: a few ms of zeros and one sync per
+ * ~1000 records; more only delays a roll's and a start's cut (measured, AUDIT.md §5). */
+#define AUD_PREALLOC     ((uint64_t)1 << 20)
+#define AUD_PREALLOC_LOW ((uint64_t)64 << 10)
 
 struct pend {
 	uint64_t seq;
@@ -53,6 +71,9 @@ struct aud_log {
 	EVP_PKEY *key;
 	struct aud_keyhist *keyhist; /* keys in force and retired (rotate.c) */
 	int lockfd, dirfd, segfd;
+	/* The writer thread's (and, before it starts and after it ends, open's and close's):
+	 * the active segment's data ends at seg_off, its zeros at seg_alloc (its size). */
+	uint64_t seg_off, seg_alloc;
 	pthread_t thr;
 	int thr_started;
 	pthread_mutex_t mu;
@@ -72,6 +93,10 @@ struct aud_log {
 	int failed;
 	int stopping;
 	int inject_errno;
+	int w_waiting;     /* the writer waits on cv_work and nobody has signalled it yet */
+	int kick;          /* signal cv_work once mu is released (kick_unlock) */
+	unsigned hold;     /* aud_log_hold nesting: appends do not wake the writer */
+	int held_appended; /* a record was queued while held */
 };
 
 static uint64_t
@@ -107,6 +132,31 @@ time_inlock(struct aud_log *log)
 		t = log->last_time;
 	}
 	return t;
+}
+
+/* Asks for one signal of a waiting writer, sent by kick_unlock() after mu is released. */
+static void
+wake_inlock(struct aud_log *log)
+{
+	if (log->w_waiting) {
+		log->w_waiting = 0; /* the next appends need not signal again */
+		log->kick = 1;
+	}
+}
+
+/* Releases mu, then signals the writer if wake_inlock() asked for it. Signalling after the
+ * unlock is safe: the writer checks its queue under mu before it waits, and w_waiting was
+ * set under mu before that wait, so the signal finds it waiting or finds the queue taken. */
+static void
+kick_unlock(struct aud_log *log)
+{
+	int k = log->kick;
+
+	log->kick = 0;
+	pthread_mutex_unlock(&log->mu);
+	if (k) {
+		pthread_cond_signal(&log->cv_work);
+	}
 }
 
 static int
@@ -160,7 +210,11 @@ record_inlock(struct aud_log *log, char type, uint64_t t, const char *payload, s
 		*seq = log->next_seq;
 	}
 	log->next_seq++;
-	pthread_cond_signal(&log->cv_work);
+	if (log->hold > 0) {
+		log->held_appended = 1;
+	} else {
+		wake_inlock(log);
+	}
 	return 0;
 }
 
@@ -260,18 +314,44 @@ aud_log_append(struct aud_log *log, const struct aud_event *ev, aud_done_fn done
 	}
 	pthread_mutex_lock(&log->mu);
 	r = append_inlock(log, 'E', json, len, done, arg, seq);
-	pthread_mutex_unlock(&log->mu);
+	kick_unlock(log);
 	free(heap);
 	return r;
+}
+
+void
+aud_log_hold(struct aud_log *log)
+{
+	if (log == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&log->mu);
+	log->hold++;
+	pthread_mutex_unlock(&log->mu);
+}
+
+void
+aud_log_release(struct aud_log *log)
+{
+	if (log == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&log->mu);
+	/* A release without a hold (the caller's log was swapped meanwhile) changes nothing. */
+	if (log->hold > 0 && --log->hold == 0 && log->held_appended) {
+		log->held_appended = 0;
+		wake_inlock(log);
+	}
+	kick_unlock(log);
 }
 
 /* ---- the writer thread ---------------------------------------------------------------- */
 
 static int
-write_all(int fd, const char *p, size_t n)
+pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = pwrite(fd, p, n, (off_t)at);
 
 		if (w < 0 && errno == EINTR) {
 			continue;
@@ -281,8 +361,75 @@ write_all(int fd, const char *p, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+		at += (uint64_t)w;
 	}
 	return 0;
+}
+
+/* Appends n bytes at the active segment's data end (inside its zero-filled room). */
+static int
+seg_write(struct aud_log *log, const char *p, size_t n)
+{
+	int r;
+
+	if ((r = pwrite_all(log->segfd, p, n, log->seg_off)) != 0) {
+		return r;
+	}
+	log->seg_off += n;
+	return 0;
+}
+
+/*
+ * Makes sure the active segment has zero-filled room for n more bytes and at least
+ * AUD_PREALLOC_LOW beyond: writes zeros up to AUD_PREALLOC past what is needed (not much
+ * past segment_bytes: a segment rolls there) and syncs them, size and all, so that the
+ * fdatasync of later records writes data blocks only. Real zeros, not fallocate: writing
+ * into an unwritten extent would change the extent tree at each sync again.
+ */
+static int
+seg_reserve(struct aud_log *log, uint64_t n)
+{
+	static const char zeros[64 << 10];
+	uint64_t need = log->seg_off + n, to;
+
+	if (need + AUD_PREALLOC_LOW <= log->seg_alloc) {
+		return 0;
+	}
+	to = need + AUD_PREALLOC;
+	to -= to % 4096; /* whole pages, so the next chunk starts on one */
+	if (to > log->o.segment_bytes + 4096 && need <= log->o.segment_bytes + 4096) {
+		to = log->o.segment_bytes + 4096; /* a checkpoint may pass segment_bytes */
+	}
+	if (to < need) {
+		to = need;
+	}
+	while (log->seg_alloc < to) {
+		size_t k = to - log->seg_alloc < sizeof(zeros) ? (size_t)(to - log->seg_alloc)
+		                                               : sizeof(zeros);
+
+		if (pwrite_all(log->segfd, zeros, k, log->seg_alloc) != 0) {
+			return AUD_ERR_IO;
+		}
+		log->seg_alloc += k;
+	}
+	return fdatasync(log->segfd) == 0 ? 0 : AUD_ERR_IO;
+}
+
+/* Cuts the active segment's zero-filled room and syncs it: the segment is closed. */
+static int
+seg_seal(struct aud_log *log)
+{
+	if (log->segfd < 0) {
+		return 0;
+	}
+	if (log->seg_alloc > log->seg_off) {
+		if (ftruncate(log->segfd, (off_t)log->seg_off) != 0) {
+			return AUD_ERR_IO;
+		}
+		log->seg_alloc = log->seg_off;
+	}
+	/* fsync, not fdatasync: the new size must be on disk before a later segment's name. */
+	return fsync(log->segfd) == 0 ? 0 : AUD_ERR_IO;
 }
 
 static int
@@ -292,7 +439,7 @@ segment_create(struct aud_log *log, uint64_t first)
 	int fd;
 
 	aud_segment_name(first, name);
-	fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		return AUD_ERR_IO;
 	}
@@ -305,6 +452,7 @@ segment_create(struct aud_log *log, uint64_t first)
 		close(log->segfd);
 	}
 	log->segfd = fd;
+	log->seg_off = log->seg_alloc = 0;
 	return 0;
 }
 
@@ -312,7 +460,7 @@ segment_create(struct aud_log *log, uint64_t first)
 static int
 write_batch(struct aud_log *log, const struct queue *b, size_t n)
 {
-	size_t i, from = 0;
+	size_t i, from = 0, to;
 	int sync = log->o.durability == AUD_DURABILITY_SYNC, r;
 
 	if (log->inject_errno != 0) {
@@ -326,15 +474,19 @@ write_batch(struct aud_log *log, const struct queue *b, size_t n)
 		if (!b->v[i].roll) {
 			continue;
 		}
-		/* Finish the old segment (its last record is the checkpoint that sealed it). */
-		if ((r = write_all(log->segfd, b->buf.data + from,
-		                   (i > 0 ? b->v[i - 1].end : 0) - from)) != 0 ||
-		    fdatasync(log->segfd) != 0 || (r = segment_create(log, b->v[i].seq)) != 0) {
+		/* Finish the old segment (its last record is the checkpoint that sealed it), cut
+		 * its zero-filled room before the next segment exists (readers rely on it). */
+		to = i > 0 ? b->v[i - 1].end : 0;
+		if ((r = seg_reserve(log, to - from)) != 0 ||
+		    (r = seg_write(log, b->buf.data + from, to - from)) != 0 ||
+		    (r = seg_seal(log)) != 0 || (r = segment_create(log, b->v[i].seq)) != 0) {
 			return AUD_ERR_IO;
 		}
-		from = i > 0 ? b->v[i - 1].end : 0;
+		from = to;
 	}
-	if ((r = write_all(log->segfd, b->buf.data + from, b->v[n - 1].end - from)) != 0) {
+	to = b->v[n - 1].end;
+	if ((r = seg_reserve(log, to - from)) != 0 ||
+	    (r = seg_write(log, b->buf.data + from, to - from)) != 0) {
 		return r;
 	}
 	if (sync && fdatasync(log->segfd) != 0) {
@@ -425,7 +577,9 @@ writer_main(void *arg)
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
+			log->w_waiting = 1;
 			pthread_cond_timedwait(&log->cv_work, &log->mu, &ts);
+			log->w_waiting = 0;
 		}
 		if (log->q.n == 0 && log->stopping) {
 			break;
@@ -473,6 +627,12 @@ aud_log_wait(struct aud_log *log, uint64_t seq)
 	int r;
 
 	pthread_mutex_lock(&log->mu);
+	if (log->durable_n <= seq && seq < log->next_seq && log->w_waiting) {
+		/* A waiter overrides a hold (aud_log_hold): its record must not wait for the
+		 * heartbeat. */
+		log->w_waiting = 0;
+		pthread_cond_signal(&log->cv_work);
+	}
 	while (log->durable_n <= seq && log->failed == 0 && seq < log->next_seq) {
 		pthread_cond_wait(&log->cv_done, &log->mu);
 	}
@@ -489,7 +649,7 @@ aud_log_checkpoint(struct aud_log *log, uint64_t *seq)
 
 	pthread_mutex_lock(&log->mu);
 	r = log->failed != 0 ? AUD_ERR_FAILED : ckpt_inlock(log, NULL, NULL, &s);
-	pthread_mutex_unlock(&log->mu);
+	kick_unlock(log);
 	if (r == 0) {
 		r = aud_log_wait(log, s);
 	}
@@ -554,7 +714,7 @@ aud_log_rotate(struct aud_log *log, const char *new_key_path, uint64_t *seq)
 	r = log->failed != 0 ? AUD_ERR_FAILED
 	    : log->stopping  ? AUD_ERR_CLOSED
 	                     : rotate_inlock(log, &nk, &kseq, &cseq);
-	pthread_mutex_unlock(&log->mu);
+	kick_unlock(log);
 	EVP_PKEY_free(nk);
 	if (r == 0 && (r = aud_log_wait(log, cseq)) == 0 && seq != NULL) {
 		*seq = kseq;
@@ -596,8 +756,8 @@ aud_log_inject_fault(struct aud_log *log, int err)
 
 struct scan {
 	uint64_t last_seg; /* first seq of the last segment seen (UINT64_MAX: none) */
-	size_t torn;       /* unterminated bytes at the end of the last segment */
-	uint64_t cut_offset;
+	size_t torn;       /* unterminated bytes at the end of the last segment's data */
+	uint64_t end_off;  /* where the last segment's data ends (torn bytes excluded) */
 };
 
 /* Reads the whole log, checking what the writer itself guarantees, and leaves the state
@@ -613,6 +773,7 @@ recover_scan(struct aud_log *log, struct scan *sc)
 
 	sc->last_seg = UINT64_MAX;
 	sc->torn = 0;
+	sc->end_off = 0;
 	if ((r = aud_reader_open(&rd, log->dir)) != 0) {
 		return r;
 	}
@@ -623,6 +784,7 @@ recover_scan(struct aud_log *log, struct scan *sc)
 		r = aud_reader_next(rd, &line, &len, &seg, &line_no, &torn);
 		if (r == AUD_ERR_EOF) {
 			sc->torn = torn;
+			aud_reader_pos(rd, &seg, &sc->end_off);
 			break;
 		}
 		if (r != 0 || torn != 0) {
@@ -739,14 +901,19 @@ append_system(struct aud_log *log, char type, struct aud_event *ev)
 	}
 	pthread_mutex_lock(&log->mu);
 	r = append_inlock(log, type, json, len, NULL, NULL, NULL);
-	pthread_mutex_unlock(&log->mu);
+	kick_unlock(log);
 	free(json);
 	return r;
 }
 
-/* Cuts the torn tail of the last segment; fills ev with what was cut. */
+/*
+ * Cuts the last segment back to the end of its last complete line: a torn final line (torn
+ * bytes from end_off; ev gets what was cut) and the zero-filled room a writer that did not
+ * close left behind (AUDIT.md §2.3). The writer preallocates again before its first write.
+ */
 static int
-cut_tail(struct aud_log *log, uint64_t seg_first, size_t torn, struct aud_event *ev)
+cut_tail(struct aud_log *log, uint64_t seg_first, uint64_t end_off, size_t torn,
+         struct aud_event *ev)
 {
 	char name[64], hex[2 * AUD_HASH_LEN + 1];
 	uint8_t h[AUD_HASH_LEN];
@@ -757,30 +924,35 @@ cut_tail(struct aud_log *log, uint64_t seg_first, size_t torn, struct aud_event 
 
 	aud_segment_name(seg_first, name);
 	if ((fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0 ||
-	    (uint64_t)st.st_size < torn) {
+	    (uint64_t)st.st_size < end_off + torn) {
 		goto out;
 	}
-	if ((buf = malloc(torn)) == NULL) {
+	if ((uint64_t)st.st_size == end_off) {
+		r = 0; /* nothing to cut */
+		goto out;
+	}
+	if ((buf = malloc(torn > 0 ? torn : 1)) == NULL) {
 		r = AUD_ERR_NOMEM;
 		goto out;
 	}
-	n = pread(fd, buf, torn, st.st_size - (off_t)torn);
+	n = pread(fd, buf, torn, (off_t)end_off);
 	if (n != (ssize_t)torn) {
 		goto out;
 	}
 	aud_sha256(buf, torn, NULL, 0, h);
 	aud_hex_encode(h, AUD_HASH_LEN, hex);
-	if (ftruncate(fd, st.st_size - (off_t)torn) != 0 || fsync(fd) != 0) {
+	if (ftruncate(fd, (off_t)end_off) != 0 || fsync(fd) != 0) {
 		goto out;
 	}
 	/* The cut bytes themselves are not recorded: a torn event may be half of anything;
-	 * their size and hash let an operator match a copy taken before the repair. */
-	if ((r = aud_event_add_info_str(ev, "segment", name)) != 0 ||
-	    (r = aud_event_add_info_u64(ev, "offset", (uint64_t)st.st_size - torn)) != 0 ||
-	    (r = aud_event_add_info_u64(ev, "cutBytes", torn)) != 0 ||
-	    (r = aud_event_add_info_str(ev, "cutSha256", hex)) != 0 ||
-	    (r = aud_event_set_outcome(ev, AUD_OUTCOME_SUCCESS)) != 0 ||
-	    (r = aud_event_set_severity(ev, AUD_SEVERITY_WARNING)) != 0) {
+	 * their size and hash let an operator match a copy taken before the repair. Zeros
+	 * after them are the writer's preallocation, not data: not counted. */
+	if (torn > 0 && ((r = aud_event_add_info_str(ev, "segment", name)) != 0 ||
+	                 (r = aud_event_add_info_u64(ev, "offset", end_off)) != 0 ||
+	                 (r = aud_event_add_info_u64(ev, "cutBytes", torn)) != 0 ||
+	                 (r = aud_event_add_info_str(ev, "cutSha256", hex)) != 0 ||
+	                 (r = aud_event_set_outcome(ev, AUD_OUTCOME_SUCCESS)) != 0 ||
+	                 (r = aud_event_set_severity(ev, AUD_SEVERITY_WARNING)) != 0)) {
 		goto out;
 	}
 	r = 0;
@@ -883,16 +1055,17 @@ aud_log_open(struct aud_log **logp, const struct aud_log_options *o)
 	    (r = system_event(log, o->source_crn, "start", &start)) != 0) {
 		goto out;
 	}
-	if (sc.torn > 0 && (r = cut_tail(log, seg_first, sc.torn, rep)) != 0) {
+	if (found && (r = cut_tail(log, seg_first, sc.end_off, sc.torn, rep)) != 0) {
 		goto out;
 	}
 	if (found) {
 		aud_segment_name(seg_first, name);
-		if ((log->segfd = openat(log->dirfd, name, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+		if ((log->segfd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC)) < 0) {
 			r = AUD_ERR_IO;
 			goto out;
 		}
 		log->seg_bytes = (uint64_t)lseek(log->segfd, 0, SEEK_END);
+		log->seg_off = log->seg_alloc = log->seg_bytes;
 		/* An empty last segment (a crash right after a roll) must be the next record's. */
 		if (log->seg_bytes == 0 && seg_first != log->next_seq) {
 			r = AUD_ERR_TAMPER;
@@ -952,6 +1125,11 @@ aud_log_close(struct aud_log *log)
 	pthread_mutex_unlock(&log->mu);
 	pthread_join(log->thr, NULL);
 	r = log->failed;
+	/* Closed cleanly: no zero-filled room is left behind (the writer has ended, so its
+	 * seg_off is ours now). */
+	if (r == 0 && seg_seal(log) != 0) {
+		r = AUD_ERR_IO;
+	}
 	log_free(log);
 	return r;
 }

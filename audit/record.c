@@ -10,6 +10,12 @@
  * The entry covers seq, time and type as well as the payload, so none of them can change
  * without changing the leaf. Verifiers hash the entry bytes as stored and never
  * re-serialise the payload.
+ *
+ * The active segment is preallocated with zeros ahead of its data (log.c), so a NUL byte
+ * where a line starts — or inside an unterminated final line — marks the end of the data
+ * written so far, as EOF does, provided every byte from there to EOF is NUL (AUDIT.md §2).
+ * Anything else after that NUL is damage: the reader reports AUD_ERR_TAMPER and
+ * aud_reader_pos() says where.
  */
 #include "audit/aud_int.h"
 
@@ -191,7 +197,17 @@ struct aud_reader {
 	int fd;
 	char *buf; /* buf[start..end) unread bytes of the open segment */
 	size_t start, end, cap;
+	uint64_t off; /* file offset of buf[end] */
+	uint64_t zok; /* the open segment's bytes from the data's end up to zok were NUL */
 	uint64_t line_no;
+};
+
+/* What follows the first NUL at a line start or inside the final line (zero_tail()). */
+enum ztail {
+	ZT_EOF,    /* nothing: the file ends there (a segment truncated meanwhile) */
+	ZT_ZERO,   /* NUL bytes up to EOF: the end of the data written so far */
+	ZT_DATA,   /* the byte there is no longer NUL: the writer wrote it meanwhile */
+	ZT_DAMAGE, /* still NUL there, but not all NUL after it */
 };
 
 static int
@@ -295,7 +311,110 @@ reader_open_seg(struct aud_reader *r, size_t idx)
 	}
 	r->cur = idx;
 	r->start = r->end = 0;
+	r->off = r->zok = 0;
 	return 0;
+}
+
+static int
+pread_full(int fd, char *buf, size_t n, uint64_t at, size_t *got)
+{
+	ssize_t k;
+
+	do {
+		k = pread(fd, buf, n, (off_t)at);
+	} while (k < 0 && errno == EINTR);
+	if (k < 0) {
+		return AUD_ERR_IO;
+	}
+	*got = (size_t)k;
+	return 0;
+}
+
+static int
+all_nul(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == '\0' && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Classifies the bytes of the open segment from file offset `at` (where a NUL was seen) to
+ * EOF, reading them afresh: the writer may have written there since they were buffered.
+ * Its writes go forward from the data's end, so when a later byte is not NUL the byte at
+ * `at` is read again: written now means a write in progress, still NUL means damage.
+ * Bytes checked before (below r->zok) are not read again: a follower polling at the end
+ * then reads only the first chunk and whatever the writer preallocated since.
+ */
+static int
+zero_tail(struct aud_reader *r, uint64_t at, enum ztail *zt)
+{
+	char *tmp = r->buf + r->end; /* scratch: the free room behind the buffered bytes */
+	size_t room = r->cap - r->end, got;
+	uint64_t pos = at;
+	int e;
+
+	if (room > READ_CHUNK) {
+		room = READ_CHUNK;
+	}
+	if ((e = pread_full(r->fd, tmp, room, pos, &got)) != 0) {
+		return e;
+	}
+	if (got == 0 || tmp[0] != '\0') {
+		*zt = got == 0 ? ZT_EOF : ZT_DATA;
+		return 0;
+	}
+	for (;;) {
+		if (!all_nul(tmp, got)) {
+			if ((e = pread_full(r->fd, tmp, 1, at, &got)) != 0) {
+				return e;
+			}
+			*zt = got == 1 && tmp[0] != '\0' ? ZT_DATA : ZT_DAMAGE;
+			return 0;
+		}
+		pos += got;
+		if (pos < r->zok) {
+			pos = r->zok;
+		}
+		if ((e = pread_full(r->fd, tmp, room, pos, &got)) != 0) {
+			return e;
+		}
+		if (got == 0) {
+			break;
+		}
+	}
+	r->zok = pos;
+	*zt = ZT_ZERO;
+	return 0;
+}
+
+/*
+ * A NUL at buf[z], at a line start or inside the unterminated line buf[start..z). Forgets
+ * the buffered bytes from z on and sets the file position there, so that the next read
+ * takes what the writer puts there. 0 when the bytes from z on are NUL to EOF (or gone);
+ * 1 when they are data now (read on); AUD_ERR_TAMPER on damage.
+ */
+static int
+reader_nul(struct aud_reader *r, size_t z, enum ztail *ztp)
+{
+	uint64_t at = r->off - (r->end - z);
+	enum ztail zt;
+	int e;
+
+	if (z - r->start > AUD_MAX_LINE) {
+		return AUD_ERR_TOO_LARGE;
+	}
+	/* Keep the partial line at the front: zero_tail() reads into the room behind it. */
+	memmove(r->buf, r->buf + r->start, z - r->start);
+	r->end = z - r->start;
+	r->start = 0;
+	r->off = at;
+	if (lseek(r->fd, (off_t)at, SEEK_SET) < 0) {
+		return AUD_ERR_IO;
+	}
+	if ((e = zero_tail(r, at, &zt)) != 0) {
+		return e;
+	}
+	*ztp = zt;
+	return zt == ZT_DAMAGE ? AUD_ERR_TAMPER : 0;
 }
 
 int
@@ -310,12 +429,25 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 		*torn = 0;
 	}
 	for (;;) {
-		char *nl;
+		char *nl, *z;
 		ssize_t n;
+		enum ztail zt = ZT_EOF;
+		int at_nul = 0;
 
 		if (r->fd >= 0) {
 			nl = memchr(r->buf + r->start, '\n', r->end - r->start);
-			if (nl != NULL) {
+			z = memchr(r->buf + r->start, '\0',
+			           (nl != NULL ? (size_t)(nl - r->buf) : r->end) - r->start);
+			if (z != NULL) {
+				/* The zero-filled room of the active segment (log.c), or damage. */
+				if ((e = reader_nul(r, (size_t)(z - r->buf), &zt)) != 0) {
+					return e;
+				}
+				if (zt == ZT_DATA) {
+					continue;
+				}
+				at_nul = zt == ZT_ZERO;
+			} else if (nl != NULL) {
 				*line = r->buf + r->start;
 				*len = (size_t)(nl - *line);
 				r->start = (size_t)(nl - r->buf) + 1;
@@ -330,18 +462,22 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 			memmove(r->buf, r->buf + r->start, r->end - r->start);
 			r->end -= r->start;
 			r->start = 0;
-			do {
-				n = read(r->fd, r->buf + r->end, r->cap - r->end);
-			} while (n < 0 && errno == EINTR);
+			n = 0;
+			if (!at_nul) {
+				do {
+					n = read(r->fd, r->buf + r->end, r->cap - r->end);
+				} while (n < 0 && errno == EINTR);
+			}
 			if (n < 0) {
 				return AUD_ERR_IO;
 			}
 			if (n > 0) {
 				r->end += (size_t)n;
+				r->off += (uint64_t)n;
 				continue;
 			}
-			/* End of this segment. A later segment means this one is finished; any
-			 * unterminated bytes left are a torn line. */
+			/* End of this segment's data. A later segment means this one is finished;
+			 * any unterminated bytes left are a torn line. */
 			if (r->cur + 1 >= r->nsegs && (e = reader_scan(r)) != 0) {
 				return e;
 			}
@@ -350,6 +486,18 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 					*torn = r->end - r->start;
 				}
 				return AUD_ERR_EOF;
+			}
+			if (at_nul) {
+				/* The writer cuts a segment's zero-filled room (and syncs that)
+				 * before it creates the next segment: only the last one has any.
+				 * Look again, now that the next one was seen. */
+				if ((e = reader_nul(r, r->end, &zt)) != 0) {
+					return e;
+				}
+				if (zt == ZT_ZERO) {
+					return AUD_ERR_TAMPER;
+				}
+				continue;
 			}
 			if (r->end > r->start && torn != NULL) {
 				*torn = r->end - r->start;
@@ -373,4 +521,11 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 		}
 		return AUD_ERR_EOF;
 	}
+}
+
+void
+aud_reader_pos(const struct aud_reader *r, uint64_t *seg_first, uint64_t *offset)
+{
+	*seg_first = r->fd >= 0 ? r->segs[r->cur] : 0;
+	*offset = r->fd >= 0 ? r->off - (r->end - r->start) : 0;
 }

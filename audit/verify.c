@@ -395,6 +395,19 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 			at_end = 1;
 			break;
 		}
+		if (r == AUD_ERR_TAMPER) {
+			/* Bytes after the NUL that ends a segment's data (AUDIT.md §2). */
+			uint64_t pseg, off;
+			char name[64];
+
+			aud_reader_pos(rd, &pseg, &off);
+			aud_segment_name(pseg, name);
+			r = damage(&v, AUD_DAMAGE_MODIFIED, v.expect,
+			           "%s: bytes other than NUL after the end of the data at offset "
+			           "%llu (or a zero-filled end in a segment that is not the last)",
+			           name, (unsigned long long)off);
+			goto out;
+		}
 		if (r == AUD_ERR_TOO_LARGE || (r == 0 && torn != 0) ||
 		    (r == 0 && aud_record_parse(line, len, &rec) != 0)) {
 			r = next_is_expected(&v, line_no)

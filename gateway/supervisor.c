@@ -355,7 +355,11 @@ worker_write_cb(struct bufferevent *bev, void *arg)
 void
 gw_cork(struct gw_server *s)
 {
-	s->cork++;
+	/* The batch's audit records go to one fdatasync: appends do not wake the log's
+	 * writer until gw_uncork (AUDIT.md §5). */
+	if (s->cork++ == 0 && s->audit != NULL) {
+		aud_log_hold(s->audit);
+	}
 }
 
 void
@@ -365,6 +369,9 @@ gw_uncork(struct gw_server *s)
 
 	if (s->cork == 0 || --s->cork > 0) {
 		return;
+	}
+	if (s->audit != NULL) {
+		aud_log_release(s->audit);
 	}
 	for (i = 0; i < s->n_workers; i++) {
 		if (s->workers[i].out_dirty && s->workers[i].bev != NULL) {

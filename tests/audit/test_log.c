@@ -2,7 +2,8 @@
  * tests/audit/test_log.c — audit/log.c: appends with completion callbacks, group commit in
  * both durability modes, checkpoints by count, by time (heartbeats) and at roll, reopen,
  * torn-tail repair with a recovery record, refusal to open a damaged log, fail-closed
- * after a write error, the writer lock, and concurrent appenders.
+ * after a write error, the writer lock, and concurrent appenders; the preallocated active
+ * segment and the reader's rules for its zeros (record.c), aud_log_hold/release.
  */
 #include "audit/aud_int.h"
 #include "tests/lib/test.h"
@@ -400,6 +401,306 @@ test_damage_refuses_open(void)
 	free(seg);
 }
 
+/* Appends n NUL bytes to path, as the writer's preallocation leaves them. */
+static void
+append_zeros(const char *path, size_t n)
+{
+	char *z = calloc(1, n);
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	CU_ASSERT_FATAL(z != NULL && fd >= 0);
+	CU_ASSERT(write(fd, z, n) == (ssize_t)n);
+	close(fd);
+	free(z);
+}
+
+/* The size of path; *nul set if it holds a NUL byte, *lf_end if its last byte is a LF. */
+static off_t
+file_shape(const char *path, int *nul, int *lf_end)
+{
+	FILE *f = fopen(path, "r");
+	int c, last = -1;
+	off_t n = 0;
+
+	CU_ASSERT_FATAL(f != NULL);
+	*nul = 0;
+	while ((c = fgetc(f)) != EOF) {
+		*nul |= c == 0;
+		last = c;
+		n++;
+	}
+	fclose(f);
+	*lf_end = last == '\n';
+	return n;
+}
+
+static void
+test_active_segment_preallocated(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len, torn = 1;
+	uint64_t s, no;
+	unsigned n = 0, after = 0;
+	int nul, lf;
+	char *seg;
+
+	fresh_dir("prealloc");
+	opts(&o);
+	o.checkpoint_ms = 3600 * 1000;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 20) == 0);
+	seg = last_segment_path();
+	/* While the writer runs: zeros after the data, and the log verifies. */
+	CU_ASSERT(file_shape(seg, &nul, &lf) >= 1 << 20);
+	CU_ASSERT(nul && !lf);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.records == 22); /* S, the checkpoint at open, 20 E */
+	/* A follower stops at the zeros, and reads on once records are written there. */
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &s, &no, &torn) == 0) {
+		n++;
+	}
+	CU_ASSERT(n == count_type('*'));
+	CU_ASSERT(torn == 0);
+	CU_ASSERT(append_n(log, 5) == 0);
+	while (aud_reader_next(rd, &line, &len, &s, &no, &torn) == 0) {
+		after++;
+	}
+	CU_ASSERT(after == 5);
+	aud_reader_free(rd);
+	/* Closing cuts the zeros: only the active segment ever has them. */
+	CU_ASSERT(aud_log_close(log) == 0);
+	(void)file_shape(seg, &nul, &lf);
+	CU_ASSERT(!nul && lf);
+	CU_ASSERT(verify_dir(&res) == 0);
+	free(seg);
+}
+
+static void
+test_zero_tail_after_crash(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	int nul, lf;
+	char *seg;
+
+	fresh_dir("zerotail");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	/* What a killed writer leaves: its zero-filled room after the last record. */
+	append_zeros(seg, 70000);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.detail[0] == '\0'); /* zeros are not a torn line */
+	/* The next start cuts them without a repair record. */
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('R') == 0);
+	CU_ASSERT(count_type('S') == 2);
+	(void)file_shape(seg, &nul, &lf);
+	CU_ASSERT(!nul && lf);
+	CU_ASSERT(verify_dir(&res) == 0);
+	free(seg);
+}
+
+static void
+test_torn_line_before_zeros_repaired(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len;
+	uint64_t s, no;
+	int saw = 0, nul, lf;
+	char *seg;
+
+	fresh_dir("tornzero");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	append_raw(seg, "GWA1 14 17000000 E\t{\"eventTime\":\"20");
+	append_zeros(seg, 5000);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(strstr(res.detail, "35 bytes of an unterminated") != NULL);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('R') == 1);
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
+		struct aud_record_view rec;
+
+		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
+			/* The torn bytes are cut and counted; the zeros after them are not. */
+			saw = memmem(rec.payload, rec.payload_len, "\"cutBytes\":35", 13) != NULL;
+		}
+	}
+	aud_reader_free(rd);
+	CU_ASSERT(saw);
+	(void)file_shape(seg, &nul, &lf);
+	CU_ASSERT(!nul && lf);
+	CU_ASSERT(verify_dir(&res) == 0);
+	free(seg);
+}
+
+/* Damage the zero rule refuses: verify says "modified" at the next seq, open says tamper,
+ * a reader stops with AUD_ERR_TAMPER. */
+static void
+expect_nul_damage(const struct aud_log_options *o, uint64_t next)
+{
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len;
+	uint64_t s, no;
+	int r;
+
+	CU_ASSERT(verify_dir(&res) == AUD_ERR_VERIFY);
+	CU_ASSERT(res.damage == AUD_DAMAGE_MODIFIED);
+	CU_ASSERT(res.seq == next);
+	CU_ASSERT(strstr(res.detail, "after the end of the data") != NULL);
+	CU_ASSERT(aud_log_open(&log, o) == AUD_ERR_TAMPER);
+	CU_ASSERT(log == NULL);
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while ((r = aud_reader_next(rd, &line, &len, &s, &no, NULL)) == 0) {
+	}
+	CU_ASSERT(r == AUD_ERR_TAMPER);
+	aud_reader_free(rd);
+}
+
+static void
+test_data_after_zeros_refused(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	char *seg;
+
+	fresh_dir("zerodata");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	/* S, C, 10 E, C at close: the next record would be 13. */
+	append_zeros(seg, 3000);
+	append_raw(seg, "GWA1 13 17000000 E\t{}\n");
+	append_zeros(seg, 100);
+	expect_nul_damage(&o, 13);
+	free(seg);
+}
+
+static void
+test_nul_inside_line_refused(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	char *seg;
+	FILE *f;
+
+	fresh_dir("nulline");
+	opts(&o);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	/* Zero one byte of the first line (record 0): the records after it are data. */
+	f = fopen(seg, "r+");
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT(fseek(f, 10, SEEK_SET) == 0);
+	CU_ASSERT(fputc(0, f) == 0);
+	fclose(f);
+	expect_nul_damage(&o, 0);
+	free(seg);
+}
+
+static void
+test_zeros_in_earlier_segment_refused(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	char first[700];
+
+	fresh_dir("zeroearly");
+	opts(&o);
+	o.segment_bytes = 8192;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(append_n(log, 40) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT_FATAL(count_segments() >= 2);
+	{
+		char name[64];
+		struct aud_reader *rd = NULL;
+		const char *line;
+		size_t len;
+		uint64_t s, no, next = 0;
+
+		/* The first segment's records: damage is reported at the seq after them. */
+		CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+		while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0 && s == 0) {
+			next++;
+		}
+		aud_reader_free(rd);
+		aud_segment_name(0, name);
+		snprintf(first, sizeof(first), "%s/%s", logd, name);
+		/* A finished segment never has a zero tail: the writer cuts it before the
+		 * next segment exists. */
+		append_zeros(first, 4096);
+		expect_nul_damage(&o, next);
+	}
+}
+
+static void
+test_hold_release(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct aud_event *ev;
+	uint64_t seq = 0;
+	unsigned i;
+
+	fresh_dir("hold");
+	opts(&o);
+	o.checkpoint_ms = 3600 * 1000; /* no heartbeat to wake the writer */
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	aud_log_release(log); /* without a hold: nothing */
+	aud_log_hold(NULL);
+	aud_log_release(NULL);
+	/* Nested holds: records appended meanwhile are written after the last release. */
+	aud_log_hold(log);
+	aud_log_hold(log);
+	for (i = 0; i < 8; i++) {
+		ev = mk_event(i);
+		CU_ASSERT(aud_log_append(log, ev, NULL, NULL, &seq) == 0);
+		aud_event_free(ev);
+	}
+	aud_log_release(log);
+	aud_log_release(log);
+	CU_ASSERT(aud_log_wait(log, seq) == 0);
+	/* A wait under a hold wakes the writer itself (else it would wait an hour). */
+	aud_log_hold(log);
+	ev = mk_event(9);
+	CU_ASSERT(aud_log_append(log, ev, NULL, NULL, &seq) == 0);
+	aud_event_free(ev);
+	CU_ASSERT(aud_log_wait(log, seq) == 0);
+	CU_ASSERT(aud_log_checkpoint(log, NULL) == 0);
+	aud_log_release(log);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('E') == 9);
+	CU_ASSERT(verify_dir(&res) == 0);
+}
+
 static void
 test_fail_closed(void)
 {
@@ -523,6 +824,15 @@ static const struct test_case cases[] = {
         {"segments roll, sealed by checkpoints; reopen continues", test_segment_roll_and_reopen},
         {"a torn final line is cut and a recovery record says so", test_torn_tail_repaired},
         {"damage before the tail refuses to open (tamper)", test_damage_refuses_open},
+        {"the active segment is zero-filled ahead; a follower reads on; close cuts it",
+         test_active_segment_preallocated},
+        {"a zero tail left by a crash verifies and is cut at open", test_zero_tail_after_crash},
+        {"a torn line before zeros is repaired", test_torn_line_before_zeros_repaired},
+        {"data after zeros is refused (modified)", test_data_after_zeros_refused},
+        {"a NUL inside a line is refused (modified)", test_nul_inside_line_refused},
+        {"zeros at the end of an earlier segment are refused",
+         test_zeros_in_earlier_segment_refused},
+        {"hold and release: nested, waits override", test_hold_release},
         {"fail closed after a write error, until reopened", test_fail_closed},
         {"a second writer is locked out", test_second_writer_locked},
         {"bad options and a public key as signing key are refused", test_bad_options},

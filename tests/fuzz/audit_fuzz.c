@@ -1,14 +1,62 @@
 /*
  * tests/fuzz/audit_fuzz.c — libFuzzer target for every parser in audit/: the record line,
  * a checkpoint or key-rotation record's payload and the signed note inside it (checkpoint
- * note, rotation statement), and the inclusion-proof bundle. The first byte selects the
- * parser so that one corpus covers all of them.
+ * note, rotation statement), the inclusion-proof bundle, and the segment reader with its
+ * rules for a zero-filled end (first byte 0xff: the rest is a segment file). The first byte
+ * selects the parser so that one corpus covers all of them.
  */
 #include "audit/audit.h"
 
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+static char dir[64]; /* fuzz_reader's log directory, removed at exit */
+
+static void
+dir_remove(void)
+{
+	(void)rmdir(dir);
+}
+
+/* Writes the input as the one segment of a log directory and reads it to its end. */
+static void
+fuzz_reader(const char *p, size_t n)
+{
+	char path[128];
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len, torn;
+	uint64_t seg, no;
+	int fd;
+
+	if (dir[0] == '\0') {
+		snprintf(dir, sizeof(dir), "/tmp/audit-fuzz-XXXXXX");
+		if (mkdtemp(dir) == NULL) {
+			dir[0] = '\0';
+			return;
+		}
+		atexit(dir_remove);
+	}
+	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log", dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0) {
+		return;
+	}
+	if (n > 0 && write(fd, p, n) != (ssize_t)n) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (aud_reader_open(&rd, dir) == 0) {
+		while (aud_reader_next(rd, &line, &len, &seg, &no, &torn) == 0) {
+		}
+		aud_reader_free(rd);
+	}
+	unlink(path);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,6 +79,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	memcpy(buf, data + 1, n);
+	if (data[0] == 0xff) {
+		fuzz_reader(buf, n);
+		free(buf);
+		return 0;
+	}
 	switch (data[0] % 5) {
 	case 0:
 		if (aud_record_parse(buf, n, &rec) == 0) {
