@@ -653,6 +653,9 @@ tmp_report=$dir/report.md
 	echo
 	echo "## Where the time goes"
 	echo
+	echo "The kernel's share (system calls, wake-ups, the audit log's fdatasync), which callgrind does"
+	echo "not count, is read with perf in docs/PERFORMANCE.md, with what to optimise next."
+	echo
 	if [ -n "$prof_ops" ] && ls "$dir"/prof/*.tsv >/dev/null 2>&1; then
 		echo "Measured with callgrind (valgrind $(valgrind --version 2>/dev/null | sed 's/valgrind-//')): instructions (Ir) per operation, 1×1,"
 		echo "of the client process (hsmgate-bench + our module), hsmgated and the partition worker, and, for"
