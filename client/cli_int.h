@@ -113,8 +113,10 @@ void cli_conn_unref(struct cli_conn *c);
 
 /*
  * Stops the connection: every call in flight or waiting for a slot fails with `reason`
- * (CLI_ERR_FINALIZED, CLI_ERR_REMOVED), the I/O thread is joined and the SSL shut down and
- * freed. Called once, by the module, for the connection it drops. Does not drop a ref.
+ * (CLI_ERR_FINALIZED, CLI_ERR_REMOVED), the I/O thread is joined (in threadless mode: the
+ * caller driving the connection is woken and waited for), the queued frames are freed and
+ * the SSL shut down and freed. Any thread may call it while others use the connection.
+ * Called once, by the module, for the connection it drops. Does not drop a ref.
  */
 void cli_conn_close(struct cli_conn *c, int reason);
 

@@ -115,9 +115,10 @@ struct cli_conn {
 	uint32_t max_inflight; /* from the welcome; fixed once UP */
 	uint32_t inflight;     /* (L) waiters registered, abandoned ones included */
 	uint32_t timeout_ms;
-	struct cli_waiter *waiters;          /* (L) */
-	struct cli_out *out_head, *out_tail; /* (L) */
-	struct cli_sessions sessions;        /* (L) */
+	struct cli_waiter *waiters; /* (L) */
+	/* (L) the list; the frame at the head is the writer's while it writes it (io_write). */
+	struct cli_out *out_head, *out_tail;
+	struct cli_sessions sessions; /* (L) */
 
 	/* I/O thread only. */
 	uint8_t *rbuf;
@@ -372,13 +373,13 @@ waiter_unlink_inlock(struct cli_conn *c, struct cli_waiter *w)
 	}
 }
 
-/* Fails the connection: every waiter completes with `reason`, queued frames are dropped,
- * and later calls fail the same way. The first reason sticks. */
+/* Fails the connection: every waiter completes with `reason`, nothing more is written (see
+ * io_write), and later calls fail the same way. The first reason sticks. Any thread may
+ * call it; the queued frames stay until out_drop_inlock. */
 static void
 conn_fail_inlock(struct cli_conn *c, int reason)
 {
 	struct cli_waiter *w;
-	struct cli_out *o;
 
 	if (c->state == CONN_UP || c->state == CONN_CONNECTING) {
 		c->state = CONN_DEAD;
@@ -395,20 +396,36 @@ conn_fail_inlock(struct cli_conn *c, int reason)
 		pthread_cond_signal(&w->cv);
 	}
 	c->inflight = 0;
+	pthread_cond_broadcast(&c->cv);
+}
+
+/* Frees the queued request frames. Only the writer may: the I/O thread, the caller
+ * holding `drive` in threadless mode, or cli_conn_close once neither can be writing.
+ * io_write uses the frame at the head outside the lock, so freeing the queue from any
+ * other thread (C_Finalize's, a reconnecting caller's) would free memory SSL_write is
+ * reading, and io_write would then free it again. */
+static void
+out_drop_inlock(struct cli_conn *c)
+{
+	struct cli_out *o;
+
 	while ((o = c->out_head) != NULL) {
 		c->out_head = o->next;
 		out_free(o);
 	}
 	c->out_tail = NULL;
-	pthread_cond_broadcast(&c->cv);
 }
 
+/* Callers hold c->lock, or are cli_conn_close before it closes the eventfd. */
 static void
 conn_wake(struct cli_conn *c)
 {
 	uint64_t one = 1;
 	ssize_t n;
 
+	if (c->evfd < 0) {
+		return;
+	}
 	/* A full eventfd counter (EAGAIN) is already a pending wake-up. */
 	do {
 		n = write(c->evfd, &one, sizeof(one));
@@ -455,7 +472,7 @@ cli_conn_unref(struct cli_conn *c)
 void
 cli_conn_close(struct cli_conn *c, int reason)
 {
-	int was_up;
+	int was_up, evfd;
 
 	pthread_mutex_lock(&c->lock);
 	was_up = c->state == CONN_UP;
@@ -467,14 +484,27 @@ cli_conn_close(struct cli_conn *c, int reason)
 		conn_wake(c);
 		pthread_join(c->io, NULL);
 		c->io_started = 0;
-	} else if (c->threadless && was_up && c->ssl != NULL) {
-		/* No I/O thread to send close_notify: one attempt from here, never waits. */
+	} else if (c->threadless) {
+		/* A caller driving the connection may be in poll() until its call's deadline:
+		 * the wake-up sends it back to io_drive's loop, which sees its waiter failed
+		 * and lets go of `drive`. */
+		conn_wake(c);
 		pthread_mutex_lock(&c->drive);
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
+		if (was_up && c->ssl != NULL) {
+			/* No I/O thread to send close_notify: one attempt, never waits. */
+			ERR_clear_error();
+			(void)SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		pthread_mutex_unlock(&c->drive);
 	}
+	/* Nobody writes any more; and the eventfd is taken under the lock that conn_wake's
+	 * callers hold. */
+	pthread_mutex_lock(&c->lock);
+	out_drop_inlock(c);
+	evfd = c->evfd;
+	c->evfd = -1;
+	pthread_mutex_unlock(&c->lock);
 	/* The I/O thread has sent close_notify if the link was healthy; freeing the SSL
 	 * object sends nothing. */
 	SSL_free(c->ssl);
@@ -483,9 +513,8 @@ cli_conn_close(struct cli_conn *c, int reason)
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->evfd >= 0) {
-		close(c->evfd);
-		c->evfd = -1;
+	if (evfd >= 0) {
+		close(evfd);
 	}
 	ERR_clear_error();
 }
@@ -1083,8 +1112,10 @@ io_write(struct cli_conn *c)
 	int n;
 
 	for (;;) {
+		/* A failed or closing connection writes nothing more: its callers have been
+		 * answered, and the frames are freed by the writer or cli_conn_close. */
 		pthread_mutex_lock(&c->lock);
-		o = c->out_head;
+		o = c->state == CONN_UP ? c->out_head : NULL;
 		pthread_mutex_unlock(&c->lock);
 		if (o == NULL) {
 			return 0;
@@ -1231,6 +1262,7 @@ io_loop(struct cli_conn *c)
 	}
 	pthread_mutex_lock(&c->lock);
 	conn_fail_inlock(c, r);
+	out_drop_inlock(c); /* the I/O thread is the writer */
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -1253,6 +1285,7 @@ io_drive(struct cli_conn *c, struct cli_waiter *w, uint64_t deadline)
 		if ((r = io_step(c, left)) != 0) {
 			pthread_mutex_lock(&c->lock);
 			conn_fail_inlock(c, r);
+			out_drop_inlock(c); /* holding `drive`: the writer */
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
@@ -1433,10 +1466,12 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	}
 	c->waiters = w;
 	c->inflight++;
-	pthread_mutex_unlock(&c->lock);
 	/* Wakes whoever polls the socket — the I/O thread, or in threadless mode the caller
-	 * driving the connection — so that this request is written now. */
+	 * driving the connection — so that this request is written now. Under the lock: a
+	 * C_Finalize in another thread closes the eventfd (cli_conn_close), and a write after
+	 * that could reach whatever file has since been given its number. */
 	conn_wake(c);
+	pthread_mutex_unlock(&c->lock);
 	if (c->threadless) {
 		io_drive(c, w, deadline);
 	}

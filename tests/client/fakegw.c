@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -36,6 +38,7 @@ struct fakegw_conn {
 
 struct fakegw {
 	pthread_mutex_t lock;
+	pthread_cond_t cv; /* `held` or `hold` changed */
 	SSL_CTX *ctx;
 	int lfd;
 	uint16_t port;
@@ -43,6 +46,9 @@ struct fakegw {
 	pthread_t accept_thread;
 	int stop;
 	int auth_fail;
+	int hold;      /* answer no HELLO until fakegw_release */
+	unsigned held; /* connections waiting for that now */
+	unsigned hellos;
 	uint32_t max_frame;
 	uint32_t max_inflight;
 	unsigned welcomed;
@@ -461,6 +467,16 @@ fakegw_conn_main(void *arg)
 		goto out;
 	}
 	pthread_mutex_lock(&g->lock);
+	g->hellos++;
+	/* fakegw_hold: the client stays inside its handshake (C_Initialize) until released. */
+	if (g->hold) {
+		g->held++;
+		pthread_cond_broadcast(&g->cv);
+		while (g->hold) {
+			pthread_cond_wait(&g->cv, &g->lock);
+		}
+		g->held--;
+	}
 	auth_fail = g->auth_fail;
 	memset(&w, 0, sizeof(w));
 	w.version = PROTO_VERSION;
@@ -476,14 +492,15 @@ fakegw_conn_main(void *arg)
 		SSL_shutdown(fc->ssl);
 		goto out;
 	}
+	/* Counted before it is sent: once the client has it, the count must say so. */
+	pthread_mutex_lock(&g->lock);
+	g->welcomed++;
+	pthread_mutex_unlock(&g->lock);
 	proto_buf_init(&b);
 	if (proto_frame_begin(&b, PROTO_MSG_WELCOME, 0, 0, 0) != 0 ||
 	    proto_welcome_put(&b, &w) != 0 || fakegw_send(fc->ssl, &b) != 0) {
 		goto out;
 	}
-	pthread_mutex_lock(&g->lock);
-	g->welcomed++;
-	pthread_mutex_unlock(&g->lock);
 	for (;;) {
 		free(body);
 		if (fakegw_read_frame(fc->ssl, &h, &body) != 0) {
@@ -519,7 +536,7 @@ fakegw_accept_main(void *arg)
 {
 	struct fakegw *g = arg;
 	struct fakegw_conn *fc;
-	int fd, i;
+	int fd, i, one = 1;
 
 	for (;;) {
 		fd = accept(g->lfd, NULL, NULL);
@@ -542,6 +559,9 @@ fakegw_accept_main(void *arg)
 			close(fd);
 			continue;
 		}
+		/* Without it, Nagle holds the WELCOME behind the session tickets until the
+		 * client's delayed ACK: 40 ms per connection, and the race tests make hundreds. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		fc = &g->conns[i];
 		fc->g = g;
 		fc->fd = fd;
@@ -568,6 +588,7 @@ fakegw_start(const char *dir)
 		return NULL;
 	}
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cv, NULL);
 	g->lfd = -1;
 	g->max_frame = PROTO_MAX_FRAME_DEFAULT;
 	g->max_inflight = 64;
@@ -606,6 +627,7 @@ fail:
 		close(g->lfd);
 	}
 	SSL_CTX_free(g->ctx);
+	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 	return NULL;
@@ -616,6 +638,9 @@ fakegw_reap(struct fakegw *g, int all)
 {
 	int i;
 
+	if (all) {
+		fakegw_release(g); /* a held connection thread could not be joined */
+	}
 	for (i = 0; i < FAKEGW_MAX_CONNS; i++) {
 		struct fakegw_conn *fc = &g->conns[i];
 
@@ -661,6 +686,7 @@ fakegw_stop(struct fakegw *g)
 	close(g->lfd);
 	fakegw_reap(g, 1);
 	SSL_CTX_free(g->ctx);
+	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
@@ -692,6 +718,63 @@ fakegw_set_limits(struct fakegw *g, uint32_t max_frame, uint32_t max_inflight)
 	g->max_frame = max_frame;
 	g->max_inflight = max_inflight;
 	pthread_mutex_unlock(&g->lock);
+}
+
+void
+fakegw_hold(struct fakegw *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->hold = 1;
+	pthread_mutex_unlock(&g->lock);
+}
+
+void
+fakegw_release(struct fakegw *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->hold = 0;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->lock);
+}
+
+int
+fakegw_wait_held(struct fakegw *g, unsigned n)
+{
+	struct timespec ts;
+	int r = 0;
+
+	/* Only a guard against a hang: a test that gets here waits for an event, not a time. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 60;
+	pthread_mutex_lock(&g->lock);
+	while (g->held < n && r == 0) {
+		r = pthread_cond_timedwait(&g->cv, &g->lock, &ts);
+	}
+	r = g->held >= n ? 0 : -1;
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+unsigned
+fakegw_held(struct fakegw *g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->held;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+unsigned
+fakegw_hellos(struct fakegw *g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->hellos;
+	pthread_mutex_unlock(&g->lock);
+	return n;
 }
 
 unsigned

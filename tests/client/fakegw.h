@@ -44,6 +44,20 @@ void fakegw_set_auth_fail(struct fakegw *g, int on);
 void fakegw_set_limits(struct fakegw *g, uint32_t max_frame, uint32_t max_inflight);
 /* Closes every open connection abruptly (a gateway restart, seen from the client). */
 void fakegw_drop_all(struct fakegw *g);
+/*
+ * Holding the handshake, to keep a client inside C_Initialize for as long as a test needs:
+ * after fakegw_hold, every connection that has sent its HELLO waits before the answer
+ * (WELCOME, or the ERROR of fakegw_set_auth_fail) until fakegw_release. fakegw_drop_all
+ * and fakegw_stop release too.
+ */
+void fakegw_hold(struct fakegw *g);
+void fakegw_release(struct fakegw *g);
+/* Waits until at least n connections are held: 0, or -1 after a minute (a hang guard). */
+int fakegw_wait_held(struct fakegw *g, unsigned n);
+/* Connections held now. */
+unsigned fakegw_held(struct fakegw *g);
+/* HELLOs received so far (each a connection attempt that reached the protocol). */
+unsigned fakegw_hellos(struct fakegw *g);
 /* Connections that got a WELCOME so far. */
 unsigned fakegw_welcomed(struct fakegw *g);
 /* REQUEST frames received so far, over all connections. */

@@ -211,17 +211,31 @@ if grep -q 'Calling C_Initialize in forked child' <<<"$out" && [ "$(tail -n 1 <<
 else
 	fail "--test-fork --test: No errors in the forked child" "$(tail -n 20 <<<"$out")"
 fi
-# The threads pause a second before their C_Initialize. Without the pause they race the
-# main thread's; the client now answers that race correctly (a second C_Initialize waits
-# for the first), but one clean-clone run in several failed this check that way, for a
-# reason not yet found, so the race is left out of this gate until it is understood.
-out=$(p11 alice --use-locking --test-threads P1ILGISLT0 --test-threads P1ILGISLT0 \
-	--test-threads P1INGISLT0 -L 2>&1)
-if grep -q 'hsmgate partition a1' <<<"$out" && grep -q 'all threads have ended with CKR_OK' <<<"$out" &&
-	[ "$(grep -c 'C_GetTokenInfo from slot_index 0' <<<"$out")" = 3 ]; then
-	pass "--use-locking --test-threads (three threads, C_Initialize each)"
+# Three threads call C_Initialize (IL: CKF_OS_LOCKING_OK, IN: NULL) while the main thread
+# calls its own, then C_GetInfo, C_GetSlotList and C_GetTokenInfo, next to the main thread's
+# -L. PKCS #11 v2.40 §5.1: exactly one C_Initialize returns CKR_OK and the three others
+# CKR_CRYPTOKI_ALREADY_INITIALIZED, and a thread told so can use the module at once (the
+# client waits for the first C_Initialize's outcome; tests/client/test_initrace.c holds that
+# race open deterministically). The check reads only what pkcs11-tool prints from return
+# values: pkcs11-tool 0.23 formats every slot description and token string through one
+# static buffer (p11_utf8_to_local) shared by its threads, so -L next to the threads'
+# show_token may print another thread's string as slot 0's description. That, not the
+# module, is what failed the old check ('hsmgate partition a1') now and then, and why the
+# threads used to pause a second (P1) first.
+out=$(p11 alice --use-locking --test-threads ILGISLT0 --test-threads ILGISLT0 \
+	--test-threads INGISLT0 -L 2>&1)
+init_ok=$(grep -cE 'C_Initialize +returned CKR_OK$|^Main C_Initialize\(.*\) rv:CKR_OK$' <<<"$out")
+init_already=$(grep -cE 'C_Initialize +returned CKR_CRYPTOKI_ALREADY_INITIALIZED$|^Main C_Initialize\(.*\) rv:CKR_CRYPTOKI_ALREADY_INITIALIZED$' <<<"$out")
+if [ "$init_ok" = 1 ] && [ "$init_already" = 3 ] &&
+	grep -q 'all threads have ended with CKR_OK' <<<"$out" &&
+	[ "$(grep -c 'C_GetTokenInfo from slot_index 0' <<<"$out")" = 3 ] &&
+	grep -qF 'Slot 0 (0x1):' <<<"$out" && grep -qF 'Slot 1 (0x2):' <<<"$out" &&
+	! grep -q 'failed' <<<"$out"; then
+	pass "--use-locking --test-threads (four C_Initialize, one CKR_OK)"
 else
-	fail "--use-locking --test-threads (three threads, C_Initialize each)" "$(tail -n 20 <<<"$out")"
+	fail "--use-locking --test-threads (four C_Initialize, one CKR_OK)" \
+		"C_Initialize: $init_ok CKR_OK, $init_already ALREADY_INITIALIZED (want 1 and 3)" \
+		"$(grep -E 'C_Initialize|failed|ended' <<<"$out" | tail -n 20)"
 fi
 
 # --- certificates, the OpenSSL engine, p11tool -----------------------------------------------
