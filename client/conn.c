@@ -57,6 +57,8 @@
 	        * gateway's idle timer from closing a connection that holds                        \
 	        * sessions, and finds a half-open one */
 #define MSG_MAX 512
+/* Small frames merged into one SSL_write (a TLS record holds 16 KiB). */
+#define WRITE_BATCH 16384u
 
 enum conn_state {
 	CONN_CONNECTING = 0,
@@ -119,11 +121,17 @@ struct cli_conn {
 	/* (L) the list; the frame at the head is the writer's while it writes it (io_write). */
 	struct cli_out *out_head, *out_tail;
 	struct cli_sessions sessions; /* (L) */
+	/* (L) whoever runs io_step is in (or about to enter) poll() with nothing left to write,
+	 * and whether a wake-up is already on its way: a caller writes the eventfd only when
+	 * both say it must, so many calls in flight cost one wake-up, not one each. */
+	int polling;
+	int wake_pending;
 
 	/* I/O thread only. */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	int write_blocked;    /* SSL_write wants the socket writable */
+	int write_wants_read; /* SSL_write wants the socket readable (retried after a read) */
 	int read_wants_write; /* SSL_read wants the socket writable */
 	uint64_t last_io_ms;
 	uint64_t ping_sent_ms; /* 0 = no PING outstanding */
@@ -969,6 +977,10 @@ conn_handshake(struct cli_conn *c)
 		               t->cfg->path, name, ssl_reason("invalid"));
 	}
 	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) takes whatever the socket holds, instead of a record header and then its
+	 * body; io_read drains OpenSSL to WANT_READ and io_step checks SSL_has_pending before it
+	 * polls, so nothing read ahead is left waiting. */
+	SSL_set_read_ahead(c->ssl, 1);
 	SSL_set_connect_state(c->ssl);
 	for (;;) {
 		ERR_clear_error();
@@ -1104,6 +1116,45 @@ io_read(struct cli_conn *c)
 	}
 }
 
+/*
+ * Merges the small frames queued behind an unstarted head into it, up to WRITE_BATCH bytes:
+ * one SSL_write, one TLS record and one write(2) for the calls of many threads, and fewer
+ * records for the gateway to open. Only the writer calls it (it owns the head); the merged
+ * frames are wiped like any other.
+ */
+static void
+out_coalesce_inlock(struct cli_conn *c)
+{
+	struct cli_out *o = c->out_head, *n, *next;
+	size_t total;
+	uint8_t *buf;
+
+	if (o == NULL || o->off != 0 || o->next == NULL || o->len >= WRITE_BATCH) {
+		return;
+	}
+	total = o->len;
+	for (n = o->next; n != NULL && n->len <= WRITE_BATCH - total; n = n->next) {
+		total += n->len;
+	}
+	if (total == o->len || (buf = malloc(total)) == NULL) {
+		return; /* nothing to merge, or no memory: written one by one */
+	}
+	memcpy(buf, o->data, o->len);
+	OPENSSL_cleanse(o->data, o->len);
+	free(o->data);
+	o->data = buf;
+	while ((n = o->next) != NULL && o->len + n->len <= total) {
+		next = n->next;
+		memcpy(buf + o->len, n->data, n->len);
+		o->len += n->len;
+		out_free(n);
+		o->next = next;
+	}
+	if (o->next == NULL) {
+		c->out_tail = o;
+	}
+}
+
 /* Writes queued frames until the queue is empty or the socket is full. */
 static int
 io_write(struct cli_conn *c)
@@ -1111,11 +1162,17 @@ io_write(struct cli_conn *c)
 	struct cli_out *o;
 	int n;
 
+	c->write_wants_read = 0;
 	for (;;) {
 		/* A failed or closing connection writes nothing more: its callers have been
 		 * answered, and the frames are freed by the writer or cli_conn_close. */
 		pthread_mutex_lock(&c->lock);
-		o = c->state == CONN_UP ? c->out_head : NULL;
+		if (c->state == CONN_UP) {
+			out_coalesce_inlock(c);
+			o = c->out_head;
+		} else {
+			o = NULL;
+		}
 		pthread_mutex_unlock(&c->lock);
 		if (o == NULL) {
 			return 0;
@@ -1144,6 +1201,7 @@ io_write(struct cli_conn *c)
 			return 0;
 		case SSL_ERROR_WANT_READ:
 			/* Retried after the next read. */
+			c->write_wants_read = 1;
 			return 0;
 		case SSL_ERROR_SYSCALL:
 			io_log_lost(c, errno != 0 ? strerror(errno) : "write failed");
@@ -1212,6 +1270,18 @@ io_step(struct cli_conn *c, int cap)
 	if (!c->write_blocked && (r = io_write(c)) != 0) {
 		return r;
 	}
+	if (SSL_has_pending(c->ssl)) {
+		return io_read(c); /* read ahead already: no poll needed */
+	}
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_UP && c->out_head != NULL && !c->write_blocked &&
+	    !c->write_wants_read) {
+		/* queued while we wrote: write it before sleeping */
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	c->polling = 1;
+	pthread_mutex_unlock(&c->lock);
 	p[0].fd = c->fd;
 	p[0].events = POLLIN | (c->write_blocked || c->read_wants_write ? POLLOUT : 0);
 	p[0].revents = 0;
@@ -1219,6 +1289,10 @@ io_step(struct cli_conn *c, int cap)
 	p[1].events = POLLIN;
 	p[1].revents = 0;
 	n = poll(p, 2, timeout);
+	pthread_mutex_lock(&c->lock);
+	c->polling = 0;
+	c->wake_pending = 0;
+	pthread_mutex_unlock(&c->lock);
 	if (n < 0 && errno != EINTR) {
 		io_log_lost(c, strerror(errno));
 		return CLI_ERR_REMOVED;
@@ -1469,8 +1543,12 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	/* Wakes whoever polls the socket — the I/O thread, or in threadless mode the caller
 	 * driving the connection — so that this request is written now. Under the lock: a
 	 * C_Finalize in another thread closes the eventfd (cli_conn_close), and a write after
-	 * that could reach whatever file has since been given its number. */
-	conn_wake(c);
+	 * that could reach whatever file has since been given its number. Not when it is not
+	 * polling (it looks at the queue before it does) or a wake-up is already pending. */
+	if (c->polling && !c->wake_pending) {
+		c->wake_pending = 1;
+		conn_wake(c);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (c->threadless) {
 		io_drive(c, w, deadline);
