@@ -1147,6 +1147,11 @@ main(int argc, char **argv)
 		if (r == BENCH_ERR_USAGE) {
 			usage(stderr);
 		}
+		/* a refused command line may still have taken the PIN */
+		if (o.pin != NULL) {
+			OPENSSL_cleanse(o.pin, strlen(o.pin));
+			free(o.pin);
+		}
 		return 2;
 	}
 	if (o.idle) {
