@@ -193,7 +193,7 @@ test_request_event_written(void)
 	CU_ASSERT(strstr(text, "service/security/account/serviceid") != NULL);
 	CU_ASSERT(strstr(text, "\"credential\":{\"type\":\"apikey\"}") != NULL);
 	/* the address without its port (a hash or a time may contain "4711" by chance) */
-	CU_ASSERT(strstr(text, "\"host\":{\"address\":\"127.0.0.1\"}") != NULL);
+	CU_ASSERT(strstr(text, "\"host\":{\"address\":\"127.0.0.1\",") != NULL);
 	CU_ASSERT(strstr(text, "127.0.0.1:4711") == NULL);
 	CU_ASSERT(strstr(text, "\"target\":{\"id\":\"crn:hsmgate:acme:partition:a1\"") != NULL);
 	CU_ASSERT(strstr(text, "\"policy\":{\"result\":\"deny\",\"sids\":[\"NoRandom\"]}") != NULL);
