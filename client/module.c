@@ -337,8 +337,8 @@ C_Initialize(CK_VOID_PTR pInitArgs)
 	pthread_mutex_unlock(&M.lock);
 
 	memset(&t, 0, sizeof(t));
-	init_threadless = pInitArgs != NULL &&
-	                  (((CK_C_INITIALIZE_ARGS *)pInitArgs)->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) != 0;
+	init_threadless = pInitArgs != NULL && (((CK_C_INITIALIZE_ARGS *)pInitArgs)->flags &
+	                                        CKF_LIBRARY_CANT_CREATE_OS_THREADS) != 0;
 	rv = module_load(&cfg, &t, &conn);
 
 	pthread_mutex_lock(&M.lock);

@@ -154,7 +154,6 @@ test_init_args(void)
 	a.pReserved = &dummy;
 	CU_ASSERT_EQUAL(C_Initialize(&a), CKR_ARGUMENTS_BAD);
 
-
 	/* Some callbacks but not all four. */
 	memset(&a, 0, sizeof(a));
 	a.CreateMutex = mutex_create;
