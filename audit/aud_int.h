@@ -135,6 +135,13 @@ int aud_key_raw(EVP_PKEY *pk, uint8_t raw[AUD_ED25519_LEN]) AUD_WUR;
 /* signed-note key id: SHA-256(origin || 0x0A || 0x01 || raw)[0:4]. */
 void aud_key_id_raw(const char *origin, const uint8_t raw[AUD_ED25519_LEN], uint8_t id[4]);
 
+/* A signed note's signature line: U+2014 EM DASH, then a space, then the name. */
+#define AUD_SIG_DASH "\xe2\x80\x94 "
+/* Appends the signature line of `key` over b->data[0, body): AUD_SIG_DASH origin " "
+ * base64(key id || Ed25519 signature) "\n" (checkpoint.c). 0, AUD_ERR_CRYPTO, or b's
+ * failure. Checkpoints and rotation statements are signed by this one function. */
+int aud_note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *origin) AUD_WUR;
+
 /* A keyring as a growable set: aud_keyring_add takes a reference (duplicates ignored);
  * tag is the caller's (the verifier keeps the seq that retired a key there). */
 int aud_keyring_new(struct aud_keyring **kr) AUD_WUR;

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SIG_DASH      "\xe2\x80\x94 " /* U+2014 EM DASH, then a space */
 #define MAX_SIG_LINES 16
 
 /* ---- keys ----------------------------------------------------------------------------- */
@@ -124,16 +123,13 @@ aud_key_load_public(const char *path, EVP_PKEY **pk)
 static int
 key_id(EVP_PKEY *pk, const char *name, uint8_t id[4])
 {
-	uint8_t raw[32 + 2], h[AUD_HASH_LEN];
-	size_t rawlen = 32;
+	uint8_t raw[AUD_ED25519_LEN];
+	size_t rawlen = sizeof(raw);
 
-	raw[0] = '\n';
-	raw[1] = 0x01; /* signed-note: Ed25519 */
-	if (EVP_PKEY_get_raw_public_key(pk, raw + 2, &rawlen) != 1 || rawlen != 32) {
+	if (EVP_PKEY_get_raw_public_key(pk, raw, &rawlen) != 1 || rawlen != sizeof(raw)) {
 		return AUD_ERR_CRYPTO;
 	}
-	aud_sha256(name, strlen(name), raw, sizeof(raw), h);
-	memcpy(id, h, 4);
+	aud_key_id_raw(name, raw, id);
 	return 0;
 }
 
@@ -174,15 +170,41 @@ put_b64(struct aud_buf *b, const uint8_t *p, size_t n)
 }
 
 int
+aud_note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *origin)
+{
+	EVP_MD_CTX *md = NULL;
+	uint8_t sig[4 + 64];
+	size_t siglen = 64;
+	int r;
+
+	if (b->failed != 0) {
+		return b->failed;
+	}
+	if ((r = key_id(key, origin, sig)) != 0) {
+		return r;
+	}
+	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
+	    EVP_DigestSign(md, sig + 4, &siglen, (const uint8_t *)b->data, body) != 1 ||
+	    siglen != 64) {
+		EVP_MD_CTX_free(md);
+		return AUD_ERR_CRYPTO;
+	}
+	EVP_MD_CTX_free(md);
+	aud_buf_puts(b, AUD_SIG_DASH);
+	aud_buf_puts(b, origin);
+	aud_buf_puts(b, " ");
+	put_b64(b, sig, sizeof(sig));
+	return aud_buf_puts(b, "\n");
+}
+
+int
 aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
                     const uint8_t root[AUD_HASH_LEN], const uint8_t chain[AUD_HASH_LEN],
                     uint64_t time_ns, const uint8_t prev[AUD_HASH_LEN], char **note,
                     size_t *note_len)
 {
-	EVP_MD_CTX *md = NULL;
 	struct aud_buf b = {0};
-	uint8_t sig[4 + 64];
-	size_t siglen = 64, body;
+	size_t body;
 	int r;
 
 	*note = NULL;
@@ -201,20 +223,8 @@ aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
 		goto out;
 	}
 	body = b.len;
-	if ((r = key_id(key, origin, sig)) != 0) {
-		goto out;
-	}
-	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
-	    EVP_DigestSign(md, sig + 4, &siglen, (const uint8_t *)b.data, body) != 1 ||
-	    siglen != 64) {
-		r = AUD_ERR_CRYPTO;
-		goto out;
-	}
-	aud_buf_puts(&b, "\n" SIG_DASH);
-	aud_buf_puts(&b, origin);
-	aud_buf_puts(&b, " ");
-	put_b64(&b, sig, sizeof(sig));
-	if ((r = aud_buf_puts(&b, "\n")) != 0) {
+	aud_buf_puts(&b, "\n");
+	if ((r = aud_note_sign_line(&b, body, key, origin)) != 0) {
 		goto out;
 	}
 	if (b.len > AUD_MAX_NOTE) {
@@ -226,7 +236,6 @@ aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
 	b.data = NULL; /* transferred */
 	r = 0;
 out:
-	EVP_MD_CTX_free(md);
 	aud_buf_free(&b);
 	return r;
 }
@@ -291,7 +300,7 @@ aud_checkpoint_check(const char *note, size_t len, EVP_PKEY *pk, struct aud_chec
 		const char *name;
 		size_t nlen;
 
-		if (++nsig > MAX_SIG_LINES || (r = aud_cur_lit(&c, SIG_DASH)) != 0 ||
+		if (++nsig > MAX_SIG_LINES || (r = aud_cur_lit(&c, AUD_SIG_DASH)) != 0 ||
 		    (r = aud_cur_until(&c, ' ', &name, &nlen, AUD_MAX_ORIGIN)) != 0 ||
 		    !aud_origin_ok(name, nlen) ||
 		    (r = aud_cur_b64_line(&c, sig, sizeof(sig))) != 0) {

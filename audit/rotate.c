@@ -34,8 +34,7 @@
 #include <string.h>
 
 #define ROT_MAGIC "hsmgate-audit key rotation v1\n"
-#define SIG_DASH  "\xe2\x80\x94 " /* U+2014 EM DASH, then a space */
-#define VKEY_B64  44              /* base64 of 0x01 || 32-byte key */
+#define VKEY_B64  44 /* base64 of 0x01 || 32-byte key */
 
 /* ---- keys ----------------------------------------------------------------------------- */
 
@@ -145,21 +144,6 @@ aud_key_vkey(const char *key_path, const char *origin, char *out)
 		r = vkey_format(origin, raw, out);
 	}
 	EVP_PKEY_free(pk);
-	return r;
-}
-
-static int
-ed_sign(EVP_PKEY *key, const void *msg, size_t len, uint8_t sig[64])
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t siglen = 64;
-	int r = AUD_ERR_CRYPTO;
-
-	if (md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1 &&
-	    EVP_DigestSign(md, sig, &siglen, msg, len) == 1 && siglen == 64) {
-		r = 0;
-	}
-	EVP_MD_CTX_free(md);
 	return r;
 }
 
@@ -385,7 +369,7 @@ int
 aud_rotation_sign(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq, uint64_t time_ns,
                   const uint8_t chain[AUD_HASH_LEN], char **note, size_t *note_len)
 {
-	uint8_t raw[2][AUD_ED25519_LEN], sig[4 + 64];
+	uint8_t raw[2][AUD_ED25519_LEN];
 	EVP_PKEY *keys[2] = {old, nw};
 	char vk[AUD_MAX_VKEY + 1], *b64 = NULL;
 	struct aud_buf b = {0};
@@ -421,21 +405,9 @@ aud_rotation_sign(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq,
 	body = b.len;
 	aud_buf_puts(&b, "\n");
 	for (i = 0; i < 2; i++) {
-		aud_key_id_raw(origin, raw[i], sig);
-		free(b64);
-		b64 = NULL;
-		if ((r = ed_sign(keys[i], b.data, body, sig + 4)) != 0 ||
-		    (r = aud_b64_encode(sig, sizeof(sig), &b64, &blen)) != 0) {
+		if ((r = aud_note_sign_line(&b, body, keys[i], origin)) != 0) {
 			goto out;
 		}
-		aud_buf_puts(&b, SIG_DASH);
-		aud_buf_puts(&b, origin);
-		aud_buf_puts(&b, " ");
-		aud_buf_put(&b, b64, blen);
-		aud_buf_puts(&b, "\n");
-	}
-	if ((r = b.failed) != 0) {
-		goto out;
 	}
 	if (b.len > AUD_MAX_NOTE) {
 		r = AUD_ERR_TOO_LARGE;
@@ -542,7 +514,7 @@ aud_rotation_parse_note(const char *note, size_t len, struct aud_rotation_view *
 	}
 	/* Exactly two signature lines: the old key's, then the new key's. */
 	for (i = 0; i < 2; i++) {
-		if (aud_cur_lit(&c, SIG_DASH) != 0 ||
+		if (aud_cur_lit(&c, AUD_SIG_DASH) != 0 ||
 		    aud_cur_until(&c, ' ', &s, &n, AUD_MAX_ORIGIN) != 0 ||
 		    n != strlen(rv->origin) || memcmp(s, rv->origin, n) != 0 ||
 		    aud_cur_b64_line(&c, sig, sizeof(sig)) != 0) {
@@ -752,7 +724,7 @@ note_names_key(const char *note, size_t len, const char *origin, const uint8_t i
 		return 0;
 	}
 	aud_cur_init(&c, p + 2, len - (size_t)(p + 2 - note));
-	while (aud_cur_lit(&c, SIG_DASH) == 0 &&
+	while (aud_cur_lit(&c, AUD_SIG_DASH) == 0 &&
 	       aud_cur_until(&c, ' ', &name, &nlen, AUD_MAX_ORIGIN) == 0 &&
 	       aud_cur_b64_line(&c, sig, sizeof(sig)) == 0) {
 		if (nlen == strlen(origin) && memcmp(name, origin, nlen) == 0 &&
