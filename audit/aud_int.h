@@ -52,6 +52,9 @@ void aud_hash_chain(const uint8_t prev[AUD_HASH_LEN], const uint8_t leaf[AUD_HAS
 
 /* Standard base64 with padding, no newlines. *out malloc'd and NUL-terminated. */
 int aud_b64_encode(const uint8_t *in, size_t n, char **out, size_t *outlen) AUD_WUR;
+/* Canonical decimal of v (no sign, no leading zeros) into out, which has room for 20
+ * digits; not terminated. Returns the number of digits. */
+size_t aud_u64_dec(char *out, uint64_t v);
 /* Strict decode (canonical padding, no whitespace) into out[cap]. */
 int aud_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *outlen) AUD_WUR;
 

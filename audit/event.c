@@ -942,13 +942,8 @@ static void
 jw_u64(struct jw *w, uint64_t v)
 {
 	char d[20];
-	size_t i = sizeof(d);
 
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	jw_put(w, d + i, sizeof(d) - i);
+	jw_put(w, d, aud_u64_dec(d, v));
 }
 
 /* The CK* name of v from t, or 0x<lower-case hex> when t has none. */

@@ -48,21 +48,6 @@ aud_record_is_event(char type)
 	return type == 'E' || type == 'S' || type == 'R';
 }
 
-/* Canonical decimal of v into out (at least 20 bytes); returns the number of digits. */
-static size_t
-put_u64(char *out, uint64_t v)
-{
-	char d[20];
-	size_t i = sizeof(d);
-
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	memcpy(out, d + i, sizeof(d) - i);
-	return sizeof(d) - i;
-}
-
 int
 aud_record_format(struct aud_buf *b, uint64_t seq, uint64_t time_ns, char type, const char *payload,
                   size_t payload_len, const uint8_t prev_chain[AUD_HASH_LEN],
@@ -85,9 +70,9 @@ aud_record_format(struct aud_buf *b, uint64_t seq, uint64_t time_ns, char type, 
 	}
 	/* The log formats every record under its lock: no printf, three copies in all. */
 	memcpy(head, AUD_MAGIC " ", 5);
-	h = 5 + put_u64(head + 5, seq);
+	h = 5 + aud_u64_dec(head + 5, seq);
 	head[h++] = ' ';
-	h += put_u64(head + h, time_ns);
+	h += aud_u64_dec(head + h, time_ns);
 	head[h++] = ' ';
 	head[h++] = type;
 	head[h++] = '\t';

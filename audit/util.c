@@ -186,6 +186,20 @@ aud_cur_end(const struct aud_cur *c)
 	return c->len == 0 ? 0 : AUD_ERR_MALFORMED;
 }
 
+size_t
+aud_u64_dec(char *out, uint64_t v)
+{
+	char d[20];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(out, d + i, sizeof(d) - i);
+	return sizeof(d) - i;
+}
+
 void
 aud_hex_encode(const uint8_t *in, size_t n, char *out)
 {
