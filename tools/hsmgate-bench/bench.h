@@ -36,6 +36,9 @@ const char *bench_strerror(int r);
  * (not thread-safe for unknown values; only the main thread prints). */
 const char *bench_ckr_name(CK_RV rv);
 
+/* Prints s to stdout as a JSON string (quotes, backslash and control escapes). */
+void bench_json_str(const char *s);
+
 /* ---- latency histogram (stats.c) ----------------------------------------------------------
  * Log-linear buckets: exact below 128 ns, then 64 buckets per power of two (≤ 1.6% error),
  * up to 2^40 ns (~18 minutes). Fixed size so a worker records a call with no allocation. */

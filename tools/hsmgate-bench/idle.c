@@ -485,24 +485,6 @@ measure_rounds(const struct bench_idle_args *a, struct bench_idle_sample *med, d
 
 /* ---- the report ---------------------------------------------------------------------------- */
 
-static void
-json_s(const char *s)
-{
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			printf("\\%c", c);
-		} else if (c < 0x20) {
-			printf("\\u%04x", c);
-		} else {
-			putchar(c);
-		}
-	}
-	putchar('"');
-}
-
 static double
 kib_per_conn(const struct idle_result *res, unsigned conns)
 {
@@ -546,9 +528,9 @@ json_sample(const char *key, const struct bench_idle_sample *m, const double *op
 	}
 	printf("],\"status\":");
 	if (!m->ok) {
-		json_s(m->msg[0] != '\0' ? "failed" : "not run");
+		bench_json_str(m->msg[0] != '\0' ? "failed" : "not run");
 		printf(",\"message\":");
-		json_s(m->msg);
+		bench_json_str(m->msg);
 		printf("}");
 		return;
 	}
@@ -565,20 +547,20 @@ print_json(const struct idle_run *run, const struct idle_result *res)
 	size_t i;
 
 	printf("{\"tool\":\"hsmgate-bench\",\"label\":");
-	json_s(a->label);
+	bench_json_str(a->label);
 	printf(",\"module\":");
-	json_s(a->module);
+	bench_json_str(a->module);
 	printf(",\"threads\":%u,\"inflight\":%u,\"app_threads\":%u,\"duration_s\":%g,\"warmup_s\":%"
 	       "g,\"rounds\":%u,\"results\":[{\"op\":\"idle-conns\",\"status\":\"%s\"",
 	       a->threads, a->inflight, a->threads * a->inflight, a->duration, a->warmup, a->rounds,
 	       run->failed ? "failed" : "ok");
 	if (run->failed) {
 		printf(",\"message\":");
-		json_s(run->msg);
+		bench_json_str(run->msg);
 	}
 	printf(",\"conns\":%u,\"held\":%u,\"open_s\":%.2f,\"measured_op\":", a->conns, res->held,
 	       res->open_s);
-	json_s(a->measure_name);
+	bench_json_str(a->measure_name);
 	printf(",\"server_rss_before_kib\":%llu,\"server_rss_held_kib\":%llu,\"server_hwm_held_"
 	       "kib\":%llu,\"server_rss_released_kib\":%llu,\"server_kib_per_conn\":%.2f",
 	       (unsigned long long)res->rss_before, (unsigned long long)res->rss_held,
@@ -591,7 +573,7 @@ print_json(const struct idle_run *run, const struct idle_result *res)
 		const struct bench_proc *p = &res->held_procs.p[i];
 
 		printf("%s{\"pid\":%d,\"comm\":", i > 0 ? "," : "", (int)p->pid);
-		json_s(p->comm);
+		bench_json_str(p->comm);
 		printf(",\"rss_before_kib\":%llu,\"rss_held_kib\":%llu,\"hwm_held_kib\":%llu}",
 		       (unsigned long long)rss_of(&res->before, p->pid, 0),
 		       (unsigned long long)p->rss_kib,

@@ -894,8 +894,8 @@ result_name(const struct result *res)
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-static void
-json_str(const char *s)
+void
+bench_json_str(const char *s)
 {
 	putchar('"');
 	for (; *s != '\0'; s++) {
@@ -1008,10 +1008,10 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 	size_t i, j;
 
 	printf("{\"tool\":\"hsmgate-bench\",\"label\":");
-	json_str(o->label);
+	bench_json_str(o->label);
 	printf(",\"module\":");
 	if (o->module != NULL) {
-		json_str(o->module);
+		bench_json_str(o->module);
 	} else {
 		printf("null");
 	}
@@ -1022,11 +1022,11 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 		const struct result *r = &res[i];
 
 		printf("%s{\"op\":", i > 0 ? "," : "");
-		json_str(result_name(r));
+		bench_json_str(result_name(r));
 		printf(",\"status\":\"%s\"", status_name(r->status));
 		if (r->status != ST_OK) {
 			printf(",\"message\":");
-			json_str(r->msg);
+			bench_json_str(r->msg);
 			printf("}");
 			continue;
 		}
@@ -1046,11 +1046,11 @@ print_json(const struct opts *o, const struct result *res, size_t n)
 		       r->calls > 0 ? r->cli_cpu * 1e6 / (double)r->calls : 0.0,
 		       r->calls > 0 ? r->srv_cpu * 1e6 / (double)r->calls : 0.0, r->cli_maxrss_kib,
 		       (unsigned long long)procs_hwm(&r->procs));
-		json_str(r->note);
+		bench_json_str(r->note);
 		printf(",\"server_procs\":[");
 		for (j = 0; j < r->procs.n; j++) {
 			printf("%s{\"pid\":%d,\"comm\":", j > 0 ? "," : "", (int)r->procs.p[j].pid);
-			json_str(r->procs.p[j].comm);
+			bench_json_str(r->procs.p[j].comm);
 			printf(",\"hwm_kib\":%llu}", (unsigned long long)r->procs.p[j].hwm_kib);
 		}
 		printf("]}");
