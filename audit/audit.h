@@ -55,10 +55,14 @@ const char *aud_strerror(int err);
 #define AUD_HASH_LEN    32           /* SHA-256 */
 #define AUD_MAX_PAYLOAD (60u * 1024) /* one record's payload (an event's JSON) */
 #define AUD_MAX_LINE    (64u * 1024) /* one stored line, header and hashes included */
-#define AUD_MAX_STRING  512          /* any string field of an event */
-#define AUD_MAX_SIDS    16           /* matched policy statement ids in one event */
-#define AUD_MAX_ATTRS   64           /* template attribute types in one event */
-#define AUD_MAX_ORIGIN  128          /* the log's origin (checkpoint key name) */
+/* The writer never has more than this many bytes of a segment written but not yet synced
+ * (a batch is capped to it, and async mode syncs before passing it), so a power loss can
+ * leave NULs followed by data only within this window (AUDIT.md §5). */
+#define AUD_TORN_WINDOW ((uint64_t)1 << 20)
+#define AUD_MAX_STRING  512 /* any string field of an event */
+#define AUD_MAX_SIDS    16  /* matched policy statement ids in one event */
+#define AUD_MAX_ATTRS   64  /* template attribute types in one event */
+#define AUD_MAX_ORIGIN  128 /* the log's origin (checkpoint key name) */
 
 /* A signed-note verifier key, "<origin>+<key id>+<base64 key>" (AUDIT.md §2.4). */
 #define AUD_MAX_VKEY (AUD_MAX_ORIGIN + 64)
@@ -337,10 +341,23 @@ int aud_reader_open(struct aud_reader **r, const char *dir) AUD_WUR;
  * set to its length. AUD_ERR_TOO_LARGE for a line over AUD_MAX_LINE. A run of NUL bytes
  * where a line starts (or inside the final line) is the end of the data written so far,
  * like EOF, if every byte after it is NUL (the writer's zero-filled room, AUDIT.md §2);
- * AUD_ERR_TAMPER if not, or in a segment that is not the last.
+ * AUD_ERR_TAMPER if not (but see aud_reader_at_rest()), or in a segment that is not the last.
  */
 int aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *seg_first,
                     uint64_t *line_no, size_t *torn) AUD_WUR;
+/*
+ * For a reader of a log at rest that a power loss may have hit (start-up recovery, verify),
+ * not for one that follows a live log: at the end of the last segment, NUL bytes followed
+ * by data that ends within AUD_TORN_WINDOW bytes of the first NUL are the writer's last,
+ * unsynced write with its sectors persisted out of order (AUDIT.md §5). They end the data as
+ * a torn final line does: AUD_ERR_EOF, with *torn counted from the line's start to the last
+ * byte that is not NUL, and aud_reader_gap() saying where the NULs begin. Any other data
+ * after NULs stays AUD_ERR_TAMPER.
+ */
+void aud_reader_at_rest(struct aud_reader *r);
+/* 1 and *offset (in the last segment) when the last AUD_ERR_EOF ended at such a torn write;
+ * 0 otherwise. */
+int aud_reader_gap(const struct aud_reader *r, uint64_t *offset);
 void aud_reader_free(struct aud_reader *r);
 
 /* ---- checkpoints ---------------------------------------------------------------------- */

@@ -20,6 +20,9 @@
  * file also writes the inode, about twice the time. A segment that is closed (roll, clean
  * close, open) is cut back to its data and synced, so only the active segment ever has a
  * zero tail; readers take a NUL at a line start as the end of the data (record.c).
+ * Each batch is synced before the next is written and holds at most AUD_TORN_WINDOW bytes
+ * (async mode syncs before passing that), so a power loss can tear only that much, after
+ * the last sync: the shape recovery cuts as a torn write (record.c, torn_write()).
  *
  * Waking the writer: an append signals cv_work only if the writer waits (w_waiting), and
  * after the mutex is released, so that the writer does not wake into a held lock. Between
@@ -74,6 +77,7 @@ struct aud_log {
 	/* The writer thread's (and, before it starts and after it ends, open's and close's):
 	 * the active segment's data ends at seg_off, its zeros at seg_alloc (its size). */
 	uint64_t seg_off, seg_alloc;
+	uint64_t unsynced; /* bytes of the active segment written since its last sync */
 	pthread_t thr;
 	int thr_started;
 	pthread_mutex_t mu;
@@ -412,7 +416,11 @@ seg_reserve(struct aud_log *log, uint64_t n)
 		}
 		log->seg_alloc += k;
 	}
-	return fdatasync(log->segfd) == 0 ? 0 : AUD_ERR_IO;
+	if (fdatasync(log->segfd) != 0) {
+		return AUD_ERR_IO;
+	}
+	log->unsynced = 0;
+	return 0;
 }
 
 /* Cuts the active segment's zero-filled room and syncs it: the segment is closed. */
@@ -452,7 +460,7 @@ segment_create(struct aud_log *log, uint64_t first)
 		close(log->segfd);
 	}
 	log->segfd = fd;
-	log->seg_off = log->seg_alloc = 0;
+	log->seg_off = log->seg_alloc = log->unsynced = 0;
 	return 0;
 }
 
@@ -485,6 +493,14 @@ write_batch(struct aud_log *log, const struct queue *b, size_t n)
 		from = to;
 	}
 	to = b->v[n - 1].end;
+	/* Async: sync first rather than have more than AUD_TORN_WINDOW unsynced, so that a
+	 * power loss cannot tear more than a start-up repair may cut (AUDIT.md §5). */
+	if (!sync && log->unsynced + (to - from) > AUD_TORN_WINDOW) {
+		if (fdatasync(log->segfd) != 0) {
+			return AUD_ERR_IO;
+		}
+		log->unsynced = 0;
+	}
 	if ((r = seg_reserve(log, to - from)) != 0 ||
 	    (r = seg_write(log, b->buf.data + from, to - from)) != 0) {
 		return r;
@@ -492,6 +508,7 @@ write_batch(struct aud_log *log, const struct queue *b, size_t n)
 	if (sync && fdatasync(log->segfd) != 0) {
 		return AUD_ERR_IO;
 	}
+	log->unsynced = sync ? 0 : log->unsynced + (to - from);
 	return 0;
 }
 
@@ -512,8 +529,23 @@ static int
 queue_take_inlock(struct aud_log *log, struct queue *b, size_t max)
 {
 	struct queue *q = &log->q;
-	size_t n = q->n < max ? q->n : max, bytes, i;
+	size_t n = q->n < max ? q->n : max, bytes, i, lo, hi;
 
+	/* At most AUD_TORN_WINDOW bytes (one record at least): what one write may leave torn. */
+	if (n > 0 && q->v[n - 1].end > AUD_TORN_WINDOW) {
+		lo = 1;
+		hi = n; /* v[lo-1].end <= W or lo == 1; v[hi-1].end > W */
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (q->v[mid - 1].end <= AUD_TORN_WINDOW) {
+				lo = mid;
+			} else {
+				hi = mid;
+			}
+		}
+		n = lo;
+	}
 	if (n == q->n) {
 		/* The common case: swap the whole queue. */
 		struct queue t = *b;
@@ -758,6 +790,8 @@ struct scan {
 	uint64_t last_seg; /* first seq of the last segment seen (UINT64_MAX: none) */
 	size_t torn;       /* unterminated bytes at the end of the last segment's data */
 	uint64_t end_off;  /* where the last segment's data ends (torn bytes excluded) */
+	int gap;           /* the torn bytes are a torn write: NULs from gap_at, then data */
+	uint64_t gap_at;
 };
 
 /* Reads the whole log, checking what the writer itself guarantees, and leaves the state
@@ -774,9 +808,11 @@ recover_scan(struct aud_log *log, struct scan *sc)
 	sc->last_seg = UINT64_MAX;
 	sc->torn = 0;
 	sc->end_off = 0;
+	sc->gap = 0;
 	if ((r = aud_reader_open(&rd, log->dir)) != 0) {
 		return r;
 	}
+	aud_reader_at_rest(rd); /* a power loss may have torn the last write (AUDIT.md §5) */
 	for (;;) {
 		struct aud_record_view rec;
 		uint8_t leaf[AUD_HASH_LEN], chain[AUD_HASH_LEN];
@@ -784,6 +820,7 @@ recover_scan(struct aud_log *log, struct scan *sc)
 		r = aud_reader_next(rd, &line, &len, &seg, &line_no, &torn);
 		if (r == AUD_ERR_EOF) {
 			sc->torn = torn;
+			sc->gap = aud_reader_gap(rd, &sc->gap_at);
 			aud_reader_pos(rd, &seg, &sc->end_off);
 			break;
 		}
@@ -1055,7 +1092,8 @@ aud_log_open(struct aud_log **logp, const struct aud_log_options *o)
 	    (r = system_event(log, o->source_crn, "start", &start)) != 0) {
 		goto out;
 	}
-	if (found && (r = cut_tail(log, seg_first, sc.end_off, sc.torn, rep)) != 0) {
+	if (found && ((sc.gap && (r = aud_event_add_info_u64(rep, "zerosAt", sc.gap_at)) != 0) ||
+	              (r = cut_tail(log, seg_first, sc.end_off, sc.torn, rep)) != 0)) {
 		goto out;
 	}
 	if (found) {

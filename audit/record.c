@@ -15,7 +15,9 @@
  * where a line starts — or inside an unterminated final line — marks the end of the data
  * written so far, as EOF does, provided every byte from there to EOF is NUL (AUDIT.md §2).
  * Anything else after that NUL is damage: the reader reports AUD_ERR_TAMPER and
- * aud_reader_pos() says where.
+ * aud_reader_pos() says where — except, for a reader of a log at rest (aud_reader_at_rest),
+ * the shape a power loss gives the writer's last write (torn_write()), which ends the data
+ * as a torn final line does.
  */
 #include "audit/aud_int.h"
 
@@ -173,6 +175,8 @@ aud_segment_parse(const char *name, uint64_t *first)
 /* ---- reader --------------------------------------------------------------------------- */
 
 #define READ_CHUNK (256u * 1024)
+/* The unit a disk persists whole (torn_write()): 512, the smallest logical block size. */
+#define AUD_SECTOR 512u
 
 struct aud_reader {
 	char *dir;
@@ -185,6 +189,9 @@ struct aud_reader {
 	uint64_t off; /* file offset of buf[end] */
 	uint64_t zok; /* the open segment's bytes from the data's end up to zok were NUL */
 	uint64_t line_no;
+	int at_rest;              /* aud_reader_at_rest(): NULs then data may be a torn write */
+	int gap;                  /* zero_tail() found such a torn write: */
+	uint64_t gap_at, gap_end; /* its first NUL, and the end of its last byte that is not */
 };
 
 /* What follows the first NUL at a line start or inside the final line (zero_tail()). */
@@ -193,6 +200,7 @@ enum ztail {
 	ZT_ZERO,   /* NUL bytes up to EOF: the end of the data written so far */
 	ZT_DATA,   /* the byte there is no longer NUL: the writer wrote it meanwhile */
 	ZT_DAMAGE, /* still NUL there, but not all NUL after it */
+	ZT_GAP,    /* as ZT_DAMAGE, but a torn last write (aud_reader_at_rest()) */
 };
 
 static int
@@ -322,6 +330,69 @@ all_nul(const char *p, size_t n)
 }
 
 /*
+ * Data after the NUL at `at`: ZT_GAP if it has the shape a power loss gives the writer's
+ * last, unsynced write, else ZT_DAMAGE. Only for a reader at rest, in the last segment.
+ * The write went into zeros (the segment is zero-filled ahead, log.c) and a disk persists
+ * whole sectors in any order, so a sector it did not persist still reads as zeros: every
+ * run of NULs that is followed by data must end on a sector boundary, and begin on one
+ * too unless it is the first (the write began inside a sector of synced data); and every
+ * byte that is not NUL lies before at + AUD_TORN_WINDOW (the writer never has more than
+ * that unsynced). A zeroed line or a byte set to NUL inside one does not have this shape.
+ * Reads from `at` to EOF (at most the segment).
+ */
+static int
+torn_write(struct aud_reader *r, uint64_t at, enum ztail *zt)
+{
+	char *tmp = r->buf + r->end;
+	size_t room = r->cap - r->end, got, i;
+	uint64_t pos = at, last = at;
+	int in_run = 1, run_start_ok = 1, e;
+
+	*zt = ZT_DAMAGE;
+	if (!r->at_rest || r->cur + 1 < r->nsegs) {
+		return 0;
+	}
+	if (room > READ_CHUNK) {
+		room = READ_CHUNK;
+	}
+	for (;;) {
+		if ((e = pread_full(r->fd, tmp, room, pos, &got)) != 0) {
+			return e;
+		}
+		if (got == 0) {
+			break;
+		}
+		for (i = 0; i < got; i++) {
+			uint64_t o = pos + i;
+			int nul = tmp[i] == '\0';
+
+			if (!nul) {
+				last = o + 1;
+			}
+			if (nul == in_run) {
+				continue;
+			}
+			if (nul) {
+				run_start_ok = o % AUD_SECTOR == 0;
+			} else if (o % AUD_SECTOR != 0 || !run_start_ok ||
+			           o - at >= AUD_TORN_WINDOW) {
+				return 0;
+			}
+			in_run = nul;
+		}
+		if (last - at > AUD_TORN_WINDOW) {
+			return 0;
+		}
+		pos += got;
+	}
+	r->gap = 1;
+	r->gap_at = at;
+	r->gap_end = last;
+	*zt = ZT_GAP;
+	return 0;
+}
+
+/*
  * Classifies the bytes of the open segment from file offset `at` (where a NUL was seen) to
  * EOF, reading them afresh: the writer may have written there since they were buffered.
  * Its writes go forward from the data's end, so when a later byte is not NUL the byte at
@@ -343,6 +414,7 @@ zero_tail(struct aud_reader *r, uint64_t at, enum ztail *zt)
 	if ((e = pread_full(r->fd, tmp, room, pos, &got)) != 0) {
 		return e;
 	}
+	r->gap = 0;
 	if (got == 0 || tmp[0] != '\0') {
 		*zt = got == 0 ? ZT_EOF : ZT_DATA;
 		return 0;
@@ -352,8 +424,11 @@ zero_tail(struct aud_reader *r, uint64_t at, enum ztail *zt)
 			if ((e = pread_full(r->fd, tmp, 1, at, &got)) != 0) {
 				return e;
 			}
-			*zt = got == 1 && tmp[0] != '\0' ? ZT_DATA : ZT_DAMAGE;
-			return 0;
+			if (got == 1 && tmp[0] != '\0') {
+				*zt = ZT_DATA;
+				return 0;
+			}
+			return torn_write(r, at, zt);
 		}
 		pos += got;
 		if (pos < r->zok) {
@@ -413,6 +488,7 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 	if (torn != NULL) {
 		*torn = 0;
 	}
+	r->gap = 0;
 	for (;;) {
 		char *nl, *z;
 		ssize_t n;
@@ -431,7 +507,7 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 				if (zt == ZT_DATA) {
 					continue;
 				}
-				at_nul = zt == ZT_ZERO;
+				at_nul = zt == ZT_ZERO || zt == ZT_GAP;
 			} else if (nl != NULL) {
 				*line = r->buf + r->start;
 				*len = (size_t)(nl - *line);
@@ -468,7 +544,10 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 			}
 			if (r->cur + 1 >= r->nsegs) {
 				if (torn != NULL) {
-					*torn = r->end - r->start;
+					/* A torn write: from the line's start to its last data. */
+					*torn = r->gap ? (size_t)(r->gap_end -
+					                          (r->off - (r->end - r->start)))
+					               : r->end - r->start;
 				}
 				return AUD_ERR_EOF;
 			}
@@ -506,6 +585,19 @@ aud_reader_next(struct aud_reader *r, const char **line, size_t *len, uint64_t *
 		}
 		return AUD_ERR_EOF;
 	}
+}
+
+void
+aud_reader_at_rest(struct aud_reader *r)
+{
+	r->at_rest = 1;
+}
+
+int
+aud_reader_gap(const struct aud_reader *r, uint64_t *offset)
+{
+	*offset = r->gap ? r->gap_at : 0;
+	return r->gap;
 }
 
 void

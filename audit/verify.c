@@ -362,6 +362,7 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	struct aud_reader *rd = NULL;
 	const char *line;
 	size_t len, torn = 0;
+	uint64_t gap;
 	uint64_t seg, line_no;
 	const struct aud_keyring *kr = o->keyring;
 	int r, at_end = 0;
@@ -382,6 +383,7 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	    (r = aud_reader_open(&rd, o->dir)) != 0) {
 		goto out;
 	}
+	aud_reader_at_rest(rd);
 	for (;;) {
 		struct aud_record_view rec;
 		uint8_t leaf[AUD_HASH_LEN], chain[AUD_HASH_LEN];
@@ -493,7 +495,13 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	res->unsealed = v.have_ckpt ? v.expect - v.last_ckpt_seq - 1 : v.expect;
 	res->rotations = aud_keywin_rotations(v.kw);
 	aud_keywin_vkey(v.kw, v.origin, res->key_in_force);
-	if (torn > 0) {
+	if (torn > 0 && aud_reader_gap(rd, &gap)) {
+		snprintf(res->detail, sizeof(res->detail),
+		         "%zu bytes of a torn write at the end: zeros from offset %llu, then data "
+		         "(a "
+		         "power loss during the last unsynced write; the writer cuts it at open)",
+		         torn, (unsigned long long)gap);
+	} else if (torn > 0) {
 		snprintf(res->detail, sizeof(res->detail),
 		         "%zu bytes of an unterminated final line (a write in progress or a crash; "
 		         "the writer repairs it at open)",

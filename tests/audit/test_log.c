@@ -579,24 +579,126 @@ expect_nul_damage(const struct aud_log_options *o, uint64_t next)
 	aud_reader_free(rd);
 }
 
+/* A closed log of 10 events (S, C, 10 E, C: the next record would be 13) whose last
+ * segment then gets NULs up to `pad` bytes past a 512-byte boundary plus `extra` more. */
+static char *
+log_then_zeros(const char *name, const struct aud_log_options *o, size_t pad, size_t extra,
+               size_t *end, size_t *zeros)
+{
+	struct aud_log *log = NULL;
+	int nul, lf;
+	off_t n;
+	size_t z;
+	char *seg;
+
+	fresh_dir(name);
+	CU_ASSERT_FATAL(aud_log_open(&log, o) == 0);
+	CU_ASSERT(append_n(log, 10) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	seg = last_segment_path();
+	n = file_shape(seg, &nul, &lf);
+	z = (size_t)(512 - n % 512) + pad + extra;
+	append_zeros(seg, z);
+	if (end != NULL) {
+		*end = (size_t)n;
+		*zeros = z;
+	}
+	return seg;
+}
+
+/* Data after zeros that no power loss leaves: a run of NULs ending inside a sector. */
 static void
 test_data_after_zeros_refused(void)
 {
 	struct aud_log_options o;
-	struct aud_log *log = NULL;
 	char *seg;
 
-	fresh_dir("zerodata");
 	opts(&o);
-	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
-	CU_ASSERT(append_n(log, 10) == 0);
-	CU_ASSERT(aud_log_close(log) == 0);
-	seg = last_segment_path();
-	/* S, C, 10 E, C at close: the next record would be 13. */
-	append_zeros(seg, 3000);
+	seg = log_then_zeros("zerodata", &o, 2 * 512, 7, NULL, NULL);
 	append_raw(seg, "GWA1 13 17000000 E\t{}\n");
 	append_zeros(seg, 100);
 	expect_nul_damage(&o, 13);
+	free(seg);
+}
+
+/* Further than AUD_TORN_WINDOW from the first NUL: more than the writer has unsynced. */
+static void
+test_data_beyond_torn_window_refused(void)
+{
+	struct aud_log_options o;
+	char *seg;
+
+	opts(&o);
+	seg = log_then_zeros("zerofar", &o, (size_t)AUD_TORN_WINDOW, 0, NULL, NULL);
+	append_raw(seg, "GWA1 13 17000000 E\t{}\n");
+	expect_nul_damage(&o, 13);
+	free(seg);
+}
+
+/* Sectors of data after zeros, then a second run of zeros that begins inside a sector
+ * and is followed by data: not the shape of one torn write. */
+static void
+test_unaligned_second_gap_refused(void)
+{
+	struct aud_log_options o;
+	char line[512];
+	char *seg;
+
+	opts(&o);
+	seg = log_then_zeros("zerotwice", &o, 512, 0, NULL, NULL);
+	memset(line, 'x', sizeof(line));
+	line[sizeof(line) - 1] = '\0';
+	append_raw(seg, line); /* 511 bytes of data: the next NUL is not on a boundary */
+	append_zeros(seg, 513);
+	append_raw(seg, "GWA1 13 17000000 E\t{}\n");
+	expect_nul_damage(&o, 13);
+	free(seg);
+}
+
+/* What a power loss during the last write leaves: its first sectors never reached the
+ * disk (zeros), a later one did. Verify calls it a torn write; start-up cuts it all with
+ * a recovery record saying where the zeros began, and the log verifies again. */
+static void
+test_torn_write_after_zeros_repaired(void)
+{
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	struct aud_reader *rd = NULL;
+	const char *line, *data = "tail of record 14\nGWA1 15 17000000 E\t{\"eventTime\"";
+	char cut[64], at[64];
+	size_t len, end, zeros;
+	uint64_t s, no;
+	int saw = 0, nul, lf;
+	char *seg;
+
+	opts(&o);
+	seg = log_then_zeros("tornwrite", &o, 1024, 0, &end, &zeros);
+	append_raw(seg, data);
+	append_zeros(seg, 3000); /* the rest of the preallocated room */
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(strstr(res.detail, "torn write") != NULL);
+	CU_ASSERT(res.records == 13);
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT(count_type('R') == 1);
+	snprintf(cut, sizeof(cut), "\"cutBytes\":%zu,", zeros + strlen(data));
+	snprintf(at, sizeof(at), "\"zerosAt\":%zu,", end);
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
+		struct aud_record_view rec;
+
+		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
+			saw = memmem(rec.payload, rec.payload_len, cut, strlen(cut)) != NULL &&
+			      memmem(rec.payload, rec.payload_len, at, strlen(at)) != NULL;
+		}
+	}
+	aud_reader_free(rd);
+	CU_ASSERT(saw);
+	(void)file_shape(seg, &nul, &lf);
+	CU_ASSERT(!nul && lf);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(res.detail[0] == '\0');
 	free(seg);
 }
 
@@ -829,6 +931,11 @@ static const struct test_case cases[] = {
         {"a zero tail left by a crash verifies and is cut at open", test_zero_tail_after_crash},
         {"a torn line before zeros is repaired", test_torn_line_before_zeros_repaired},
         {"data after zeros is refused (modified)", test_data_after_zeros_refused},
+        {"data beyond the torn-write window is refused", test_data_beyond_torn_window_refused},
+        {"a second, unaligned run of zeros before data is refused",
+         test_unaligned_second_gap_refused},
+        {"a write torn by a power loss (zeros, then data) is cut at open",
+         test_torn_write_after_zeros_repaired},
         {"a NUL inside a line is refused (modified)", test_nul_inside_line_refused},
         {"zeros at the end of an earlier segment are refused",
          test_zeros_in_earlier_segment_refused},

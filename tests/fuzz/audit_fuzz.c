@@ -2,8 +2,8 @@
  * tests/fuzz/audit_fuzz.c — libFuzzer target for every parser in audit/: the record line,
  * a checkpoint or key-rotation record's payload and the signed note inside it (checkpoint
  * note, rotation statement), the inclusion-proof bundle, and the segment reader with its
- * rules for a zero-filled end (first byte 0xff: the rest is a segment file). The first byte
- * selects the parser so that one corpus covers all of them.
+ * rules for a zero-filled end and a torn write (first byte 0xff: the rest is a segment file). The
+ * first byte selects the parser so that one corpus covers all of them.
  */
 #include "audit/audit.h"
 
@@ -30,8 +30,8 @@ fuzz_reader(const char *p, size_t n)
 	struct aud_reader *rd = NULL;
 	const char *line;
 	size_t len, torn;
-	uint64_t seg, no;
-	int fd;
+	uint64_t seg, no, gap;
+	int fd, rest, r;
 
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof(dir), "/tmp/audit-fuzz-XXXXXX");
@@ -50,10 +50,21 @@ fuzz_reader(const char *p, size_t n)
 		return;
 	}
 	close(fd);
-	if (aud_reader_open(&rd, dir) == 0) {
-		while (aud_reader_next(rd, &line, &len, &seg, &no, &torn) == 0) {
+	/* As a follower reads it, and at rest as recovery and verify do (a torn write). */
+	for (rest = 0; rest < 2; rest++) {
+		if (aud_reader_open(&rd, dir) != 0) {
+			break;
+		}
+		if (rest) {
+			aud_reader_at_rest(rd);
+		}
+		while ((r = aud_reader_next(rd, &line, &len, &seg, &no, &torn)) == 0) {
+		}
+		if (r == AUD_ERR_EOF && aud_reader_gap(rd, &gap) && (gap >= n || torn > n)) {
+			abort(); /* a torn write lies inside the file */
 		}
 		aud_reader_free(rd);
+		rd = NULL;
 	}
 	unlink(path);
 }
