@@ -773,7 +773,6 @@ gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b)
 	unsigned i;
 
 	if (a->enabled != b->enabled || str_differ(a->dir, b->dir) ||
-	    str_differ(a->signing_key, b->signing_key) ||
 	    str_differ(a->durability, b->durability) ||
 	    a->checkpoint_events != b->checkpoint_events ||
 	    a->checkpoint_seconds != b->checkpoint_seconds || a->n_sinks != b->n_sinks) {
@@ -791,6 +790,68 @@ gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b)
 			return 1;
 		}
 	}
+	return 0;
+}
+
+int
+gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *err, size_t errsz)
+{
+	const struct cfg_audit *a = n->audit;
+	struct stat st;
+	char *path = NULL, *keep;
+	uint64_t seq = 0;
+	int r;
+
+	if (s->audit == NULL || a == NULL || !a->enabled || str_differ(a->dir, s->audit_dir)) {
+		return 0;
+	}
+	if (a->signing_key != NULL ? (path = strdup(a->signing_key)) == NULL
+	                           : asprintf(&path, "%s/audit-signing.key", n->state_dir) < 0) {
+		snprintf(err, errsz, "out of memory");
+		return GW_ERR_NOMEM;
+	}
+	if (strcmp(path, s->audit_key) == 0) {
+		free(path);
+		return 0;
+	}
+	/* Unlike at a first start, a key for a rotation is never generated: its public half
+	 * must reach the auditors first (hsmgate-audit keygen). */
+	if (stat(path, &st) != 0) {
+		snprintf(err, errsz,
+		         "audit.signing_key %s: %s (a new key for a rotation must exist: make it "
+		         "with "
+		         "hsmgate-audit keygen)",
+		         path, strerror(errno));
+		free(path);
+		return GW_ERR_CONFIG;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		snprintf(err, errsz,
+		         "audit.signing_key %s must be a regular file that only its owner can use "
+		         "(mode 0600; it is %04o)",
+		         path, (unsigned)(st.st_mode & 07777));
+		free(path);
+		return GW_ERR_CONFIG;
+	}
+	if ((r = aud_log_rotate(s->audit, path, &seq)) != 0) {
+		snprintf(err, errsz,
+		         "audit.signing_key %s: cannot rotate the audit log %s to it: %s", path,
+		         s->audit_dir,
+		         r == AUD_ERR_INVALID ? "it is the key in force or a key this log retired"
+		                              : aud_strerror(r));
+		free(path);
+		if (aud_log_failed(s->audit) != 0) {
+			audit_failed(s, r, "the key rotation's records cannot be written");
+		}
+		return GW_ERR_CONFIG;
+	}
+	keep = s->audit_key;
+	s->audit_key = path;
+	s->audit_opts.key_path = path;
+	gw_log(GW_LOG_WARN, "audit", "audit signing key rotated online",
+	       "dir=%s old_key=%s new_key=%s rotation_seq=%llu", s->audit_dir, keep, path,
+	       (unsigned long long)seq);
+	free(keep);
 	return 0;
 }
 

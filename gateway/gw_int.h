@@ -460,8 +460,18 @@ void gw_audit_sink_event(struct gw_server *s, const char *sink, const char *verb
                          const char *detail, int failure, enum aud_severity severity);
 
 /* 1 when the two audit blocks differ in anything that needs a restart (SIGHUP keeps the
- * running log and sinks and says so). */
+ * running log and sinks and says so). A new signing key is not such a change: see below. */
 int gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b);
+/*
+ * SIGHUP with a new audit.signing_key (n, the new configuration): rotates the running log to
+ * it online (AUDIT.md §2.4: a checkpoint by the old key, the rotation record signed by both,
+ * the hsmgate.audit-key.rotate event and a checkpoint by the new key, durable before this
+ * returns). 0 with nothing done when the key is the same, the log directory changed (that
+ * needs a restart) or audit is off; GW_ERR_CONFIG and err when the new key is missing, not
+ * mode 0600, not Ed25519, or the key in force or a retired one: the reload must then keep
+ * the running configuration, and the log is unchanged.
+ */
+int gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *err, size_t errsz);
 
 /* ---- sinks.c --------------------------------------------------------------------------- */
 

@@ -452,8 +452,9 @@ policy_install(struct gw_server *s, struct pol_policy *pol, const char *path, ch
 
 /* SIGHUP: a config that fails to load leaves the running one in force and says why. What
  * changes: principals, API keys, limits (for new connections), the TLS files and the policy
- * (atomically with the config: both or neither). What needs a restart (and is logged as
- * such): the partition set, the listen address and the audit log settings. */
+ * (atomically with the config: both or neither), and the audit signing key (an online
+ * rotation, the last step: a failed one fails the reload). What needs a restart (and is
+ * logged as such): the partition set, the listen address and the other audit settings. */
 static void
 reload(struct gw_server *s)
 {
@@ -507,6 +508,16 @@ reload(struct gw_server *s)
 	if ((r = conn_limit_apply(s, n->limits.max_connections, s->n_workers,
 	                          s->cfg->audit != NULL ? s->cfg->audit->n_sinks : 0, err,
 	                          sizeof(err))) != 0) {
+		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
+		       "error=%s", gw_log_quote(err, q, sizeof(q)));
+		pol_policy_free(pol);
+		free(text);
+		SSL_CTX_free(ctx);
+		cfg_daemon_free(n);
+		return;
+	}
+	/* Last, as it writes records: a new audit signing key rotates the running log. */
+	if ((r = gw_audit_key_reload(s, n, err, sizeof(err))) != 0) {
 		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
 		       "error=%s", gw_log_quote(err, q, sizeof(q)));
 		pol_policy_free(pol);

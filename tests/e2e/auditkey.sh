@@ -5,7 +5,8 @@
 # then starts with the new key only; verify, proofs and consistency work across the rotation
 # with the old key as the trust anchor, or from after it with the new key; and a forger who
 # re-signs checkpoints with the retired key, signs a rotation with a wrong key or re-signs
-# everything is named at the right seq — the forgeries made by an independent Python +
+# everything is named at the right seq; SIGHUP with a new audit.signing_key rotates a running
+# gateway online (a missing, world-readable or retired key fails the reload and writes nothing) — the forgeries made by an independent Python +
 # openssl implementation of the format, which also checks the genuine rotation record.
 . "$(dirname "$0")/../lib/e2e.sh"
 
@@ -280,9 +281,61 @@ sed -i "s|^  dir: audit$|  dir: forged-old-after|" "$d/hsmgated.yaml"
 start_refused "gateway: refuses to continue a log whose key window was forged" 'damaged beyond a torn final line'
 cp "$d/hsmgated.yaml.orig" "$d/hsmgated.yaml"
 
+# --- online rotation: SIGHUP with a new audit.signing_key ------------------------------------------
+# hup_log REGEX — SIGHUP hsmgated and wait for REGEX in what it logs from then on.
+hup_log() {
+	local before i
+	before=$(wc -l <"$d/hsmgated.log")
+	kill -HUP "$E2E_PID"
+	for i in $(seq 1 100); do
+		tail -n +"$((before + 1))" "$d/hsmgated.log" | grep -Eq -- "$1" && return 0
+		sleep 0.1
+	done
+	echo "expected /$1/ in:"
+	tail -n +"$((before + 1))" "$d/hsmgated.log" | tail -n 5
+	return 1
+}
+rotations() { cat "$d"/audit/seg-*.log | grep -c 'hsmgate.audit-key.rotate'; }
+"$AUDIT" keygen --out "$d/audit-third" >/dev/null || fail "keygen" "third key"
+e2e_start || { fail "online: hsmgated starts with the second key" "did not start"; exit 1; }
+before_rot=$(rotations)
+set_key missing.key
+check "online: a missing new key fails the reload, says to use keygen" \
+	hup_log 'reload failed; keeping the running configuration.*missing.key.*hsmgate-audit keygen'
+chmod 0644 "$d/audit-third.key"
+set_key audit-third.key
+check "online: a new key readable by others fails the reload" hup_log 'reload failed.*mode 0600; it is 0644'
+chmod 0600 "$d/audit-third.key"
+set_key audit-signing.key
+check "online: a retired key fails the reload" \
+	hup_log 'reload failed.*cannot rotate.*the key in force or a key this log retired'
+[ "$(rotations)" = "$before_rot" ] && pass "online: the refused reloads wrote no rotation" ||
+	fail "online: the refused reloads wrote no rotation" "$(rotations) rotation events, $before_rot before"
+check "online: serves after the refused reloads" random_ok alice
+set_key audit-third.key
+check "online: SIGHUP rotates the running log to the new key" \
+	hup_log 'audit signing key rotated online.*new_key=[^ ]*audit-third.key rotation_seq=[0-9]+'
+[ "$(rotations)" = "$((before_rot + 1))" ] && pass "online: one hsmgate.audit-key.rotate event" ||
+	fail "online: one hsmgate.audit-key.rotate event" "$(rotations) rotation events, $before_rot before"
+check "online: serves with the new key, no restart" random_ok alice
+check "online: a second SIGHUP with the same key changes nothing" hup_log 'configuration reloaded'
+[ "$(rotations)" = "$((before_rot + 1))" ] && pass "online: still one rotation more" ||
+	fail "online: still one rotation more" "$(rotations) rotation events"
+e2e_stop
+expect_output "online: verify from the first key: OK, 2 rotations, the third key in force" \
+	"^keys: 2 rotations; the key in force is $ORIGIN\\+" verify --pubkey "$d/audit-signing.pub"
+expect_output "online: verify with the three keys" '^OK ' \
+	verify --pubkey "$d/audit-signing.pub" --pubkey "$d/audit-new.pub" --pubkey "$d/audit-third.pub"
+set_key audit-new.key
+start_refused "online: the key retired online is refused at the next start" 'is not the key in force'
+set_key audit-third.key
+e2e_start && pass "online: the next start takes the new key" ||
+	{ fail "online: the next start takes the new key" "did not start"; exit 1; }
+e2e_stop
+
 # --- nothing secret in the log ----------------------------------------------------------------------
 leak=
-for k in audit-signing audit-new; do
+for k in audit-signing audit-new audit-third; do
 	secret=$(openssl pkey -in "$d/$k.key" -outform DER 2>/dev/null | tail -c 32 | base64)
 	[ -n "$secret" ] && grep -rqF -- "$secret" "$d/audit" && leak="$leak $k"
 done

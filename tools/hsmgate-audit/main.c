@@ -48,6 +48,7 @@ static const char usage_text[] =
         "      stopped: a checkpoint by OLD, a rotation record signed by OLD and NEW, the\n"
         "      event hsmgate.audit-key.rotate and a checkpoint by NEW. Then set\n"
         "      audit.signing_key to NEW.key. Both key files must be mode 0600.\n"
+        "      (With hsmgated running: set audit.signing_key to NEW.key and send it SIGHUP.)\n"
         "  checkpoint --log DIR [--out FILE]\n"
         "      Print the log's last signed checkpoint note: keep it elsewhere (WORM, SIEM,\n"
         "      auditor) and pass it to verify --checkpoint later.\n"
