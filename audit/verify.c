@@ -308,8 +308,11 @@ ext_truncated(struct vstate *v)
 	}
 	if (r == AUD_ERR_VERIFY) {
 		return damage(v, AUD_DAMAGE_SIGNATURE, v->ext.size,
-		              "the external checkpoint's signature does not verify with the key in "
-		              "force at the end of the log or a given key");
+		              "the external checkpoint (size %llu, beyond the log's %llu records) "
+		              "does not verify with the key in force at the end of the log or a "
+		              "given key; if a rotation introduced its key, the log may be cut "
+		              "before that rotation: give that key too (--pubkey) to tell",
+		              (unsigned long long)v->ext.size, (unsigned long long)v->expect);
 	}
 	if (r != 0) {
 		return r;

@@ -673,6 +673,9 @@ test_external_checkpoint_across_rotation(void)
 	CU_ASSERT(res.damage == AUD_DAMAGE_TRUNCATED && res.seq == rot_seq - 3);
 	CU_ASSERT(run_verify(only_a, 1, extp, 0, &res) == AUD_ERR_VERIFY);
 	CU_ASSERT(res.damage == AUD_DAMAGE_SIGNATURE);
+	/* ... and says why a cut may be what it is, and what tells. */
+	CU_ASSERT(strstr(res.detail, "beyond the log's") != NULL &&
+	          strstr(res.detail, "give that key too") != NULL);
 	/* The holder of the retired key rewrites the log without the rotation: a alone cannot
 	 * tell, the checkpoint kept elsewhere can. */
 	spec_init(&s);
