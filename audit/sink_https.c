@@ -222,6 +222,7 @@ open_common(void **st, const struct aud_sink_env *env, const char *target, int t
 {
 	struct https_sink *h;
 	const struct aud_sink_options *o = env->o;
+	char why[1200];
 	int r;
 
 	*st = NULL;
@@ -230,10 +231,19 @@ open_common(void **st, const struct aud_sink_env *env, const char *target, int t
 	}
 	h->env = env;
 	h->tls = tls;
+	why[0] = '\0';
 	if ((r = aud_sink_target_parse(target, tls ? 443 : 80, h->host, &h->port, h->path)) != 0 ||
-	    (tls && (r = aud_sink_tls_ctx(o, &h->ctx)) != 0) ||
+	    (tls && (r = aud_sink_tls_ctx(o, &h->ctx, why, sizeof(why))) != 0) ||
 	    (o->token_file != NULL && (r = read_token(o->token_file, &h->token)) != 0)) {
-		env->logf(env, LOG_ERR, "https sink %s: %s", target, aud_strerror(r));
+		if (why[0] == '\0' && r == AUD_ERR_KEY) {
+			/* What is wrong with it, never what is in it. */
+			snprintf(why, sizeof(why),
+			         "token file %s cannot be used: unreadable, empty, too long or "
+			         "holding control characters",
+			         o->token_file);
+		}
+		env->logf(env, LOG_ERR, "https sink %s: %s", target,
+		          why[0] != '\0' ? why : aud_strerror(r));
 		https_free(h);
 		return r;
 	}

@@ -60,8 +60,11 @@ int aud_sink_target_parse(const char *target, uint16_t def_port, char *host, uin
                           char *path) AUD_WUR;
 
 /* A client TLS context: TLS 1.2 or later, server certificate verified against ca_file
- * (or the system store), optional client certificate. AUD_ERR_KEY for unreadable files. */
-int aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctx) AUD_WUR;
+ * (or the system store), optional client certificate. AUD_ERR_KEY for unreadable files,
+ * AUD_ERR_INVALID for a certificate without a key; why[whysz] then says which file and
+ * what OpenSSL found (never file contents). */
+int aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctx, char *why,
+                     size_t whysz) AUD_WUR;
 
 struct aud_sink_conn;
 

@@ -176,6 +176,7 @@ static int
 syslog_open(void **st, const struct aud_sink_env *env, const char *target)
 {
 	struct syslog_sink *s;
+	char why[1200];
 	int r;
 
 	*st = NULL;
@@ -185,9 +186,11 @@ syslog_open(void **st, const struct aud_sink_env *env, const char *target)
 	s->env = env;
 	s->cap = env->o->window_max;
 	/* RFC 5425 §4.1: port 6514 is assigned to syslog over TLS. */
+	why[0] = '\0';
 	if ((r = aud_sink_target_parse(target, 6514, s->host, &s->port, NULL)) != 0 ||
-	    (r = aud_sink_tls_ctx(env->o, &s->ctx)) != 0) {
-		env->logf(env, LOG_ERR, "syslog sink %s: %s", target, aud_strerror(r));
+	    (r = aud_sink_tls_ctx(env->o, &s->ctx, why, sizeof(why))) != 0) {
+		env->logf(env, LOG_ERR, "syslog sink %s: %s", target,
+		          why[0] != '\0' ? why : aud_strerror(r));
 		free(s);
 		return r;
 	}

@@ -129,13 +129,24 @@ aud_sink_target_parse(const char *target, uint16_t def_port, char *host, uint16_
 	return 0;
 }
 
+/* "<what> <path>: <OpenSSL's reason>" into why: the file that a TLS context refused. */
+static void
+tls_file_why(char *why, size_t whysz, const char *what, const char *path)
+{
+	const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+
+	snprintf(why, whysz, "%s %s cannot be used: %s", what, path,
+	         reason != NULL ? reason : "unreadable");
+}
+
 int
-aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctxp)
+aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctxp, char *why, size_t whysz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	int r = AUD_ERR_KEY;
 
 	*ctxp = NULL;
+	snprintf(why, whysz, "%s", aud_strerror(AUD_ERR_CRYPTO));
 	if (ctx == NULL) {
 		return AUD_ERR_CRYPTO;
 	}
@@ -150,24 +161,38 @@ aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctxp)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (o->ca_file != NULL) {
 		if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+			tls_file_why(why, whysz, "CA file", o->ca_file);
 			goto out;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(why, whysz, "the system's CA store cannot be loaded");
 		goto out;
 	}
 	if ((o->cert_file == NULL) != (o->key_file == NULL)) {
+		snprintf(why, whysz,
+		         "a client certificate needs its key, and a key its certificate");
 		r = AUD_ERR_INVALID;
 		goto out;
 	}
-	if (o->cert_file != NULL &&
-	    (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
-	     SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
-	     SSL_CTX_check_private_key(ctx) != 1)) {
-		goto out;
+	if (o->cert_file != NULL) {
+		if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+			tls_file_why(why, whysz, "client certificate", o->cert_file);
+			goto out;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
+			tls_file_why(why, whysz, "client key", o->key_file);
+			goto out;
+		}
+		if (SSL_CTX_check_private_key(ctx) != 1) {
+			snprintf(why, whysz, "client key %s does not match certificate %s",
+			         o->key_file, o->cert_file);
+			goto out;
+		}
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	*ctxp = ctx;
 	ctx = NULL; /* transferred */
+	why[0] = '\0';
 	r = 0;
 out:
 	ERR_clear_error();

@@ -617,8 +617,8 @@ gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t conn_id
  * ------------------------------------------------------------------------------ */
 
 /* [A-Za-z0-9._:/-] only (the log's origin); anything else becomes '-'. */
-static void
-origin_clean(const char *in, char *out, size_t outsz)
+void
+gw_audit_origin(const char *in, char *out, size_t outsz)
 {
 	size_t i;
 
@@ -696,7 +696,7 @@ gw_audit_open(struct gw_server *s, char *err, size_t errsz)
 		return GW_ERR_NOMEM;
 	}
 	s->audit_mu_ok = 1;
-	origin_clean(gid, s->audit_origin, sizeof(s->audit_origin));
+	gw_audit_origin(gid, s->audit_origin, sizeof(s->audit_origin));
 	snprintf(s->audit_source_crn, sizeof(s->audit_source_crn), "crn:hsmgate:gateway:%s",
 	         s->audit_origin);
 	if (a == NULL || a->dir == NULL) {

@@ -459,6 +459,9 @@ void gw_audit_worker_event(struct gw_server *s, struct gw_worker *w, uint64_t co
 void gw_audit_sink_event(struct gw_server *s, const char *sink, const char *verb,
                          const char *detail, int failure, enum aud_severity severity);
 
+/* The log's origin for a gateway_id: [A-Za-z0-9._:/-] only, anything else becomes '-'. */
+void gw_audit_origin(const char *gateway_id, char *out, size_t outsz);
+
 /* 1 when the two audit blocks differ in anything that needs a restart (SIGHUP keeps the
  * running log and sinks and says so). A new signing key is not such a change: see below. */
 int gw_audit_cfg_changed(const struct cfg_audit *a, const struct cfg_audit *b);
@@ -482,6 +485,10 @@ int gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *e
  * gw_audit_open, before the loop runs. GW_ERR_CONFIG with the sink's name and the reason.
  */
 int gw_sinks_start(struct gw_server *s, char *err, size_t errsz) GW_WUR;
+/* hsmgated --check: opens and closes every sink of cfg as gw_sinks_start() would (url,
+ * cursor and the log it belongs to, TLS files, token file), without a gateway, connecting
+ * or creating anything. 0, or GW_ERR_CONFIG and the first sink's reason in err. */
+int gw_sinks_check_config(const struct cfg_daemon *cfg, char *err, size_t errsz) GW_WUR;
 /* The log whose durability the sink threads may ask for; NULL while it is closed or being
  * reopened (the threads then keep the last answer). Loop thread. */
 void gw_sinks_set_log(struct gw_server *s, struct aud_log *log);

@@ -22,8 +22,9 @@ usage(FILE *f)
 	           "  --ready-file FILE  once listening, write \"ADDRESS:PORT\\n\" there "
 	           "(atomically);\n"
 	           "                     with listen.port 0 this is how to learn the port\n"
-	           "  --check            validate the configuration, TLS files and worker program; "
-	           "exit\n"
+	           "  --check            validate the configuration, policy, TLS files, worker "
+	           "program\n"
+	           "                     and audit sinks (cursor, TLS and token files); exit\n"
 	           "\n"
 	           "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the configuration.\n"
 	           "Logs go to stderr as key=value lines (HSMGATE_LOG_LEVEL=debug for more).\n");

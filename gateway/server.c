@@ -127,7 +127,8 @@ gw_config_check(const struct cfg_daemon *cfg, const char *worker_path, char *err
 
 	if ((r = gw_tls_ctx_new(cfg, &ctx, err, errsz)) != 0 ||
 	    (r = worker_path_resolve(cfg, worker_path, &wp, err, errsz)) != 0 ||
-	    (r = policy_open(cfg->policy, &pol, NULL, NULL, err, errsz)) != 0) {
+	    (r = policy_open(cfg->policy, &pol, NULL, NULL, err, errsz)) != 0 ||
+	    (r = gw_sinks_check_config(cfg, err, errsz)) != 0) {
 		goto out;
 	}
 	r = 0;

@@ -448,10 +448,89 @@ cursor_dir_make(const char *cursor_path)
 	free(copy);
 }
 
+/* aud_sink_log_fn for --check: keeps the first error line (why[512]) for the message. */
+static void
+check_log_cb(void *arg, int level, const char *msg)
+{
+	char *why = arg;
+
+	if (level <= LOG_ERR && why[0] == '\0') {
+		snprintf(why, 512, "%s", msg);
+	}
+}
+
+/* The options of sink c over the log in dir; the strings are c's. */
+static void
+sink_options(struct aud_sink_options *o, const struct cfg_audit_sink *c, const char *dir,
+             const char *origin)
+{
+	aud_sink_options_init(o);
+	o->log_dir = dir;
+	o->url = c->url;
+	o->cursor_path = c->cursor;
+	o->origin = origin;
+	o->ca_file = c->ca;
+	o->cert_file = c->cert;
+	o->key_file = c->key;
+	o->token_file = c->token_file;
+	o->quarantine_path = c->quarantine;
+	o->hostname = c->hostname;
+}
+
+int
+gw_sinks_check_config(const struct cfg_daemon *cfg, char *err, size_t errsz)
+{
+	const struct cfg_audit *a = cfg->audit;
+	char origin[AUD_MAX_ORIGIN + 1], empty[] = "/tmp/hsmgated-check-XXXXXX", why[512];
+	const char *dir;
+	struct stat st;
+	unsigned i;
+	int r = 0;
+
+	if (a == NULL || !a->enabled || a->n_sinks == 0) {
+		return 0;
+	}
+	gw_audit_origin(cfg->gateway_id != NULL ? cfg->gateway_id : "hsmgated", origin,
+	                sizeof(origin));
+	/* A first start has no log yet: the sinks then read an empty one. */
+	dir = a->dir;
+	if (stat(dir, &st) != 0) {
+		if (mkdtemp(empty) == NULL) {
+			snprintf(err, errsz, "cannot create a temporary directory: %s",
+			         strerror(errno));
+			return GW_ERR_CONFIG;
+		}
+		dir = empty;
+	}
+	for (i = 0; i < a->n_sinks && r == 0; i++) {
+		const struct cfg_audit_sink *c = &a->sinks[i];
+		struct aud_sink_options o;
+		struct aud_sink *as = NULL;
+		int e;
+
+		sink_options(&o, c, dir, origin);
+		why[0] = '\0';
+		o.log = check_log_cb;
+		o.log_arg = why;
+		if ((e = aud_sink_open(&as, &o)) != 0) {
+			snprintf(err, errsz, "audit sink %s (%s): cannot open: %s (cursor %s)%s%s",
+			         c->name, c->url, aud_strerror(e), c->cursor,
+			         why[0] != '\0' ? ": " : "", why);
+			r = GW_ERR_CONFIG;
+		}
+		aud_sink_close(as);
+	}
+	if (dir == empty) {
+		(void)rmdir(empty);
+	}
+	return r;
+}
+
 static int
 sink_init(struct gw_server *s, struct gw_sink *k, const struct cfg_audit_sink *c, char *err,
           size_t errsz)
 {
+	struct cfg_audit_sink own = *c;
 	pthread_condattr_t ca;
 	int r;
 
@@ -486,17 +565,16 @@ sink_init(struct gw_server *s, struct gw_sink *k, const struct cfg_audit_sink *c
 	}
 	pthread_condattr_destroy(&ca);
 	k->mu_ok = 1;
-	aud_sink_options_init(&k->o);
-	k->o.log_dir = s->audit_dir;
-	k->o.url = k->url;
-	k->o.cursor_path = k->cursor_path;
-	k->o.origin = s->audit_origin;
-	k->o.ca_file = k->ca;
-	k->o.cert_file = k->cert;
-	k->o.key_file = k->key;
-	k->o.token_file = k->token_file;
-	k->o.quarantine_path = k->quarantine;
-	k->o.hostname = k->hostname;
+	/* The options point at the sink's own copies: a reload frees the configuration. */
+	own.url = k->url;
+	own.ca = k->ca;
+	own.cert = k->cert;
+	own.key = k->key;
+	own.token_file = k->token_file;
+	own.cursor = k->cursor_path;
+	own.quarantine = k->quarantine;
+	own.hostname = k->hostname;
+	sink_options(&k->o, &own, s->audit_dir, s->audit_origin);
 	k->o.durable = sink_durable_cb;
 	k->o.durable_arg = k->set;
 	k->o.log = sink_log_cb;

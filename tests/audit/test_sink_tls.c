@@ -65,17 +65,23 @@ test_tls_ctx_refusals(void)
 {
 	struct aud_sink_options o;
 	SSL_CTX *ctx = NULL;
+	char why[1200];
 
 	aud_sink_options_init(&o);
-	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx) == 0); /* the system store */
+	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx, why, sizeof(why)) == 0); /* the system store */
+	CU_ASSERT(why[0] == '\0');
 	SSL_CTX_free(ctx);
+	/* Each refusal names the file and its role. */
 	o.ca_file = "/nonexistent/ca.pem";
-	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx) == AUD_ERR_KEY && ctx == NULL);
+	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx, why, sizeof(why)) == AUD_ERR_KEY && ctx == NULL);
+	CU_ASSERT(strstr(why, "CA file /nonexistent/ca.pem cannot be used") != NULL);
 	aud_sink_options_init(&o);
 	o.cert_file = "/nonexistent/c.pem";
-	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx) == AUD_ERR_INVALID && ctx == NULL);
+	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx, why, sizeof(why)) == AUD_ERR_INVALID && ctx == NULL);
+	CU_ASSERT(strstr(why, "needs its key") != NULL);
 	o.key_file = "/nonexistent/k.pem";
-	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx) == AUD_ERR_KEY && ctx == NULL);
+	CU_ASSERT(aud_sink_tls_ctx(&o, &ctx, why, sizeof(why)) == AUD_ERR_KEY && ctx == NULL);
+	CU_ASSERT(strstr(why, "client certificate /nonexistent/c.pem") != NULL);
 }
 
 static void

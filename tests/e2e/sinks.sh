@@ -10,7 +10,8 @@
 #   3. rsyslog comes back: the lag drains, serving resumes, rsyslog ends with every event
 #      (duplicates allowed, none missing) and `hsmgate-audit verify` passes;
 #   4. a request refused before routing (a request id already in flight) has its event;
-#   5. audit.enabled: false serves, says so loudly, and writes no log.
+#   5. audit.enabled: false serves, says so loudly, and writes no log;
+#   0. (first) hsmgated --check opens each sink as a start would and names a bad one.
 . "$(dirname "$0")/../lib/e2e.sh"
 
 d=$E2E_DIR
@@ -79,7 +80,33 @@ E2E_AUDIT="audit:
       spool_soft: 20
       spool_hard: 2000"
 e2e_setup || { fail "sinks: setup" "e2e_setup failed"; exit 1; }
+
+# ---- 0. hsmgated --check opens each sink as the start would (cursor, TLS files) -------------
+# check_refused NAME SED REGEX — a copy of the config edited by SED fails --check with REGEX.
+check_refused() {
+	local out rc
+	sed -E "$2" "$d/hsmgated.yaml" >"$d/check.yaml"
+	out=$("$BIN/hsmgated" --config "$d/check.yaml" --check 2>&1)
+	rc=$?
+	[ $rc != 0 ] && grep -Eq -- "$3" <<<"$out" && pass "$1" || fail "$1" "rc=$rc $out"
+}
+expect_output "check: the sinks' configuration passes before the first start" 'configuration OK' \
+	"$BIN/hsmgated" --config "$d/hsmgated.yaml" --check
+check_refused "check: a sink's missing CA file is named" 's|ca: siem/ca.crt|ca: siem/nothere.crt|' \
+	'audit sink siem \(syslog://127.0.0.1:[0-9]+\): cannot open: .*CA file [^ ]*nothere.crt cannot be used'
+check_refused "check: a sink's client key that is not a key is named" \
+	's|key: siem/client-forwarder.key|key: siem/ca.crt|' 'audit sink siem .*client key [^ ]*ca.crt cannot be used'
+check_refused "check: an unknown sink URL scheme (config, file:line:column)" \
+	's|url: file:events.jsonl|url: ftp://x/y|' 'check.yaml:[0-9]+:[0-9]+: audit.sinks\[0\].url: unknown URL scheme'
+mkdir -p "$d/state/audit-sinks"
+printf 'not a cursor\n' >"$d/state/audit-sinks/jsonl.cursor"
+check_refused "check: a damaged cursor file is named" 's|^$||' 'audit sink jsonl .*cannot open.*jsonl.cursor'
+rm -f "$d/state/audit-sinks/jsonl.cursor"
+[ ! -e "$d/audit" ] && pass "check: created no log" || fail "check: created no log" "$(ls "$d")"
+
 e2e_start || { fail "sinks: start" "hsmgated did not start"; exit 1; }
+expect_output "check: passes beside the running gateway (its log, its cursors)" 'configuration OK' \
+	"$BIN/hsmgated" --config "$d/hsmgated.yaml" --check
 
 # The JSON of every event record (E, S, R), one per line; with seq: "seq<TAB>json".
 events() { cat "$d"/audit/seg-*.log | awk -F'\t' '$1 ~ / [ESR]$/ { print $2 }'; }
