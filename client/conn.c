@@ -2,32 +2,40 @@
  * client/conn.c — one TLS 1.3 connection to the gateway, shared by every application
  * thread.
  *
- * OpenSSL forbids concurrent use of one SSL object from several threads, so one I/O thread
- * per connection owns the socket and the SSL from the first TCP SYN to the close_notify:
+ * OpenSSL forbids concurrent use of one SSL object from several threads, so one thread at a
+ * time *drives* the connection: it holds `drive` and runs io_step — writes the queued
+ * frames, polls, reads, and hands every reply to its waiter. Usually that thread is a
+ * caller (leader/follower):
  *
- *   caller thread                         I/O thread
- *   ─────────────                         ──────────
- *   cli_conn_open ── pthread_create ───▶  TCP connect, TLS handshake, HELLO, WELCOME
- *                  ◀── hs_done (cv) ───   (result reported once)
- *   cli_conn_call:                        loop: poll(socket, eventfd, ping timer)
- *     take a slot (max_inflight)            SSL_write the queued frames (partial writes,
- *     assign a request id                     WANT_READ/WANT_WRITE handled)
- *     register a waiter                     SSL_read until WANT_READ, split frames,
- *     queue the frame, signal eventfd         hand each REPLY/ERROR to the waiter with
- *     wait on the waiter's cv  ◀────────      its request id (any order), wake it
+ *   cli_conn_call:
+ *     take a slot (max_inflight), assign a request id, register a waiter, queue the frame
+ *     nobody drives?  drive: io_step until this call's reply is in (dispatching the others'
+ *                     on the way); if other calls still wait, pass the role to the I/O
+ *                     thread (io_turn), which reads for all of them while any waits
+ *     somebody does?  wake it if it sleeps in poll (eventfd), so that the frame goes out;
+ *                     wait on the waiter's cv for the reply (or, without an I/O thread,
+ *                     for the turn to drive: w->turn)
  *
- * Doing the handshake in the I/O thread too means every write to the socket happens in a
- * thread whose signals are all blocked, so a gateway that resets the connection can never
- * raise SIGPIPE in an application thread (OpenSSL's socket BIO uses write(2)).
+ * So a single-threaded application's call is its own write, poll and read: no thread
+ * hand-off on either side of the round trip, and half the client CPU. Concurrent calls get
+ * one reader that is always there, rather than drivers handing over to each other. The I/O
+ * thread also does the handshake, and drives when no call has begun for IO_IDLE_MS:
+ * keep-alive PINGs, noticing a closed link, replies to calls that timed out. With
+ * CKF_LIBRARY_CANT_CREATE_OS_THREADS there is no I/O thread; the handshake runs in
+ * cli_conn_open's caller, callers pass the role to each other, and keep-alive waits for
+ * the next call.
+ *
+ * Application threads write to the socket, so the TLS layer writes with send(MSG_NOSIGNAL)
+ * (nosig_bio): a gateway that resets the connection can never raise SIGPIPE in them.
  *
  * A caller that times out leaves its waiter behind, marked abandoned: it keeps its request
  * id and its in-flight slot until the reply arrives (the gateway still counts the call), and
- * the I/O thread frees it then. When the connection fails every waiter completes with
- * CLI_ERR_REMOVED, and the thread exits; the module makes a new connection on the next call.
+ * whoever drives then frees it. When the connection fails every waiter completes with
+ * CLI_ERR_REMOVED; the module makes a new connection on the next call.
  *
- * Locking: c->lock guards every field below marked (L). The I/O thread's private fields
- * (read buffer, poll flags, ping state) are touched by that thread only, and by the
- * handshake before it reports.
+ * Locking: c->lock guards every field below marked (L); it is never held across I/O. The
+ * driver's fields (read buffer, poll flags, ping state) belong to whoever holds `drive`,
+ * and to the handshake before it reports. Lock order: drive, then lock.
  */
 #include "client/cli_int.h"
 
@@ -57,6 +65,8 @@
 	        * gateway's idle timer from closing a connection that holds                        \
 	        * sessions, and finds a half-open one */
 #define MSG_MAX 512
+/* The I/O thread drives only after this long without a call beginning (see the top). */
+#define IO_IDLE_MS 500u
 /* Small frames merged into one SSL_write (a TLS record holds 16 KiB). */
 #define WRITE_BATCH 16384u
 
@@ -85,6 +95,7 @@ struct cli_waiter {
 	uint8_t type;
 	uint8_t *body;
 	size_t body_len;
+	int turn; /* (L) the driver passed the role to this waiter's thread */
 	pthread_cond_t cv;
 };
 
@@ -110,7 +121,12 @@ struct cli_conn {
 	 * I/O thread; a caller waiting for its reply runs io_step() itself while holding
 	 * `drive`, and dispatches every other caller's reply on the way. */
 	int threadless;
-	pthread_mutex_t drive;
+	pthread_mutex_t drive; /* held by the thread running io_step */
+	int driving;           /* (L) the role is taken (or being passed to a waiter) */
+	unsigned callers;      /* (L) application threads inside cli_conn_call */
+	uint64_t last_call_ms; /* (L) when a call last began */
+	pthread_cond_t io_cv;  /* (L) the I/O thread, parked while callers drive */
+	int io_turn;           /* (L) a caller passed the role to the I/O thread */
 
 	uint32_t next_id;      /* (L) */
 	uint32_t max_frame;    /* from the welcome; fixed once UP */
@@ -121,13 +137,13 @@ struct cli_conn {
 	/* (L) the list; the frame at the head is the writer's while it writes it (io_write). */
 	struct cli_out *out_head, *out_tail;
 	struct cli_sessions sessions; /* (L) */
-	/* (L) whoever runs io_step is in (or about to enter) poll() with nothing left to write,
+	/* (L) the driver is in (or about to enter) poll() with nothing left to write,
 	 * and whether a wake-up is already on its way: a caller writes the eventfd only when
 	 * both say it must, so many calls in flight cost one wake-up, not one each. */
 	int polling;
 	int wake_pending;
 
-	/* I/O thread only. */
+	/* The driver's (whoever holds `drive`). */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	int write_blocked;    /* SSL_write wants the socket writable */
@@ -452,7 +468,9 @@ static void
 conn_free(struct cli_conn *c)
 {
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->drive);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->io_cv);
 	cli_sessions_free(&c->sessions);
 	if (c->rbuf != NULL) {
 		OPENSSL_clear_free(c->rbuf, c->rcap);
@@ -489,12 +507,21 @@ cli_conn_close(struct cli_conn *c, int reason)
 	c->stop = 1;
 	pthread_mutex_unlock(&c->lock);
 	if (c->io_started) {
+		/* The I/O thread parks on io_cv or drives (in poll: the eventfd); a caller that
+		 * drives is woken by the eventfd too, sees its waiter failed and lets go of
+		 * `drive`, which the I/O thread takes to send close_notify. */
+		pthread_mutex_lock(&c->lock);
+		pthread_cond_signal(&c->io_cv);
 		conn_wake(c);
+		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->io, NULL);
 		c->io_started = 0;
+		/* No caller is in io_step any more (they check the state, under `drive`). */
+		pthread_mutex_lock(&c->drive);
+		pthread_mutex_unlock(&c->drive);
 	} else if (c->threadless) {
 		/* A caller driving the connection may be in poll() until its call's deadline:
-		 * the wake-up sends it back to io_drive's loop, which sees its waiter failed
+		 * the wake-up sends it back to drive_until's loop, which sees its waiter failed
 		 * and lets go of `drive`. */
 		conn_wake(c);
 		pthread_mutex_lock(&c->drive);
@@ -659,6 +686,106 @@ out_queue_inlock(struct cli_conn *c, uint8_t *data, size_t len)
 	}
 	c->out_tail = o;
 	return 0;
+}
+
+/* ---- the socket BIO: no SIGPIPE ------------------------------------------------------ */
+
+/*
+ * OpenSSL's socket BIO writes with write(2): on a connection the gateway reset, that raises
+ * SIGPIPE in the writing thread, and callers write (they drive). This one sends with
+ * MSG_NOSIGNAL and is otherwise the socket BIO: nonblocking retries, EOF, the descriptor.
+ * Its data is the descriptor + 1 (0: none); an EOF seen sets BIO_FLAGS_IN_EOF, as there.
+ */
+#define NOSIG_EOF BIO_FLAGS_IN_EOF
+
+static int
+nosig_fd(BIO *b)
+{
+	return (int)(intptr_t)BIO_get_data(b) - 1;
+}
+
+static int
+nosig_write(BIO *b, const char *data, int len)
+{
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	do {
+		n = send(nosig_fd(b), data, (size_t)len, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		BIO_set_retry_write(b);
+	}
+	return (int)n;
+}
+
+static int
+nosig_read(BIO *b, char *out, int len)
+{
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	do {
+		n = recv(nosig_fd(b), out, (size_t)len, 0);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		BIO_set_retry_read(b);
+	} else if (n == 0) {
+		BIO_set_flags(b, NOSIG_EOF);
+	}
+	return (int)n;
+}
+
+static long
+nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	switch (cmd) {
+	case BIO_C_GET_FD:
+		if (ptr != NULL) {
+			*(int *)ptr = nosig_fd(b);
+		}
+		return nosig_fd(b);
+	case BIO_CTRL_EOF:
+		return BIO_test_flags(b, NOSIG_EOF) != 0;
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *nosig_method;
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static void
+nosig_method_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(
+	        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "hsmgate socket");
+
+	if (m != NULL &&
+	    (BIO_meth_set_write(m, nosig_write) != 1 || BIO_meth_set_read(m, nosig_read) != 1 ||
+	     BIO_meth_set_ctrl(m, nosig_ctrl) != 1)) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	nosig_method = m; /* kept for the process: the module may be loaded again */
+}
+
+/* A BIO over fd (not closed by the BIO), or NULL. */
+static BIO *
+nosig_bio_new(int fd)
+{
+	BIO *b;
+
+	(void)pthread_once(&nosig_once, nosig_method_make);
+	if (nosig_method == NULL || (b = BIO_new(nosig_method)) == NULL) {
+		return NULL;
+	}
+	BIO_set_data(b, (void *)(intptr_t)(fd + 1));
+	BIO_set_init(b, 1);
+	return b;
 }
 
 /* ---- the handshake (I/O thread, before reporting) ----------------------------------- */
@@ -955,16 +1082,18 @@ conn_handshake(struct cli_conn *c)
 	const struct cli_target *t = c->target;
 	const char *name = t->cfg->server_name;
 	uint64_t deadline = now_ms() + t->cfg->connect_timeout_ms;
+	BIO *bio;
 	int n, r;
 
 	if ((r = hs_tcp(c, deadline)) != 0) {
 		return r;
 	}
 	ERR_clear_error();
-	if ((c->ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+	if ((c->ssl = SSL_new(t->ctx)) == NULL || (bio = nosig_bio_new(c->fd)) == NULL) {
 		return hs_fail(c, CLI_ERR_NOMEM, "cannot create a TLS connection: %s",
 		               ssl_reason("OpenSSL error"));
 	}
+	SSL_set_bio(c->ssl, bio, bio); /* the SSL owns it now */
 	/* Verify the name the configuration gives (default: the host of `gateway`): a DNS
 	 * name as a DNS SAN, an address as an IP SAN (RFC 6125 §6.2; SNI carries no IPs). */
 	if (t->name_is_ip) {
@@ -1313,47 +1442,74 @@ io_step(struct cli_conn *c, int cap)
 	return 0;
 }
 
-static void
-io_loop(struct cli_conn *c)
-{
-	int r, stop;
+/* ---- who drives ---------------------------------------------------------------------- */
 
-	c->last_io_ms = now_ms();
-	for (;;) {
-		pthread_mutex_lock(&c->lock);
-		stop = c->stop;
-		pthread_mutex_unlock(&c->lock);
-		if (stop) {
-			/* A clean close: tell the gateway (one attempt, never waits). */
-			ERR_clear_error();
-			(void)SSL_shutdown(c->ssl);
-			ERR_clear_error();
-			return;
-		}
-		if ((r = io_step(c, -1)) != 0) {
-			break;
+/* A waiter with a thread behind it (not abandoned) whose reply has not come; _inlock. */
+static struct cli_waiter *
+live_waiter_inlock(struct cli_conn *c, const struct cli_waiter *self)
+{
+	struct cli_waiter *x;
+
+	for (x = c->waiters; x != NULL; x = x->next) {
+		if (x != self && !x->abandoned && !x->done) {
+			return x;
 		}
 	}
-	pthread_mutex_lock(&c->lock);
-	conn_fail_inlock(c, r);
-	out_drop_inlock(c); /* the I/O thread is the writer */
-	pthread_mutex_unlock(&c->lock);
+	return NULL;
 }
 
-/* Threadless mode: runs the connection in the calling thread until waiter `w` is answered,
- * the connection fails, or the deadline passes (the caller's own wait then times out). */
+/*
+ * The driver lets go. With callers still waiting, the role goes on (`driving` stays set for
+ * the taker): from a caller to the I/O thread (io_turn), which then serves the concurrent
+ * calls as one reader; from the I/O thread, or without one, to a waiting caller (w->turn).
+ * Otherwise nobody has it.
+ */
 static void
-io_drive(struct cli_conn *c, struct cli_waiter *w, uint64_t deadline)
+drive_pass_inlock(struct cli_conn *c, const struct cli_waiter *self, int to_io)
 {
-	int done, up, left, r;
+	struct cli_waiter *x = live_waiter_inlock(c, self);
+
+	if (x == NULL) {
+		c->driving = 0;
+	} else if (to_io && !c->threadless && c->state == CONN_UP) {
+		c->io_turn = 1;
+		pthread_cond_signal(&c->io_cv);
+	} else {
+		x->turn = 1;
+		pthread_cond_signal(&x->cv);
+	}
+}
+
+/* Whether the driver goes on: for a caller, until its reply is in; for the I/O thread,
+ * while calls wait for replies or several threads are in calls (concurrent callers that
+ * were just answered call again at once), or while the connection is quiet; _inlock. */
+static int
+drive_goes_on_inlock(struct cli_conn *c, const struct cli_waiter *w)
+{
+	if (c->state != CONN_UP || c->stop) {
+		return 0;
+	}
+	if (w != NULL) {
+		return !w->done;
+	}
+	return c->callers >= 2 || live_waiter_inlock(c, NULL) != NULL ||
+	       (c->callers == 0 && now_ms() - c->last_call_ms >= IO_IDLE_MS);
+}
+
+/* Runs io_step while holding `drive` as long as the driver goes on (w: a caller's waiter,
+ * until its deadline; NULL: the I/O thread); a failure fails the connection. Then passes
+ * the role on. */
+static int
+drive_until(struct cli_conn *c, const struct cli_waiter *w, uint64_t deadline)
+{
+	int left = -1, r = 0, go;
 
 	pthread_mutex_lock(&c->drive);
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
-		done = w->done;
-		up = c->state == CONN_UP;
+		go = drive_goes_on_inlock(c, w);
 		pthread_mutex_unlock(&c->lock);
-		if (done || !up || (left = ms_left(deadline)) == 0) {
+		if (!go || (w != NULL && (left = ms_left(deadline)) == 0)) {
 			break;
 		}
 		if ((r = io_step(c, left)) != 0) {
@@ -1363,6 +1519,62 @@ io_drive(struct cli_conn *c, struct cli_waiter *w, uint64_t deadline)
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
+	}
+	pthread_mutex_unlock(&c->drive);
+	pthread_mutex_lock(&c->lock);
+	drive_pass_inlock(c, w, w != NULL);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/*
+ * The I/O thread after the handshake. It sleeps on io_cv while a lone caller drives. It
+ * drives when a leaving caller passes it the role because others still wait (concurrent
+ * calls: one reader for all, as long as any waits), and when no call has begun for
+ * IO_IDLE_MS (PINGs, a closed link, replies to calls that timed out; a call that comes
+ * meanwhile wakes it through the eventfd and is served).
+ */
+static void
+io_loop(struct cli_conn *c)
+{
+	int stop, mine;
+
+	for (;;) {
+		struct timespec ts;
+		uint64_t now = now_ms(), quiet;
+
+		pthread_mutex_lock(&c->lock);
+		stop = c->stop || c->state != CONN_UP;
+		quiet = now - c->last_call_ms;
+		mine = !stop &&
+		       (c->io_turn || (!c->driving && c->callers == 0 && quiet >= IO_IDLE_MS));
+		if (c->io_turn) {
+			c->io_turn = 0; /* passed by a caller: `driving` is set for us */
+			c->driving = !stop;
+		} else if (mine) {
+			c->driving = 1;
+		} else if (!stop) {
+			deadline_ts(now + (quiet >= IO_IDLE_MS ? IO_IDLE_MS : IO_IDLE_MS - quiet),
+			            &ts);
+			(void)pthread_cond_timedwait(&c->io_cv, &c->lock, &ts);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (stop) {
+			break;
+		}
+		if (mine && drive_until(c, NULL, 0) != 0) {
+			return; /* failed: every waiter has been answered */
+		}
+	}
+	/* A clean close: tell the gateway (one attempt, never waits), once no caller drives. */
+	pthread_mutex_lock(&c->drive);
+	pthread_mutex_lock(&c->lock);
+	stop = c->stop;
+	pthread_mutex_unlock(&c->lock);
+	if (stop && c->ssl != NULL) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
 	}
 	pthread_mutex_unlock(&c->drive);
 }
@@ -1437,9 +1649,15 @@ cli_conn_open(const struct cli_target *t, struct cli_conn **out, char *err, size
 	}
 	c->threadless = t->threadless;
 	(void)pthread_mutex_init(&c->drive, NULL);
+	if (cond_init_monotonic(&c->io_cv) != 0) {
+		snprintf(err, errsz, "cannot create a condition variable");
+		r = CLI_ERR_SYS;
+		goto out;
+	}
+	c->last_call_ms = now_ms(); /* the first calls follow at once: let them drive */
 	if (c->threadless) {
 		/* The application may not have threads made for it (v2.40 §5.4): the
-		 * handshake runs here, and every call drives the connection (io_drive). */
+		 * handshake runs here, and calls drive the connection (drive_until). */
 		(void)conn_handshake_report(c);
 		c->last_io_ms = now_ms();
 	} else {
@@ -1487,7 +1705,7 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	struct cli_waiter *w = NULL;
 	struct timespec ts;
 	uint32_t id;
-	int r;
+	int r, mine = 0;
 
 	*type = 0;
 	*body = NULL;
@@ -1540,31 +1758,53 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	}
 	c->waiters = w;
 	c->inflight++;
-	/* Wakes whoever polls the socket — the I/O thread, or in threadless mode the caller
-	 * driving the connection — so that this request is written now. Under the lock: a
-	 * C_Finalize in another thread closes the eventfd (cli_conn_close), and a write after
-	 * that could reach whatever file has since been given its number. Not when it is not
-	 * polling (it looks at the queue before it does) or a wake-up is already pending. */
-	if (c->polling && !c->wake_pending) {
+	c->callers++;
+	c->last_call_ms = deadline - timeout_ms;
+	if (!c->driving) {
+		c->driving = 1; /* nobody drives: this caller does */
+		mine = 1;
+	} else if (c->polling && !c->wake_pending) {
+		/* Wakes the driver out of poll(), so that this request is written now. Under the
+		 * lock: a C_Finalize in another thread closes the eventfd (cli_conn_close), and a
+		 * write after that could reach whatever file has since been given its number. Not
+		 * when it is not polling (it looks at the queue before it does) or a wake-up is
+		 * already pending. */
 		c->wake_pending = 1;
 		conn_wake(c);
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (c->threadless) {
-		io_drive(c, w, deadline);
-	}
 
-	pthread_mutex_lock(&c->lock);
-	while (!w->done) {
-		if (pthread_cond_timedwait(&w->cv, &c->lock, &ts) == ETIMEDOUT && !w->done) {
-			/* The waiter stays registered, holding its id and slot, until the reply
-			 * comes or the connection fails; whichever happens frees it. */
-			w->abandoned = 1;
-			w = NULL;
-			r = CLI_ERR_TIMEOUT;
-			goto out;
+	for (;;) {
+		if (mine) {
+			(void)drive_until(c, w, deadline); /* a failure completes w */
+			mine = 0;
 		}
+		pthread_mutex_lock(&c->lock);
+		while (!w->done && !w->turn) {
+			if (pthread_cond_timedwait(&w->cv, &c->lock, &ts) == ETIMEDOUT &&
+			    !w->done && !w->turn) {
+				/* The waiter stays registered, holding its id and slot, until the
+				 * reply comes or the connection fails; whichever happens frees it.
+				 */
+				w->abandoned = 1;
+				w = NULL;
+				c->callers--;
+				r = CLI_ERR_TIMEOUT;
+				goto out;
+			}
+		}
+		if (w->turn) {
+			w->turn = 0;
+			if (!w->done) {
+				mine = 1; /* the driver passed the role: drive until the reply */
+				pthread_mutex_unlock(&c->lock);
+				continue;
+			}
+			drive_pass_inlock(c, w, 1); /* answered meanwhile: pass it on */
+		}
+		break;
 	}
+	c->callers--;
 	if ((r = w->err) == 0) {
 		*type = w->type;
 		*body = w->body;
