@@ -505,20 +505,12 @@ reload(struct gw_server *s)
 		gw_log(GW_LOG_WARN, "gw", "listen changes need a restart", "listening=%s",
 		       s->bound);
 	}
-	/* The running partitions and sinks stay (above), so do their descriptors. */
+	/* The running partitions and sinks stay (above), so do their descriptors. Last, as
+	 * it writes records: a new audit signing key rotates the running log. */
 	if ((r = conn_limit_apply(s, n->limits.max_connections, s->n_workers,
 	                          s->cfg->audit != NULL ? s->cfg->audit->n_sinks : 0, err,
-	                          sizeof(err))) != 0) {
-		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
-		       "error=%s", gw_log_quote(err, q, sizeof(q)));
-		pol_policy_free(pol);
-		free(text);
-		SSL_CTX_free(ctx);
-		cfg_daemon_free(n);
-		return;
-	}
-	/* Last, as it writes records: a new audit signing key rotates the running log. */
-	if ((r = gw_audit_key_reload(s, n, err, sizeof(err))) != 0) {
+	                          sizeof(err))) != 0 ||
+	    (r = gw_audit_key_reload(s, n, err, sizeof(err))) != 0) {
 		gw_log(GW_LOG_ERROR, "gw", "reload failed; keeping the running configuration",
 		       "error=%s", gw_log_quote(err, q, sizeof(q)));
 		pol_policy_free(pol);
