@@ -140,10 +140,14 @@ void aud_key_id_raw(const char *origin, const uint8_t raw[AUD_ED25519_LEN], uint
 
 /* A signed note's signature line: U+2014 EM DASH, then a space, then the name. */
 #define AUD_SIG_DASH "\xe2\x80\x94 "
-/* Appends the signature line of `key` over b->data[0, body): AUD_SIG_DASH origin " "
- * base64(key id || Ed25519 signature) "\n" (checkpoint.c). 0, AUD_ERR_CRYPTO, or b's
- * failure. Checkpoints and rotation statements are signed by this one function. */
-int aud_note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *origin) AUD_WUR;
+/* Ends a signed note whose text is in b, its last line not yet terminated: the LF, the
+ * blank line, then a signature line by each of keys[0, nkeys) over the text — AUD_SIG_DASH
+ * origin " " base64(key id || Ed25519 signature) "\n" — and the AUD_MAX_NOTE cap. On
+ * success the note moves to *note (NUL-free, *note_len bytes) and b is empty; else b stays
+ * the caller's to free. Checkpoints and rotation statements are finished by this one
+ * function (checkpoint.c). 0, AUD_ERR_CRYPTO, AUD_ERR_TOO_LARGE or b's failure. */
+int aud_note_finish(struct aud_buf *b, EVP_PKEY *const *keys, size_t nkeys, const char *origin,
+                    char **note, size_t *note_len) AUD_WUR;
 
 /* A keyring as a growable set: aud_keyring_add takes a reference (duplicates ignored);
  * tag is the caller's (the verifier keeps the seq that retired a key there). */

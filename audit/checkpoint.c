@@ -169,8 +169,9 @@ put_b64(struct aud_buf *b, const uint8_t *p, size_t n)
 	return r;
 }
 
-int
-aud_note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *origin)
+/* Appends the signature line of `key` over b->data[0, body). */
+static int
+note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *origin)
 {
 	EVP_MD_CTX *md = NULL;
 	uint8_t sig[4 + 64];
@@ -198,13 +199,39 @@ aud_note_sign_line(struct aud_buf *b, size_t body, EVP_PKEY *key, const char *or
 }
 
 int
+aud_note_finish(struct aud_buf *b, EVP_PKEY *const *keys, size_t nkeys, const char *origin,
+                char **note, size_t *note_len)
+{
+	size_t body, i;
+	int r;
+
+	if ((r = aud_buf_puts(b, "\n")) != 0) {
+		return r;
+	}
+	body = b->len;
+	aud_buf_puts(b, "\n");
+	for (i = 0; i < nkeys; i++) {
+		if ((r = note_sign_line(b, body, keys[i], origin)) != 0) {
+			return r;
+		}
+	}
+	if (b->len > AUD_MAX_NOTE) {
+		return AUD_ERR_TOO_LARGE;
+	}
+	*note = b->data;
+	*note_len = b->len;
+	b->data = NULL; /* transferred */
+	b->len = b->cap = 0;
+	return 0;
+}
+
+int
 aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
                     const uint8_t root[AUD_HASH_LEN], const uint8_t chain[AUD_HASH_LEN],
                     uint64_t time_ns, const uint8_t prev[AUD_HASH_LEN], char **note,
                     size_t *note_len)
 {
 	struct aud_buf b = {0};
-	size_t body;
 	int r;
 
 	*note = NULL;
@@ -219,23 +246,7 @@ aud_checkpoint_sign(EVP_PKEY *key, const char *origin, uint64_t size,
 	put_b64(&b, chain, AUD_HASH_LEN);
 	aud_buf_printf(&b, "\ntime %llu\nprev ", (unsigned long long)time_ns);
 	put_b64(&b, prev, AUD_HASH_LEN);
-	if ((r = aud_buf_puts(&b, "\n")) != 0) {
-		goto out;
-	}
-	body = b.len;
-	aud_buf_puts(&b, "\n");
-	if ((r = aud_note_sign_line(&b, body, key, origin)) != 0) {
-		goto out;
-	}
-	if (b.len > AUD_MAX_NOTE) {
-		r = AUD_ERR_TOO_LARGE;
-		goto out;
-	}
-	*note = b.data;
-	*note_len = b.len;
-	b.data = NULL; /* transferred */
-	r = 0;
-out:
+	r = aud_note_finish(&b, &key, 1, origin, note, note_len);
 	aud_buf_free(&b);
 	return r;
 }

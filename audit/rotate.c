@@ -373,7 +373,7 @@ aud_rotation_sign(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq,
 	EVP_PKEY *keys[2] = {old, nw};
 	char vk[AUD_MAX_VKEY + 1], *b64 = NULL;
 	struct aud_buf b = {0};
-	size_t blen, body, i;
+	size_t blen, i;
 	int r;
 
 	*note = NULL;
@@ -399,24 +399,7 @@ aud_rotation_sign(EVP_PKEY *old, EVP_PKEY *nw, const char *origin, uint64_t seq,
 		aud_buf_puts(&b, i == 0 ? "\nold " : "\nnew ");
 		aud_buf_puts(&b, vk);
 	}
-	if ((r = aud_buf_puts(&b, "\n")) != 0) {
-		goto out;
-	}
-	body = b.len;
-	aud_buf_puts(&b, "\n");
-	for (i = 0; i < 2; i++) {
-		if ((r = aud_note_sign_line(&b, body, keys[i], origin)) != 0) {
-			goto out;
-		}
-	}
-	if (b.len > AUD_MAX_NOTE) {
-		r = AUD_ERR_TOO_LARGE;
-		goto out;
-	}
-	*note = b.data;
-	*note_len = b.len;
-	b.data = NULL; /* transferred */
-	r = 0;
+	r = aud_note_finish(&b, keys, 2, origin, note, note_len);
 out:
 	free(b64);
 	aud_buf_free(&b);
