@@ -60,6 +60,8 @@ int aud_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t 
 
 /* Wall-clock time in ns since the epoch. */
 uint64_t aud_now_ns(void);
+/* Milliseconds on the monotonic clock (intervals: heartbeats, retries, timeouts). */
+uint64_t aud_mono_ms(void);
 /* AT's eventTime: "YYYY-MM-DDTHH:MM:SS.ss+0000" into out[32]. */
 void aud_time_format(uint64_t unix_ns, char out[32]);
 

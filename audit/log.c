@@ -103,15 +103,6 @@ struct aud_log {
 	int held_appended; /* a record was queued while held */
 };
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void
 aud_log_options_init(struct aud_log_options *o)
 {
@@ -243,7 +234,7 @@ ckpt_inlock(struct aud_log *log, aud_done_fn done, void *arg, uint64_t *seq)
 	}
 	aud_sha256(note, note_len, NULL, 0, log->prev_note);
 	log->since_ckpt = 0;
-	log->last_ckpt_mono_ms = mono_ms();
+	log->last_ckpt_mono_ms = aud_mono_ms();
 	r = 0;
 out:
 	free(note);
@@ -589,7 +580,7 @@ writer_main(void *arg)
 		int status;
 
 		while (log->q.n == 0 && !log->stopping) {
-			uint64_t now = mono_ms(),
+			uint64_t now = aud_mono_ms(),
 			         due = log->last_ckpt_mono_ms + log->o.checkpoint_ms;
 			struct timespec ts;
 
@@ -1112,7 +1103,7 @@ aud_log_open(struct aud_log **logp, const struct aud_log_options *o)
 	} else if ((r = segment_create(log, log->next_seq)) != 0) {
 		goto out;
 	}
-	log->last_ckpt_mono_ms = mono_ms();
+	log->last_ckpt_mono_ms = aud_mono_ms();
 	if (pthread_create(&log->thr, NULL, writer_main, log) != 0) {
 		r = AUD_ERR_NOMEM;
 		goto out;

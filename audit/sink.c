@@ -61,15 +61,6 @@ aud_sink_options_init(struct aud_sink_options *o)
 	o->timeout_ms = 10000;
 }
 
-uint64_t
-aud_sink_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void
 sink_logf(const struct aud_sink_env *env, int level, const char *fmt, ...)
 {
@@ -462,7 +453,7 @@ sink_fail(struct aud_sink *s, int err, uint32_t retry_ms)
 		s->backoff_ms = s->backoff_ms > s->o.backoff_max_ms / 2 ? s->o.backoff_max_ms
 		                                                        : s->backoff_ms * 2;
 	}
-	s->retry_at = aud_sink_now_ms() + delay;
+	s->retry_at = aud_mono_ms() + delay;
 	sink_logf(&s->env, LOG_WARNING,
 	          "delivery to %s failed (%s); %zu record(s) from seq %" PRIu64
 	          " wait in the log, retry in %" PRIu64 " ms",
@@ -640,7 +631,7 @@ sink_loop(struct aud_sink *s, int follow)
 			nap(s, s->o.poll_ms);
 			continue;
 		}
-		now = aud_sink_now_ms();
+		now = aud_mono_ms();
 		if (now < s->retry_at) {
 			nap(s, s->retry_at - now);
 			continue;

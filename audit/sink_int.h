@@ -49,9 +49,6 @@ extern const struct aud_sink_driver aud_sink_syslog_driver;
 extern const struct aud_sink_driver aud_sink_https_driver;
 extern const struct aud_sink_driver aud_sink_http_driver; /* plain TCP: tests only */
 
-/* Milliseconds on the monotonic clock. */
-uint64_t aud_sink_now_ms(void);
-
 /* ---- targets and connections (sink_tls.c) --------------------------------------------- */
 
 /* "HOST:PORT[/PATH]" or "[V6]:PORT[/PATH]": host[256], port (default def_port when absent),

@@ -238,7 +238,7 @@ syslog_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms
 		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed", s->host, s->port);
 		return r;
 	}
-	now = aud_sink_now_ms();
+	now = aud_mono_ms();
 	for (i = 0; i < n; i++) {
 		s->sent_at[(s->first + s->nflight++) % s->cap] = now;
 	}
@@ -249,7 +249,7 @@ static int
 syslog_acked(void *st, size_t sent, size_t *nacked)
 {
 	struct syslog_sink *s = st;
-	uint64_t now = aud_sink_now_ms();
+	uint64_t now = aud_mono_ms();
 	size_t k = 0;
 
 	*nacked = 0;

@@ -181,7 +181,7 @@ srv_handle(struct server *sv, int fd)
 	}
 	pthread_mutex_lock(&sv->mu);
 	if (sv->requests < 16) {
-		sv->req_ms[sv->requests] = aud_sink_now_ms();
+		sv->req_ms[sv->requests] = aud_mono_ms();
 	}
 	resp = sv->script[sv->requests < sv->nscript ? sv->requests : sv->nscript - 1];
 	sv->requests++;
