@@ -36,6 +36,10 @@ const char *bench_strerror(int r);
  * (not thread-safe for unknown values; only the main thread prints). */
 const char *bench_ckr_name(CK_RV rv);
 
+/* The slot of the token labelled `label` among the slots with a token: CKR_OK and *slot;
+ * C_GetSlotList's error; or CKR_TOKEN_NOT_PRESENT when no token has that label. */
+CK_RV bench_slot_by_label(CK_FUNCTION_LIST_PTR p11, const char *label, CK_SLOT_ID *slot);
+
 /* Prints s to stdout as a JSON string (quotes, backslash and control escapes). */
 void bench_json_str(const char *s);
 

@@ -119,33 +119,15 @@ static CK_RV
 holder_slot(CK_FUNCTION_LIST_PTR p11, const struct bench_idle_args *a, CK_SLOT_ID *slot,
             const char **call)
 {
-	CK_SLOT_ID slots[256];
-	CK_ULONG n = 256, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t len;
 	CK_RV rv;
 
 	if (a->token == NULL) {
 		*slot = (CK_SLOT_ID)a->slot;
 		return CKR_OK;
 	}
-	*call = "C_GetSlotList";
-	if ((rv = p11->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK) {
-		return rv;
-	}
-	memset(want, ' ', sizeof(want));
-	len = strlen(a->token);
-	memcpy(want, a->token, len < sizeof(want) ? len : sizeof(want));
-	for (i = 0; i < n; i++) {
-		if (p11->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
-		    memcmp(ti.label, want, sizeof(want)) == 0) {
-			*slot = slots[i];
-			return CKR_OK;
-		}
-	}
-	*call = "no token with that label";
-	return CKR_TOKEN_NOT_PRESENT;
+	rv = bench_slot_by_label(p11, a->token, slot);
+	*call = rv == CKR_TOKEN_NOT_PRESENT ? "no token with that label" : "C_GetSlotList";
+	return rv;
 }
 
 /* The life of holder idx (a child process). Never returns. */

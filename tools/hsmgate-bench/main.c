@@ -544,11 +544,6 @@ module_load(const struct opts *o, void **so, CK_FUNCTION_LIST_PTR *p11, CK_SLOT_
 {
 	CK_C_GetFunctionList getfl;
 	CK_C_INITIALIZE_ARGS args;
-	CK_SLOT_ID slots[256];
-	CK_ULONG n = 256, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t len;
 	CK_RV rv;
 
 	if ((*so = dlopen(o->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
@@ -571,23 +566,42 @@ module_load(const struct opts *o, void **so, CK_FUNCTION_LIST_PTR *p11, CK_SLOT_
 		*slot = (CK_SLOT_ID)o->slot;
 		return 0;
 	}
-	if ((rv = (*p11)->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK) {
+	if ((rv = bench_slot_by_label(*p11, o->token, slot)) == CKR_TOKEN_NOT_PRESENT) {
+		fprintf(stderr, "hsmgate-bench: no token labelled '%s'\n", o->token);
+		return BENCH_ERR_TOKEN;
+	}
+	if (rv != CKR_OK) {
 		fprintf(stderr, "hsmgate-bench: C_GetSlotList: %s\n", bench_ckr_name(rv));
 		return BENCH_ERR_TOKEN;
 	}
+	return 0;
+}
+
+CK_RV
+bench_slot_by_label(CK_FUNCTION_LIST_PTR p11, const char *label, CK_SLOT_ID *slot)
+{
+	CK_SLOT_ID slots[256];
+	CK_ULONG n = 256, i;
+	CK_TOKEN_INFO ti;
+	char want[32];
+	size_t len;
+	CK_RV rv;
+
+	if ((rv = p11->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK) {
+		return rv;
+	}
 	/* token labels are blank-padded, not NUL-terminated (§3.2 CK_TOKEN_INFO) */
 	memset(want, ' ', sizeof(want));
-	len = strlen(o->token);
-	memcpy(want, o->token, len < sizeof(want) ? len : sizeof(want));
+	len = strlen(label);
+	memcpy(want, label, len < sizeof(want) ? len : sizeof(want));
 	for (i = 0; i < n; i++) {
-		if ((*p11)->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		if (p11->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
 		    memcmp(ti.label, want, sizeof(want)) == 0) {
 			*slot = slots[i];
-			return 0;
+			return CKR_OK;
 		}
 	}
-	fprintf(stderr, "hsmgate-bench: no token labelled '%s'\n", o->token);
-	return BENCH_ERR_TOKEN;
+	return CKR_TOKEN_NOT_PRESENT;
 }
 
 /* ---- one operation --------------------------------------------------------------------------- */
