@@ -123,6 +123,30 @@ count_type(char type)
 	return n;
 }
 
+/* Whether the log's last R (repair) record holds `a` and, unless NULL, `b`. */
+static int
+repair_has(const char *a, const char *b)
+{
+	struct aud_reader *rd = NULL;
+	const char *line;
+	size_t len;
+	uint64_t seg, no;
+	int saw = 0;
+
+	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
+	while (aud_reader_next(rd, &line, &len, &seg, &no, NULL) == 0) {
+		struct aud_record_view rec;
+
+		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
+			saw = memmem(rec.payload, rec.payload_len, a, strlen(a)) != NULL &&
+			      (b == NULL ||
+			       memmem(rec.payload, rec.payload_len, b, strlen(b)) != NULL);
+		}
+	}
+	aud_reader_free(rd);
+	return saw;
+}
+
 static void
 test_open_append_close_verify(void)
 {
@@ -323,11 +347,6 @@ test_torn_tail_repaired(void)
 	struct aud_log *log = NULL;
 	struct aud_verify_result res;
 	char *seg;
-	struct aud_reader *rd = NULL;
-	const char *line;
-	size_t len;
-	uint64_t s, no;
-	int saw = 0;
 
 	fresh_dir("torn");
 	opts(&o);
@@ -344,18 +363,7 @@ test_torn_tail_repaired(void)
 	CU_ASSERT(count_type('R') == 1);
 	CU_ASSERT(verify_dir(&res) == 0);
 	CU_ASSERT(res.detail[0] == '\0');
-	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
-	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
-		struct aud_record_view rec;
-
-		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
-			saw = memmem(rec.payload, rec.payload_len, "\"cutBytes\":35", 13) != NULL &&
-			      memmem(rec.payload, rec.payload_len, "hsmgate.audit.repair", 20) !=
-			              NULL;
-		}
-	}
-	aud_reader_free(rd);
-	CU_ASSERT(saw);
+	CU_ASSERT(repair_has("\"cutBytes\":35", "hsmgate.audit.repair"));
 	free(seg);
 }
 
@@ -516,11 +524,7 @@ test_torn_line_before_zeros_repaired(void)
 	struct aud_log_options o;
 	struct aud_log *log = NULL;
 	struct aud_verify_result res;
-	struct aud_reader *rd = NULL;
-	const char *line;
-	size_t len;
-	uint64_t s, no;
-	int saw = 0, nul, lf;
+	int nul, lf;
 	char *seg;
 
 	fresh_dir("tornzero");
@@ -536,17 +540,8 @@ test_torn_line_before_zeros_repaired(void)
 	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
 	CU_ASSERT(aud_log_close(log) == 0);
 	CU_ASSERT(count_type('R') == 1);
-	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
-	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
-		struct aud_record_view rec;
-
-		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
-			/* The torn bytes are cut and counted; the zeros after them are not. */
-			saw = memmem(rec.payload, rec.payload_len, "\"cutBytes\":35", 13) != NULL;
-		}
-	}
-	aud_reader_free(rd);
-	CU_ASSERT(saw);
+	/* The torn bytes are cut and counted; the zeros after them are not. */
+	CU_ASSERT(repair_has("\"cutBytes\":35", NULL));
 	(void)file_shape(seg, &nul, &lf);
 	CU_ASSERT(!nul && lf);
 	CU_ASSERT(verify_dir(&res) == 0);
@@ -664,12 +659,10 @@ test_torn_write_after_zeros_repaired(void)
 	struct aud_log_options o;
 	struct aud_log *log = NULL;
 	struct aud_verify_result res;
-	struct aud_reader *rd = NULL;
-	const char *line, *data = "tail of record 14\nGWA1 15 17000000 E\t{\"eventTime\"";
+	const char *data = "tail of record 14\nGWA1 15 17000000 E\t{\"eventTime\"";
 	char cut[64], at[64];
-	size_t len, end, zeros;
-	uint64_t s, no;
-	int saw = 0, nul, lf;
+	size_t end, zeros;
+	int nul, lf;
 	char *seg;
 
 	opts(&o);
@@ -684,17 +677,7 @@ test_torn_write_after_zeros_repaired(void)
 	CU_ASSERT(count_type('R') == 1);
 	snprintf(cut, sizeof(cut), "\"cutBytes\":%zu,", zeros + strlen(data));
 	snprintf(at, sizeof(at), "\"zerosAt\":%zu,", end);
-	CU_ASSERT_FATAL(aud_reader_open(&rd, logd) == 0);
-	while (aud_reader_next(rd, &line, &len, &s, &no, NULL) == 0) {
-		struct aud_record_view rec;
-
-		if (aud_record_parse(line, len, &rec) == 0 && rec.type == 'R') {
-			saw = memmem(rec.payload, rec.payload_len, cut, strlen(cut)) != NULL &&
-			      memmem(rec.payload, rec.payload_len, at, strlen(at)) != NULL;
-		}
-	}
-	aud_reader_free(rd);
-	CU_ASSERT(saw);
+	CU_ASSERT(repair_has(cut, at));
 	(void)file_shape(seg, &nul, &lf);
 	CU_ASSERT(!nul && lf);
 	CU_ASSERT(verify_dir(&res) == 0);
