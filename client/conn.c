@@ -1701,7 +1701,7 @@ int
 cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, uint8_t *type,
               uint8_t **body, size_t *body_len)
 {
-	uint64_t deadline = now_ms() + timeout_ms;
+	uint64_t start = now_ms(), deadline = start + timeout_ms;
 	struct cli_waiter *w = NULL;
 	struct timespec ts;
 	uint32_t id;
@@ -1759,7 +1759,7 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 	c->waiters = w;
 	c->inflight++;
 	c->callers++;
-	c->last_call_ms = deadline - timeout_ms;
+	c->last_call_ms = start;
 	if (!c->driving) {
 		c->driving = 1; /* nobody drives: this caller does */
 		mine = 1;
