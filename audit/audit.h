@@ -178,6 +178,10 @@ int aud_event_encode(const struct aud_event *ev, char **json, size_t *len) AUD_W
 /* Generates an Ed25519 checkpoint key: <prefix>.key (PKCS #8 PEM, mode 0600, created
  * exclusively: an existing file is AUD_ERR_IO with EEXIST) and <prefix>.pub (SPKI PEM). */
 int aud_key_generate(const char *prefix) AUD_WUR;
+/* Whether path may hold a private key: a regular file that only its owner can use (no
+ * group or other permission bits). 0; AUD_ERR_IO if it cannot be stat'ed (errno says why);
+ * AUD_ERR_KEY otherwise, with its permission bits in *mode. */
+int aud_key_file_private(const char *path, unsigned *mode) AUD_WUR;
 
 /*
  * The C2SP signed-note verifier key of an Ed25519 key for the log `origin`:

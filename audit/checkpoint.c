@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_SIG_LINES 16
@@ -54,6 +55,19 @@ out:
 		r = AUD_ERR_IO;
 	}
 	return r;
+}
+
+int
+aud_key_file_private(const char *path, unsigned *mode)
+{
+	struct stat st;
+
+	*mode = 0;
+	if (stat(path, &st) != 0) {
+		return AUD_ERR_IO;
+	}
+	*mode = (unsigned)(st.st_mode & 07777);
+	return S_ISREG(st.st_mode) && (st.st_mode & 077) == 0 ? 0 : AUD_ERR_KEY;
 }
 
 int

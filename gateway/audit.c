@@ -797,9 +797,9 @@ int
 gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *err, size_t errsz)
 {
 	const struct cfg_audit *a = n->audit;
-	struct stat st;
 	char *path = NULL, *keep;
 	uint64_t seq = 0;
+	unsigned mode;
 	int r;
 
 	if (s->audit == NULL || a == NULL || !a->enabled || str_differ(a->dir, s->audit_dir)) {
@@ -816,20 +816,20 @@ gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *err, 
 	}
 	/* Unlike at a first start, a key for a rotation is never generated: its public half
 	 * must reach the auditors first (hsmgate-audit keygen). */
-	if (stat(path, &st) != 0) {
-		snprintf(err, errsz,
-		         "audit.signing_key %s: %s (a new key for a rotation must exist: make it "
-		         "with "
-		         "hsmgate-audit keygen)",
-		         path, strerror(errno));
-		free(path);
-		return GW_ERR_CONFIG;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-		snprintf(err, errsz,
-		         "audit.signing_key %s must be a regular file that only its owner can use "
-		         "(mode 0600; it is %04o)",
-		         path, (unsigned)(st.st_mode & 07777));
+	if ((r = aud_key_file_private(path, &mode)) != 0) {
+		if (r == AUD_ERR_IO) {
+			snprintf(err, errsz,
+			         "audit.signing_key %s: %s (a new key for a rotation must exist: "
+			         "make "
+			         "it with hsmgate-audit keygen)",
+			         path, strerror(errno));
+		} else {
+			snprintf(err, errsz,
+			         "audit.signing_key %s must be a regular file that only its owner "
+			         "can "
+			         "use (mode 0600; it is %04o)",
+			         path, mode);
+		}
 		free(path);
 		return GW_ERR_CONFIG;
 	}

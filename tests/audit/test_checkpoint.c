@@ -79,6 +79,24 @@ test_keygen_files(void)
 }
 
 static void
+test_key_file_private(void)
+{
+	unsigned mode;
+	char missing[700];
+
+	CU_ASSERT(aud_key_file_private(keyp, &mode) == 0 && mode == 0600);
+	/* The public half is readable by all: not a place for a private key. */
+	CU_ASSERT(chmod(pubp, 0644) == 0);
+	CU_ASSERT(aud_key_file_private(pubp, &mode) == AUD_ERR_KEY && mode == 0644);
+	CU_ASSERT(chmod(keyp, 0640) == 0);
+	CU_ASSERT(aud_key_file_private(keyp, &mode) == AUD_ERR_KEY && mode == 0640);
+	CU_ASSERT(chmod(keyp, 0600) == 0);
+	CU_ASSERT(aud_key_file_private(tmp, &mode) == AUD_ERR_KEY); /* a directory */
+	snprintf(missing, sizeof(missing), "%s/none.key", tmp);
+	CU_ASSERT(aud_key_file_private(missing, &mode) == AUD_ERR_IO);
+}
+
+static void
 test_sign_verify(void)
 {
 	struct aud_checkpoint_view cp;
@@ -166,6 +184,7 @@ test_payload_round_trip(void)
 
 static const struct test_case cases[] = {
         {"keygen writes 0600 private and public PEM, never overwrites", test_keygen_files},
+        {"a private key file must be regular and the owner's alone", test_key_file_private},
         {"a note signs and verifies; another key is a bad signature", test_sign_verify},
         {"cosignature lines by other keys are ignored", test_cosignature_ignored},
         {"a note truncated at every byte or with any byte flipped fails",

@@ -17,7 +17,6 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -379,20 +378,18 @@ cmd_checkpoint(const struct args *a)
 static int
 private_key_file_ok(const char *path)
 {
-	struct stat st;
+	unsigned mode;
+	int r = aud_key_file_private(path, &mode);
 
-	if (stat(path, &st) != 0) {
+	if (r == AUD_ERR_IO) {
 		fprintf(stderr, "hsmgate-audit rotate-key: %s: %s\n", path, strerror(errno));
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+	} else if (r != 0) {
 		fprintf(stderr,
 		        "hsmgate-audit rotate-key: %s must be a regular file that only its owner "
 		        "can use (mode 0600; it is %04o)\n",
-		        path, (unsigned)(st.st_mode & 07777));
-		return 0;
+		        path, mode);
 	}
-	return 1;
+	return r == 0;
 }
 
 static int
