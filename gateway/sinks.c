@@ -448,14 +448,16 @@ cursor_dir_make(const char *cursor_path)
 	free(copy);
 }
 
-/* aud_sink_log_fn for --check: keeps the first error line (why[512]) for the message. */
+/* aud_sink_log_fn for --check: keeps the first error line (why[CHECK_WHY]) for the message. */
+#define CHECK_WHY 512
+
 static void
 check_log_cb(void *arg, int level, const char *msg)
 {
 	char *why = arg;
 
 	if (level <= LOG_ERR && why[0] == '\0') {
-		snprintf(why, 512, "%s", msg);
+		snprintf(why, CHECK_WHY, "%s", msg);
 	}
 }
 
@@ -481,7 +483,7 @@ int
 gw_sinks_check_config(const struct cfg_daemon *cfg, char *err, size_t errsz)
 {
 	const struct cfg_audit *a = cfg->audit;
-	char origin[AUD_MAX_ORIGIN + 1], empty[] = "/tmp/hsmgated-check-XXXXXX", why[512];
+	char origin[AUD_MAX_ORIGIN + 1], empty[] = "/tmp/hsmgated-check-XXXXXX", why[CHECK_WHY];
 	const char *dir;
 	struct stat st;
 	unsigned i;
