@@ -7,6 +7,12 @@
  * cli_call_run and cli_call_end. The first put that fails decides the CK_RV, so that a
  * mechanism parameter the encoder refuses is CKR_MECHANISM_PARAM_INVALID and a frame over
  * the negotiated maximum is CKR_DATA_LEN_RANGE — both without a round trip.
+ *
+ * Deferred inits (cli_int.h) are decided here: cli_call_run_init defers an init this
+ * connection has seen succeed, cli_call_run sends a session's deferred init ahead of its
+ * next call and answers that call with the init's error if it failed, and calls that change
+ * what an init may do (login state, objects, sessions) make the connection forget which
+ * inits succeeded.
  */
 #include "client/cli_int.h"
 
@@ -38,6 +44,26 @@ put_result(struct cli_call *c, int r, CK_RV bad_value, CK_RV too_large)
 	}
 }
 
+/* Whether call `id` may change what an init that succeeded before would do now: a login
+ * state, an object (a handle may be reused), a session and its session objects. */
+static int
+changes_inits(unsigned id)
+{
+	switch (id) {
+	case PROTO_CALL_C_Login:
+	case PROTO_CALL_C_Logout:
+	case PROTO_CALL_C_DestroyObject:
+	case PROTO_CALL_C_SetAttributeValue:
+	case PROTO_CALL_C_CloseSession:
+	case PROTO_CALL_C_CloseAllSessions:
+	case PROTO_CALL_C_InitToken:
+	case PROTO_CALL_C_InitPIN:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 CK_RV
 cli_call_begin(struct cli_call *c, unsigned id, CK_SESSION_HANDLE session)
 {
@@ -47,11 +73,12 @@ cli_call_begin(struct cli_call *c, unsigned id, CK_SESSION_HANDLE session)
 
 	memset(c, 0, sizeof(*c));
 	c->id = id;
+	c->session = session;
 	proto_buf_init(&c->req);
 	if (info == NULL) {
 		return CKR_GENERAL_ERROR;
 	}
-	session_call = (info->flags & PROTO_CF_ROUTE_SESSION) != 0;
+	session_call = c->session_call = (info->flags & PROTO_CF_ROUTE_SESSION) != 0;
 	if ((rv = cli_module_conn_get(session_call, &c->conn, &c->timeout_ms)) != CKR_OK) {
 		return rv;
 	}
@@ -60,6 +87,9 @@ cli_call_begin(struct cli_call *c, unsigned id, CK_SESSION_HANDLE session)
 		cli_conn_unref(c->conn);
 		c->conn = NULL;
 		return CKR_SESSION_HANDLE_INVALID;
+	}
+	if (changes_inits(id)) {
+		cli_conn_init_forget(c->conn);
 	}
 	c->req.max = cli_conn_max_frame(c->conn);
 	if (proto_frame_begin(&c->req, PROTO_MSG_REQUEST, (uint16_t)id, 0, 0) != 0) {
@@ -124,15 +154,61 @@ cli_put_mechanism(struct cli_call *c, const CK_MECHANISM *m)
 	           CKR_MECHANISM_PARAM_INVALID);
 }
 
+/* The CK_RV in reply `rep` to call `id`, with *cur after it; CKR_DEVICE_ERROR for the
+ * gateway's own refusal (an ERROR frame: worker down, limit ...; the connection is fine)
+ * or a reply without one. */
+static CK_RV
+reply_rv(unsigned id, const struct cli_reply *rep, struct proto_cur *cur, int *dec_err)
+{
+	char msg[512];
+	uint32_t code;
+	CK_ULONG rv;
+
+	proto_cur_init(cur, rep->body, rep->body_len);
+	if (rep->type == PROTO_MSG_ERROR) {
+		if (proto_gwerror_get(cur, &code, msg, sizeof(msg)) == 0) {
+			cli_log("gateway refused %s: %s (error %u)", proto_call_get(id)->name, msg,
+			        code);
+		}
+		return CKR_DEVICE_ERROR;
+	}
+	if (proto_get_ulong(cur, &rv) != 0) {
+		*dec_err = PROTO_ERR_TRUNCATED;
+		return CKR_DEVICE_ERROR;
+	}
+	return (CK_RV)rv;
+}
+
+/* The CK_RV of a deferred init from its reply: its own, or CKR_DEVICE_ERROR when the reply
+ * is malformed (an init's reply is the CK_RV alone). The connection forgets the init if it
+ * failed. Frees the reply. */
+static CK_RV
+deferred_rv(struct cli_call *c, const struct cli_deferred *d, struct cli_reply *rep)
+{
+	struct proto_cur cur;
+	unsigned id = d->id;
+	int dec_err = 0;
+	CK_RV rv;
+
+	rv = reply_rv(id, rep, &cur, &dec_err);
+	if (rep->type == PROTO_MSG_REPLY && (dec_err != 0 || proto_cur_end(&cur) != 0)) {
+		cli_log("malformed reply to %s from the gateway", proto_call_get(id)->name);
+		rv = CKR_DEVICE_ERROR;
+	}
+	if (rv != CKR_OK) {
+		cli_conn_init_known(c->conn, &d->key, 0);
+	}
+	OPENSSL_clear_free(rep->body, rep->body_len);
+	memset(rep, 0, sizeof(*rep));
+	return rv;
+}
+
 CK_RV
 cli_call_run(struct cli_call *c)
 {
-	const struct proto_call_info *info = proto_call_get(c->id);
-	struct proto_cur cur;
-	char msg[512];
-	uint32_t code;
-	uint8_t type;
-	CK_ULONG rv;
+	struct cli_deferred *pre = NULL;
+	struct cli_reply rep, pre_rep;
+	CK_RV rv;
 	int r;
 
 	if (c->enc_rv != CKR_OK) {
@@ -142,28 +218,76 @@ cli_call_run(struct cli_call *c)
 		put_result(c, c->req.failed, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE);
 		return c->enc_rv != CKR_OK ? c->enc_rv : CKR_GENERAL_ERROR;
 	}
-	r = cli_conn_call(c->conn, &c->req, c->timeout_ms, &type, &c->body, &c->body_len);
+	if (c->session_call) {
+		pre = cli_conn_deferred_take(c->conn, c->session);
+	}
+	r = cli_conn_call(c->conn, pre != NULL ? &pre->req : NULL, &c->req, c->timeout_ms, &pre_rep,
+	                  &rep);
 	if (r != 0) {
+		cli_deferred_free(pre);
 		return cli_err_to_rv(r);
 	}
-	proto_cur_init(&cur, c->body, c->body_len);
-	if (type == PROTO_MSG_ERROR) {
-		/* The gateway itself refused the request (worker down, limit ...): the call
-		 * failed, the connection is fine. */
-		if (proto_gwerror_get(&cur, &code, msg, sizeof(msg)) == 0) {
-			cli_log("gateway refused %s: %s (error %u)", info->name, msg, code);
-		}
+	c->body = rep.body;
+	c->body_len = rep.body_len;
+	/* The init the application was told had succeeded failed after all: this call is
+	 * answered with its error (what it did at the gateway is moot, and is in the audit
+	 * log). */
+	if (pre != NULL && (rv = deferred_rv(c, pre, &pre_rep)) != CKR_OK) {
+		cli_deferred_free(pre);
 		OPENSSL_clear_free(c->body, c->body_len);
 		c->body = NULL;
-		return CKR_DEVICE_ERROR;
+		return rv;
 	}
-	if (proto_get_ulong(&cur, &rv) != 0) {
-		c->dec_err = PROTO_ERR_TRUNCATED;
-		return CKR_DEVICE_ERROR;
+	cli_deferred_free(pre);
+	rv = reply_rv(c->id, &rep, &c->cur, &c->dec_err);
+	if (rep.type == PROTO_MSG_ERROR) {
+		OPENSSL_clear_free(c->body, c->body_len);
+		c->body = NULL;
+		return rv;
 	}
-	c->cur = cur;
-	c->fields = proto_reply_has_fields(c->id, (CK_RV)rv);
-	return (CK_RV)rv;
+	if (c->dec_err == 0) {
+		c->fields = proto_reply_has_fields(c->id, rv);
+	}
+	return rv;
+}
+
+CK_RV
+cli_call_run_init(struct cli_call *c, const CK_MECHANISM *m, CK_OBJECT_HANDLE key)
+{
+	struct cli_init_key k = {0};
+	struct cli_deferred *d;
+	struct proto_buf kb;
+	CK_RV rv;
+
+	/* The key: call id, key handle, mechanism shape. One that does not fit is never
+	 * deferred (k.len stays 0). */
+	proto_buf_init(&kb);
+	kb.max = sizeof(k.b);
+	if (proto_put_ulong(&kb, c->id) == 0 && proto_put_ulong(&kb, key) == 0 &&
+	    proto_put_mechanism_shape(&kb, m) == 0) {
+		memcpy(k.b, kb.data, kb.len);
+		k.len = kb.len;
+	}
+	proto_buf_free(&kb);
+	if (k.len != 0 && c->enc_rv == CKR_OK && proto_frame_finish(&c->req) == 0) {
+		if ((d = calloc(1, sizeof(*d))) == NULL) {
+			return CKR_HOST_MEMORY;
+		}
+		d->id = c->id;
+		d->req = c->req;
+		d->key = k;
+		if (cli_conn_defer(c->conn, c->session, d)) {
+			proto_buf_init(&c->req); /* the session's now */
+			return CKR_OK;
+		}
+		proto_buf_init(&d->req);
+		free(d);
+	}
+	rv = cli_call_run(c);
+	if (k.len != 0 && !c->dec_err) {
+		cli_conn_init_known(c->conn, &k, rv == CKR_OK);
+	}
+	return rv;
 }
 
 void
@@ -332,6 +456,6 @@ cli_fwd_init(unsigned id, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ULONG k
 	cli_put_ulong(&c, h);
 	cli_put_mechanism(&c, m);
 	cli_put_ulong(&c, key);
-	rv = cli_call_run(&c);
+	rv = cli_call_run_init(&c, m, key);
 	return cli_call_end(&c, rv);
 }

@@ -8,7 +8,8 @@
  * Layers, bottom up:
  *   conn.c     one TLS 1.3 connection to the gateway: connect, HELLO/WELCOME, one I/O
  *              thread that owns the SSL, request ids, waiters, timeouts, in-flight limit
- *   session.c  the set of session handles opened on one connection
+ *   session.c  the set of session handles opened on one connection, their deferred inits
+ *              and the inits known to succeed
  *   module.c   the module's global state: C_Initialize/C_Finalize/C_GetInfo, the function
  *              list, fork detection, (re)connection, CK_RV mapping
  *   call.c     one forwarded call: encode the request, run it, decode the reply
@@ -56,12 +57,40 @@ const char *cli_strerror(int err);
 
 /* ---- sessions (session.c) ------------------------------------------------------------- */
 
-/* The session handles opened on one connection. Not locked: the owner (struct cli_conn)
- * holds its lock around every call. */
+/*
+ * Deferred inits. An operation's init (C_SignInit, C_EncryptInit ...) that this connection
+ * has seen succeed before for the same key and mechanism shape (proto_put_mechanism_shape)
+ * is answered CKR_OK by the module and sent just before the session's next call, in the
+ * same write; that call then returns the init's error if the init failed after all (the key
+ * was destroyed or the policy changed in between). One round trip, and one audit sync, per
+ * operation instead of two. Never changes whether a call succeeds or what it returns.
+ */
+#define CLI_INIT_KEY_MAX 128 /* call id, key handle, mechanism shape: longer is never deferred */
+#define CLI_INIT_KNOWN   32  /* inits remembered per connection */
+
+struct cli_init_key {
+	size_t len;
+	uint8_t b[CLI_INIT_KEY_MAX];
+};
+
+struct cli_deferred {
+	unsigned id;             /* enum proto_call */
+	struct proto_buf req;    /* the finished request frame, request id 0 */
+	struct cli_init_key key; /* forgotten if the init fails */
+};
+
+void cli_deferred_free(struct cli_deferred *d);
+
+/* The session handles opened on one connection, each with its deferred init, and the inits
+ * known to succeed. Not locked: the owner (struct cli_conn) holds its lock around every
+ * call. */
 struct cli_sessions {
 	CK_SESSION_HANDLE *h;
+	struct cli_deferred **def; /* parallel to h */
 	size_t n;
 	size_t cap;
+	struct cli_init_key known[CLI_INIT_KNOWN];
+	unsigned known_next; /* the entry to replace next */
 };
 
 void cli_sessions_init(struct cli_sessions *s);
@@ -69,10 +98,19 @@ void cli_sessions_free(struct cli_sessions *s);
 int cli_sessions_add(struct cli_sessions *s, CK_SESSION_HANDLE h) CLI_WUR;
 /* 1 if h is in the set, 0 otherwise. */
 int cli_sessions_has(const struct cli_sessions *s, CK_SESSION_HANDLE h);
-/* Removes h (no-op when absent). */
+/* Removes h (no-op when absent), dropping its deferred init. */
 void cli_sessions_del(struct cli_sessions *s, CK_SESSION_HANDLE h);
-/* Removes every handle of `slot` (proto_session_slot). */
+/* Removes every handle of `slot` (proto_session_slot), dropping their deferred inits. */
 void cli_sessions_del_slot(struct cli_sessions *s, CK_SLOT_ID slot);
+/* Defers d on session h: 1 when h exists, has no deferred init and d's key is known (d is
+ * then the set's), 0 otherwise. */
+int cli_sessions_defer(struct cli_sessions *s, CK_SESSION_HANDLE h, struct cli_deferred *d);
+/* Takes h's deferred init (NULL when none). */
+struct cli_deferred *cli_sessions_deferred_take(struct cli_sessions *s, CK_SESSION_HANDLE h);
+/* Remembers that an init with this key succeeded, or (ok = 0) forgets it. */
+void cli_sessions_known(struct cli_sessions *s, const struct cli_init_key *k, int ok);
+/* Forgets every known init (a login state, an object or a session changed). */
+void cli_sessions_forget(struct cli_sessions *s);
 
 /* ---- the connection (conn.c) ---------------------------------------------------------- */
 
@@ -136,16 +174,31 @@ int cli_conn_session_add(struct cli_conn *c, CK_SESSION_HANDLE h) CLI_WUR;
 void cli_conn_session_del(struct cli_conn *c, CK_SESSION_HANDLE h);
 void cli_conn_session_del_slot(struct cli_conn *c, CK_SLOT_ID slot);
 
+/* Deferred inits of this connection's sessions (locked inside); see cli_sessions_*.
+ * cli_conn_defer also refuses when max_inflight leaves no room for two requests. */
+int cli_conn_defer(struct cli_conn *c, CK_SESSION_HANDLE h, struct cli_deferred *d);
+struct cli_deferred *cli_conn_deferred_take(struct cli_conn *c, CK_SESSION_HANDLE h);
+void cli_conn_init_known(struct cli_conn *c, const struct cli_init_key *k, int ok);
+void cli_conn_init_forget(struct cli_conn *c);
+
+/* One reply: type PROTO_MSG_REPLY or PROTO_MSG_ERROR, and its body (to free with
+ * OPENSSL_clear_free(body, body_len)). */
+struct cli_reply {
+	uint8_t type;
+	uint8_t *body;
+	size_t body_len;
+};
+
 /*
  * Sends the request frame in `req` (begun with request id 0: the id is assigned and
- * patched in here) and waits up to timeout_ms for its reply. On success *type is
- * PROTO_MSG_REPLY or PROTO_MSG_ERROR and *body and *body_len hold the body (to free with
- * OPENSSL_clear_free(*body, *body_len)). `req` is consumed (wiped) either way.
- * Errors: CLI_ERR_REMOVED, CLI_ERR_TIMEOUT, CLI_ERR_FINALIZED, CLI_ERR_TOO_LARGE,
- * CLI_ERR_NOMEM.
+ * patched in here) and waits up to timeout_ms for its reply, into *rep. With `pre` (a
+ * deferred init, or NULL), that frame is sent first, in the same write, and its reply goes
+ * to *pre_rep: the call returns when both are in. `req` and `pre` are consumed (wiped)
+ * either way. Errors: CLI_ERR_REMOVED, CLI_ERR_TIMEOUT, CLI_ERR_FINALIZED,
+ * CLI_ERR_TOO_LARGE, CLI_ERR_NOMEM.
  */
-int cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, uint8_t *type,
-                  uint8_t **body, size_t *body_len) CLI_WUR;
+int cli_conn_call(struct cli_conn *c, struct proto_buf *pre, struct proto_buf *req,
+                  uint32_t timeout_ms, struct cli_reply *pre_rep, struct cli_reply *rep) CLI_WUR;
 
 /* ---- the module (module.c) ------------------------------------------------------------ */
 
@@ -167,7 +220,9 @@ CK_RV cli_err_to_rv(int err);
 /* ---- one forwarded call (call.c) ------------------------------------------------------ */
 
 struct cli_call {
-	unsigned id; /* enum proto_call */
+	unsigned id;               /* enum proto_call */
+	CK_SESSION_HANDLE session; /* of a call routed by session */
+	int session_call;
 	struct cli_conn *conn;
 	uint32_t timeout_ms;
 	struct proto_buf req;
@@ -202,6 +257,12 @@ void cli_put_mechanism(struct cli_call *c, const CK_MECHANISM *m);
  * connection lost ...), in which case c->fields is 0.
  */
 CK_RV cli_call_run(struct cli_call *c);
+
+/*
+ * cli_call_run for an operation's init (`key`: the key handle, 0 for C_DigestInit): defers
+ * it when this connection knows it to succeed, or runs it and remembers whether it did.
+ */
+CK_RV cli_call_run_init(struct cli_call *c, const CK_MECHANISM *m, CK_OBJECT_HANDLE key);
 
 /* Reply fields, in layout order; only when c->fields. Errors are sticky. */
 void cli_get_ulong(struct cli_call *c, CK_ULONG *v);

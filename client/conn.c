@@ -28,6 +28,10 @@
  * Application threads write to the socket, so the TLS layer writes with send(MSG_NOSIGNAL)
  * (nosig_bio): a gateway that resets the connection can never raise SIGPIPE in them.
  *
+ * A call may carry a deferred init (cli_int.h): its frame is queued just before the call's,
+ * with a waiter of its own whose `owner` is the call's waiter; the caller waits for both
+ * replies, and the driver treats the pair as one caller.
+ *
  * A caller that times out leaves its waiter behind, marked abandoned: it keeps its request
  * id and its in-flight slot until the reply arrives (the gateway still counts the call), and
  * whoever drives then frees it. When the connection fails every waiter completes with
@@ -97,6 +101,11 @@ struct cli_waiter {
 	size_t body_len;
 	int turn; /* (L) the driver passed the role to this waiter's thread */
 	pthread_cond_t cv;
+	/* A request sent just before this one by the same caller (a deferred init, see
+	 * cli_conn_call): `pre` is its waiter, which has no thread of its own; its `owner` is
+	 * this one, whose thread waits for both and is woken for both. */
+	struct cli_waiter *pre;
+	struct cli_waiter *owner;
 };
 
 struct cli_conn {
@@ -133,6 +142,7 @@ struct cli_conn {
 	uint32_t max_inflight; /* from the welcome; fixed once UP */
 	uint32_t inflight;     /* (L) waiters registered, abandoned ones included */
 	uint32_t timeout_ms;
+	int defer_init;             /* the configuration's defer_init */
 	struct cli_waiter *waiters; /* (L) */
 	/* (L) the list; the frame at the head is the writer's while it writes it (io_write). */
 	struct cli_out *out_head, *out_tail;
@@ -380,6 +390,20 @@ waiter_free(struct cli_waiter *w)
 	free(w);
 }
 
+/* The caller behind waiter w has every reply it waits for; _inlock. */
+static int
+waiter_done(const struct cli_waiter *w)
+{
+	return w->done && (w->pre == NULL || w->pre->done);
+}
+
+/* Wakes the thread waiting for w: its own, or its owner's; _inlock. */
+static void
+waiter_signal(struct cli_waiter *w)
+{
+	pthread_cond_signal(w->owner != NULL ? &w->owner->cv : &w->cv);
+}
+
 static void
 waiter_unlink_inlock(struct cli_conn *c, struct cli_waiter *w)
 {
@@ -417,7 +441,7 @@ conn_fail_inlock(struct cli_conn *c, int reason)
 		}
 		w->done = 1;
 		w->err = c->reason;
-		pthread_cond_signal(&w->cv);
+		waiter_signal(w);
 	}
 	c->inflight = 0;
 	pthread_cond_broadcast(&c->cv);
@@ -616,6 +640,47 @@ cli_conn_session_del_slot(struct cli_conn *c, CK_SLOT_ID slot)
 {
 	pthread_mutex_lock(&c->lock);
 	cli_sessions_del_slot(&c->sessions, slot);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int
+cli_conn_defer(struct cli_conn *c, CK_SESSION_HANDLE h, struct cli_deferred *d)
+{
+	int r = 0;
+
+	if (!c->defer_init || c->max_inflight < 2) {
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	r = cli_sessions_defer(&c->sessions, h, d);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+struct cli_deferred *
+cli_conn_deferred_take(struct cli_conn *c, CK_SESSION_HANDLE h)
+{
+	struct cli_deferred *d;
+
+	pthread_mutex_lock(&c->lock);
+	d = cli_sessions_deferred_take(&c->sessions, h);
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+void
+cli_conn_init_known(struct cli_conn *c, const struct cli_init_key *k, int ok)
+{
+	pthread_mutex_lock(&c->lock);
+	cli_sessions_known(&c->sessions, k, ok);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+cli_conn_init_forget(struct cli_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	cli_sessions_forget(&c->sessions);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -1188,7 +1253,7 @@ io_dispatch(struct cli_conn *c, const struct proto_hdr *h)
 		w->type = h->type;
 	}
 	w->done = 1;
-	pthread_cond_signal(&w->cv);
+	waiter_signal(w);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -1444,15 +1509,17 @@ io_step(struct cli_conn *c, int cap)
 
 /* ---- who drives ---------------------------------------------------------------------- */
 
-/* A waiter with a thread behind it (not abandoned) whose reply has not come; _inlock. */
+/* The waiter of a thread other than self's (not abandoned) that still waits for a reply;
+ * _inlock. A deferred init's waiter stands for its owner's thread. */
 static struct cli_waiter *
 live_waiter_inlock(struct cli_conn *c, const struct cli_waiter *self)
 {
-	struct cli_waiter *x;
+	struct cli_waiter *x, *t;
 
 	for (x = c->waiters; x != NULL; x = x->next) {
-		if (x != self && !x->abandoned && !x->done) {
-			return x;
+		t = x->owner != NULL ? x->owner : x;
+		if (t != self && !x->abandoned && !x->done) {
+			return t;
 		}
 	}
 	return NULL;
@@ -1490,7 +1557,7 @@ drive_goes_on_inlock(struct cli_conn *c, const struct cli_waiter *w)
 		return 0;
 	}
 	if (w != NULL) {
-		return !w->done;
+		return !waiter_done(w);
 	}
 	return c->callers >= 2 || live_waiter_inlock(c, NULL) != NULL ||
 	       (c->callers == 0 && now_ms() - c->last_call_ms >= IO_IDLE_MS);
@@ -1629,6 +1696,7 @@ cli_conn_open(const struct cli_target *t, struct cli_conn **out, char *err, size
 	c->next_id = 1;
 	c->target = t;
 	c->timeout_ms = t->cfg->timeout_ms;
+	c->defer_init = t->cfg->defer_init;
 	cli_sessions_init(&c->sessions);
 	snprintf(c->peer, sizeof(c->peer), "%s", t->cfg->gateway);
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
@@ -1697,39 +1765,107 @@ out:
 
 /* ---- one call ----------------------------------------------------------------------- */
 
-int
-cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, uint8_t *type,
-              uint8_t **body, size_t *body_len)
+/* A new waiter (its own cv), or NULL. */
+static struct cli_waiter *
+waiter_new(void)
 {
-	uint64_t start = now_ms(), deadline = start + timeout_ms;
-	struct cli_waiter *w = NULL;
-	struct timespec ts;
-	uint32_t id;
-	int r, mine = 0;
+	struct cli_waiter *w;
 
-	*type = 0;
-	*body = NULL;
-	*body_len = 0;
-	deadline_ts(deadline, &ts);
-	if (req->len > c->max_frame) {
-		r = CLI_ERR_TOO_LARGE;
-		goto out_unlocked;
-	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		r = CLI_ERR_NOMEM;
-		goto out_unlocked;
+		return NULL;
 	}
 	if (cond_init_monotonic(&w->cv) != 0) {
 		free(w);
-		w = NULL;
-		r = CLI_ERR_SYS;
+		return NULL;
+	}
+	return w;
+}
+
+/* Assigns the next request id to frame `f` (begun with id 0: bytes 12..15 of the header)
+ * and queues it, transferring its bytes; _inlock. */
+static int
+frame_send_inlock(struct cli_conn *c, struct proto_buf *f, struct cli_waiter *w)
+{
+	uint32_t id = c->next_id++;
+	int r;
+
+	if (c->next_id == 0) {
+		c->next_id = 1; /* 0 is the connection's own id (ERROR, PING) */
+	}
+	f->data[12] = (uint8_t)(id >> 24);
+	f->data[13] = (uint8_t)(id >> 16);
+	f->data[14] = (uint8_t)(id >> 8);
+	f->data[15] = (uint8_t)id;
+	if ((r = out_queue_inlock(c, f->data, f->len)) != 0) {
+		return r;
+	}
+	proto_buf_init(f); /* transferred */
+	w->req_id = id;
+	w->next = c->waiters;
+	if (c->waiters != NULL) {
+		c->waiters->prev = w;
+	}
+	c->waiters = w;
+	c->inflight++;
+	return 0;
+}
+
+/* A caller gives up on its waiter w (timeout): one whose reply came is freed now, one still
+ * registered is left, abandoned, for the reply or the connection's failure to free;
+ * _inlock. */
+static void
+waiter_abandon_inlock(struct cli_waiter *w)
+{
+	if (w->done) {
+		waiter_free(w);
+	} else {
+		w->abandoned = 1;
+	}
+}
+
+/* Hands w's reply to *rep; _inlock. */
+static int
+waiter_take(struct cli_waiter *w, struct cli_reply *rep)
+{
+	if (w->err != 0) {
+		return w->err;
+	}
+	rep->type = w->type;
+	rep->body = w->body;
+	rep->body_len = w->body_len;
+	w->body = NULL; /* transferred */
+	return 0;
+}
+
+int
+cli_conn_call(struct cli_conn *c, struct proto_buf *pre, struct proto_buf *req, uint32_t timeout_ms,
+              struct cli_reply *pre_rep, struct cli_reply *rep)
+{
+	uint64_t start = now_ms(), deadline = start + timeout_ms;
+	struct cli_waiter *w = NULL, *w0 = NULL;
+	uint32_t slots = pre != NULL ? 2 : 1;
+	struct timespec ts;
+	int r, mine = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	if (pre_rep != NULL) {
+		memset(pre_rep, 0, sizeof(*pre_rep));
+	}
+	deadline_ts(deadline, &ts);
+	if (req->len > c->max_frame || (pre != NULL && pre->len > c->max_frame)) {
+		r = CLI_ERR_TOO_LARGE;
+		goto out_unlocked;
+	}
+	if ((w = waiter_new()) == NULL || (pre != NULL && (w0 = waiter_new()) == NULL)) {
+		r = CLI_ERR_NOMEM;
 		goto out_unlocked;
 	}
 	pthread_mutex_lock(&c->lock);
-	/* max_inflight: wait for a free slot (the gateway refuses more). */
-	while (c->state == CONN_UP && c->inflight >= c->max_inflight) {
+	/* max_inflight: wait for free slots (the gateway refuses more). A deferred init needs
+	 * two, which cli_conn_defer only allows when max_inflight has them. */
+	while (c->state == CONN_UP && c->inflight + slots > c->max_inflight) {
 		if (pthread_cond_timedwait(&c->cv, &c->lock, &ts) == ETIMEDOUT &&
-		    c->state == CONN_UP && c->inflight >= c->max_inflight) {
+		    c->state == CONN_UP && c->inflight + slots > c->max_inflight) {
 			r = CLI_ERR_TIMEOUT;
 			goto out;
 		}
@@ -1738,26 +1874,25 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 		r = c->reason != 0 ? c->reason : CLI_ERR_REMOVED;
 		goto out;
 	}
-	id = c->next_id++;
-	if (c->next_id == 0) {
-		c->next_id = 1; /* 0 is the connection's own id (ERROR, PING) */
+	/* The deferred init goes first, in the same write: the gateway serves a session's
+	 * requests in order. */
+	if (w0 != NULL) {
+		if ((r = frame_send_inlock(c, pre, w0)) != 0) {
+			goto out;
+		}
+		w0->owner = w;
+		w->pre = w0;
 	}
-	/* The frame was begun with id 0; patch the id into its header (bytes 12..15). */
-	req->data[12] = (uint8_t)(id >> 24);
-	req->data[13] = (uint8_t)(id >> 16);
-	req->data[14] = (uint8_t)(id >> 8);
-	req->data[15] = (uint8_t)id;
-	if ((r = out_queue_inlock(c, req->data, req->len)) != 0) {
+	if ((r = frame_send_inlock(c, req, w)) != 0) {
+		if (w0 != NULL) {
+			/* Queued and registered: its reply comes, and nobody waits for it. */
+			w0->owner = NULL;
+			w0->abandoned = 1;
+			w0 = NULL;
+		}
 		goto out;
 	}
-	proto_buf_init(req); /* transferred */
-	w->req_id = id;
-	w->next = c->waiters;
-	if (c->waiters != NULL) {
-		c->waiters->prev = w;
-	}
-	c->waiters = w;
-	c->inflight++;
+	w0 = NULL; /* w->pre from here on */
 	c->callers++;
 	c->last_call_ms = start;
 	if (!c->driving) {
@@ -1780,13 +1915,16 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 			mine = 0;
 		}
 		pthread_mutex_lock(&c->lock);
-		while (!w->done && !w->turn) {
+		while (!waiter_done(w) && !w->turn) {
 			if (pthread_cond_timedwait(&w->cv, &c->lock, &ts) == ETIMEDOUT &&
-			    !w->done && !w->turn) {
-				/* The waiter stays registered, holding its id and slot, until the
+			    !waiter_done(w) && !w->turn) {
+				/* A waiter stays registered, holding its id and slot, until the
 				 * reply comes or the connection fails; whichever happens frees it.
 				 */
-				w->abandoned = 1;
+				if (w->pre != NULL) {
+					waiter_abandon_inlock(w->pre);
+				}
+				waiter_abandon_inlock(w);
 				w = NULL;
 				c->callers--;
 				r = CLI_ERR_TIMEOUT;
@@ -1795,7 +1933,7 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 		}
 		if (w->turn) {
 			w->turn = 0;
-			if (!w->done) {
+			if (!waiter_done(w)) {
 				mine = 1; /* the driver passed the role: drive until the reply */
 				pthread_mutex_unlock(&c->lock);
 				continue;
@@ -1805,11 +1943,14 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *req, uint32_t timeout_ms, ui
 		break;
 	}
 	c->callers--;
-	if ((r = w->err) == 0) {
-		*type = w->type;
-		*body = w->body;
-		*body_len = w->body_len;
-		w->body = NULL; /* transferred */
+	r = waiter_take(w, rep);
+	if (w->pre != NULL) {
+		w0 = w->pre;
+		w->pre = NULL;
+		if (r == 0 && (r = waiter_take(w0, pre_rep)) != 0) {
+			OPENSSL_clear_free(rep->body, rep->body_len);
+			memset(rep, 0, sizeof(*rep));
+		}
 	}
 out:
 	pthread_mutex_unlock(&c->lock);
@@ -1817,6 +1958,12 @@ out_unlocked:
 	if (w != NULL) {
 		waiter_free(w);
 	}
+	if (w0 != NULL) {
+		waiter_free(w0);
+	}
 	proto_buf_free(req);
+	if (pre != NULL) {
+		proto_buf_free(pre);
+	}
 	return r;
 }

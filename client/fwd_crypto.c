@@ -84,7 +84,7 @@ C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 	}
 	cli_put_ulong(&c, hSession);
 	cli_put_mechanism(&c, pMechanism);
-	rv = cli_call_run(&c);
+	rv = cli_call_run_init(&c, pMechanism, CK_INVALID_HANDLE);
 	return cli_call_end(&c, rv);
 }
 

@@ -150,6 +150,7 @@ struct cfg_client {
 	char *server_name;  /* optional: name to verify in the gateway certificate; default: host */
 	uint32_t timeout_ms;         /* per call, default 30000 */
 	uint32_t connect_timeout_ms; /* default 5000 */
+	bool defer_init;             /* send a known-good init with the next call; default true */
 };
 
 /* Exactly one of cert+key or api_key/api_key_file must be given. When api_key_file is set

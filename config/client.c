@@ -38,6 +38,7 @@ static const cyaml_schema_field_t client_fields[] = {
         CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL, struct cfg_client, timeout_ms),
         CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, struct cfg_client,
                          connect_timeout_ms),
+        CYAML_FIELD_BOOL("defer_init", CYAML_FLAG_OPTIONAL, struct cfg_client, defer_init),
         CYAML_FIELD_END,
 };
 
@@ -197,6 +198,9 @@ client_check(struct cfg_src *s, struct cfg_client *c)
 	if ((r = uint_default(s, "timeout_ms", &c->timeout_ms, 30000)) != 0 ||
 	    (r = uint_default(s, "connect_timeout_ms", &c->connect_timeout_ms, 5000)) != 0) {
 		return r;
+	}
+	if (cfg_src_val(s, "defer_init") == NULL) {
+		c->defer_init = true;
 	}
 	if ((c->cert == NULL) != (c->key == NULL)) {
 		return cfg_src_fail(s, CFG_ERR_INVALID, c->cert != NULL ? "cert" : "key",

@@ -266,9 +266,10 @@ shape_size(enum mech_shape sh)
 	}
 }
 
-/* A (pointer, length) pair of a parameter struct as u32 len | bytes. */
+/* A (pointer, length) pair of a parameter struct as u32 len | bytes; in a shape, the
+ * length alone (as a ulong). */
 static int
-put_pbytes(struct proto_buf *b, const void *p, CK_ULONG len)
+put_pbytes(struct proto_buf *b, const void *p, CK_ULONG len, int shape)
 {
 	if (p == NULL && len != 0) {
 		return proto_buf_fail(b, PROTO_ERR_BAD_VALUE);
@@ -276,11 +277,12 @@ put_pbytes(struct proto_buf *b, const void *p, CK_ULONG len)
 	if ((uint64_t)len > UINT32_MAX) {
 		return proto_buf_fail(b, PROTO_ERR_TOO_LARGE);
 	}
-	return proto_put_bytes(b, p, (size_t)len);
+	return shape ? proto_put_ulong(b, len) : proto_put_bytes(b, p, (size_t)len);
 }
 
-int
-proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
+/* proto_put_mechanism, or with `shape` proto_put_mechanism_shape. */
+static int
+put_mech(struct proto_buf *b, const CK_MECHANISM *m, int shape)
 {
 	enum mech_shape sh;
 	CK_KEY_DERIVATION_STRING_DATA kd;
@@ -316,23 +318,23 @@ proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
 	case SH_NONE:
 	case SH_RAW:
 		if ((r = proto_put_u8(b, PROTO_MP_BYTES)) != 0 ||
-		    (r = put_pbytes(b, m->pParameter, m->ulParameterLen)) != 0) {
+		    (r = put_pbytes(b, m->pParameter, m->ulParameterLen, shape)) != 0) {
 			return r;
 		}
 		return 0;
 	case SH_KDSTR:
 		memcpy(&kd, m->pParameter, sizeof(kd));
 		if ((r = proto_put_u8(b, PROTO_MP_BYTES)) != 0 ||
-		    (r = put_pbytes(b, kd.pData, kd.ulLen)) != 0) {
+		    (r = put_pbytes(b, kd.pData, kd.ulLen, shape)) != 0) {
 			return r;
 		}
 		return 0;
 	case SH_GCM:
 		memcpy(&gcm, m->pParameter, sizeof(gcm));
 		if ((r = proto_put_u8(b, PROTO_MP_GCM)) != 0 ||
-		    (r = put_pbytes(b, gcm.pIv, gcm.ulIvLen)) != 0 ||
+		    (r = put_pbytes(b, gcm.pIv, gcm.ulIvLen, shape)) != 0 ||
 		    (r = proto_put_ulong(b, gcm.ulIvBits)) != 0 ||
-		    (r = put_pbytes(b, gcm.pAAD, gcm.ulAADLen)) != 0 ||
+		    (r = put_pbytes(b, gcm.pAAD, gcm.ulAADLen, shape)) != 0 ||
 		    (r = proto_put_ulong(b, gcm.ulTagBits)) != 0) {
 			return r;
 		}
@@ -343,7 +345,7 @@ proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
 		    (r = proto_put_ulong(b, oaep.hashAlg)) != 0 ||
 		    (r = proto_put_ulong(b, oaep.mgf)) != 0 ||
 		    (r = proto_put_ulong(b, oaep.source)) != 0 ||
-		    (r = put_pbytes(b, oaep.pSourceData, oaep.ulSourceDataLen)) != 0) {
+		    (r = put_pbytes(b, oaep.pSourceData, oaep.ulSourceDataLen, shape)) != 0) {
 			return r;
 		}
 		return 0;
@@ -360,8 +362,8 @@ proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
 		memcpy(&ecdh, m->pParameter, sizeof(ecdh));
 		if ((r = proto_put_u8(b, PROTO_MP_ECDH1)) != 0 ||
 		    (r = proto_put_ulong(b, ecdh.kdf)) != 0 ||
-		    (r = put_pbytes(b, ecdh.pSharedData, ecdh.ulSharedDataLen)) != 0 ||
-		    (r = put_pbytes(b, ecdh.pPublicData, ecdh.ulPublicDataLen)) != 0) {
+		    (r = put_pbytes(b, ecdh.pSharedData, ecdh.ulSharedDataLen, shape)) != 0 ||
+		    (r = put_pbytes(b, ecdh.pPublicData, ecdh.ulPublicDataLen, shape)) != 0) {
 			return r;
 		}
 		return 0;
@@ -369,7 +371,7 @@ proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
 		memcpy(&ctr, m->pParameter, sizeof(ctr));
 		if ((r = proto_put_u8(b, PROTO_MP_CTR)) != 0 ||
 		    (r = proto_put_ulong(b, ctr.ulCounterBits)) != 0 ||
-		    (r = proto_put_raw(b, ctr.cb, sizeof(ctr.cb))) != 0) {
+		    (!shape && (r = proto_put_raw(b, ctr.cb, sizeof(ctr.cb))) != 0)) {
 			return r;
 		}
 		return 0;
@@ -384,6 +386,18 @@ proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
 	default:
 		return proto_buf_fail(b, PROTO_ERR_BAD_VALUE);
 	}
+}
+
+int
+proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m)
+{
+	return put_mech(b, m, 0);
+}
+
+int
+proto_put_mechanism_shape(struct proto_buf *b, const CK_MECHANISM *m)
+{
+	return put_mech(b, m, 1);
 }
 
 /* u32 len | bytes into an arena copy; an empty string decodes as NULL/0, the PKCS #11

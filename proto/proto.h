@@ -443,6 +443,11 @@ enum proto_mp {
 };
 enum proto_mp proto_mech_param_kind(CK_MECHANISM_TYPE type);
 int proto_put_mechanism(struct proto_buf *b, const CK_MECHANISM *m) PROTO_WUR;
+/* The mechanism's shape: the same encoding with every byte string of the parameter (IV,
+ * AAD, OAEP label, ECDH data, CTR counter block) replaced by its length. It names what a
+ * token checks when an operation is initialised, without what changes from call to call.
+ * Never sent; the client module compares shapes to know which inits succeeded before. */
+int proto_put_mechanism_shape(struct proto_buf *b, const CK_MECHANISM *m) PROTO_WUR;
 /* Decodes into *m with the parameter (a native struct) allocated in `a`. */
 int proto_get_mechanism(struct proto_cur *c, struct proto_arena *a, CK_MECHANISM *m) PROTO_WUR;
 

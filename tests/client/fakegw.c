@@ -53,6 +53,7 @@ struct fakegw {
 	uint32_t max_inflight;
 	unsigned welcomed;
 	unsigned requests;
+	int refuse_digest; /* C_DigestInit answers CKR_MECHANISM_INVALID */
 	uint64_t next_conn_id;
 	struct fakegw_conn conns[FAKEGW_MAX_CONNS];
 };
@@ -394,9 +395,17 @@ fakegw_handle(struct fakegw_conn *fc, struct fakegw_state *st, const struct prot
 		    proto_get_mechanism(&c, a, &m) != 0) {
 			goto out;
 		}
-		st->digest_active[u1 % sizeof(st->digest_active)] = m.mechanism == CKM_SHA256;
-		r = fakegw_reply_rv(ssl, h,
-		                    m.mechanism == CKM_SHA256 ? CKR_OK : CKR_MECHANISM_INVALID);
+		pthread_mutex_lock(&fc->g->lock);
+		u2 = fc->g->refuse_digest || m.mechanism != CKM_SHA256 ? CKR_MECHANISM_INVALID
+		                                                       : CKR_OK;
+		pthread_mutex_unlock(&fc->g->lock);
+		if (st->digest_active[u1 % sizeof(st->digest_active)]) {
+			u2 = CKR_OPERATION_ACTIVE;
+		}
+		if (u2 == CKR_OK) {
+			st->digest_active[u1 % sizeof(st->digest_active)] = 1;
+		}
+		r = fakegw_reply_rv(ssl, h, u2);
 		goto out;
 	case PROTO_CALL_C_Digest: {
 		uint8_t md[SHA256_DIGEST_LENGTH];
@@ -708,6 +717,14 @@ fakegw_set_auth_fail(struct fakegw *g, int on)
 {
 	pthread_mutex_lock(&g->lock);
 	g->auth_fail = on;
+	pthread_mutex_unlock(&g->lock);
+}
+
+void
+fakegw_set_refuse_digest(struct fakegw *g, int on)
+{
+	pthread_mutex_lock(&g->lock);
+	g->refuse_digest = on;
 	pthread_mutex_unlock(&g->lock);
 }
 

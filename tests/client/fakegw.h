@@ -14,7 +14,8 @@
  *   204    a reply with a trailing byte
  * Other calls: C_GetSlotList (one slot, 1), C_GetTokenInfo (label "fake"), C_OpenSession,
  * C_CloseSession, C_CloseAllSessions, C_GetSessionInfo, C_Login (PIN "1234"),
- * C_GenerateRandom (bytes i & 0xff), C_DigestInit/C_Digest (SHA-256 only),
+ * C_GenerateRandom (bytes i & 0xff), C_DigestInit/C_Digest (SHA-256 only; a second init
+ * while one is active is CKR_OPERATION_ACTIVE),
  * C_WaitForSlotEvent (CKR_NO_EVENT / CKR_FUNCTION_NOT_SUPPORTED), PING; anything else
  * CKR_FUNCTION_NOT_SUPPORTED.
  *
@@ -40,6 +41,9 @@ const char *fakegw_ca(const struct fakegw *g);
 
 /* Refuse every HELLO with PROTO_GWERR_AUTH. */
 void fakegw_set_auth_fail(struct fakegw *g, int on);
+/* C_DigestInit answers CKR_MECHANISM_INVALID whatever the mechanism (a policy that changed,
+ * seen from the client). */
+void fakegw_set_refuse_digest(struct fakegw *g, int on);
 /* The limits the WELCOME announces to the next connections. */
 void fakegw_set_limits(struct fakegw *g, uint32_t max_frame, uint32_t max_inflight);
 /* Closes every open connection abruptly (a gateway restart, seen from the client). */

@@ -115,9 +115,23 @@ test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(c->server_name, "gw.example");
 	CU_ASSERT_EQUAL(c->timeout_ms, 30000);
 	CU_ASSERT_EQUAL(c->connect_timeout_ms, 5000);
+	CU_ASSERT_TRUE(c->defer_init);
 	CU_ASSERT_STRING_EQUAL(c->api_key, SECRET);
 	CU_ASSERT_PTR_NULL(c->cert);
 	CU_ASSERT_STRING_EQUAL(c->path, file);
+	cfg_client_free(c);
+}
+
+static void
+test_defer_init_off(void)
+{
+	struct cfg_client *c = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(load_text("gateway: gw:1\nca: ca.pem\napi_key: " SECRET "\n"
+	                                "defer_init: false\n",
+	                                &c),
+	                      0);
+	CU_ASSERT_FALSE(c->defer_init);
 	cfg_client_free(c);
 }
 
@@ -230,6 +244,8 @@ test_wrong_type(void)
 static void
 test_zero_timeout(void)
 {
+	expect_fail("gateway: h:1\nca: ca\ncert: c\nkey: k\ndefer_init: maybe\n", CFG_ERR_SYNTAX, 5,
+	            "key 'defer_init': expected true or false");
 	expect_fail("gateway: h:1\nca: ca\ncert: c\nkey: k\nconnect_timeout_ms: 0\n",
 	            CFG_ERR_INVALID, 5, "connect_timeout_ms: must be greater than 0");
 }
@@ -319,6 +335,7 @@ test_truncated_every_byte(void)
 static const struct test_case cases[] = {
         {"example_loads", test_example_loads},
         {"defaults", test_defaults},
+        {"defer_init: false", test_defer_init_off},
         {"ipv6_gateway", test_ipv6_gateway},
         {"relative_paths", test_relative_paths},
         {"api_key_file_crlf", test_api_key_file_crlf},

@@ -235,6 +235,80 @@ test_kdstring(void)
 	proto_arena_free(a);
 }
 
+/* The shape of m, into out[*len]. */
+static void
+shape_of(const CK_MECHANISM *m, uint8_t *out, size_t *len)
+{
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	CU_ASSERT_EQUAL_FATAL(proto_put_mechanism_shape(&b, m), 0);
+	CU_ASSERT_FATAL(b.len <= 256);
+	memcpy(out, b.data, b.len);
+	*len = b.len;
+	proto_buf_free(&b);
+}
+
+static int
+same_shape(const CK_MECHANISM *m1, const CK_MECHANISM *m2)
+{
+	uint8_t a[256], b[256];
+	size_t na, nb;
+
+	shape_of(m1, a, &na);
+	shape_of(m2, b, &nb);
+	return na == nb && memcmp(a, b, na) == 0;
+}
+
+static void
+test_shape(void)
+{
+	CK_BYTE iv1[12] = {1}, iv2[12] = {2}, iv3[16] = {1}, aad[8] = {7};
+	CK_GCM_PARAMS p1 = {iv1, sizeof(iv1), 96, NULL, 0, 128}, p2 = p1, p3 = p1;
+	CK_MECHANISM g1 = {CKM_AES_GCM, &p1, sizeof(p1)}, g2 = {CKM_AES_GCM, &p2, sizeof(p2)},
+	             g3 = {CKM_AES_GCM, &p3, sizeof(p3)};
+	CK_MECHANISM c1 = {CKM_AES_CBC_PAD, iv1, 12}, c2 = {CKM_AES_CBC_PAD, iv2, 12},
+	             c3 = {CKM_AES_CBC_PAD, iv3, 16};
+	CK_AES_CTR_PARAMS r1 = {128, {1}}, r2 = {128, {2}}, r3 = {64, {1}};
+	CK_MECHANISM t1 = {CKM_AES_CTR, &r1, sizeof(r1)}, t2 = {CKM_AES_CTR, &r2, sizeof(r2)},
+	             t3 = {CKM_AES_CTR, &r3, sizeof(r3)};
+	CK_RSA_PKCS_PSS_PARAMS s1 = {CKM_SHA256, CKG_MGF1_SHA256, 32}, s2 = s1;
+	CK_MECHANISM q1 = {CKM_RSA_PKCS_PSS, &s1, sizeof(s1)},
+	             q2 = {CKM_RSA_PKCS_PSS, &s2, sizeof(s2)};
+	CK_MECHANISM e1 = {CKM_ECDSA, NULL, 0}, e2 = {CKM_ECDSA_SHA256, NULL, 0};
+
+	/* What changes per call (IV, AAD, counter block bytes) is not in the shape ... */
+	p2.pIv = iv2;
+	CU_ASSERT_TRUE(same_shape(&g1, &g2));
+	CU_ASSERT_TRUE(same_shape(&c1, &c2));
+	CU_ASSERT_TRUE(same_shape(&t1, &t2));
+	CU_ASSERT_TRUE(same_shape(&q1, &q2));
+	/* ... every number and length is. */
+	p3.ulTagBits = 96;
+	CU_ASSERT_FALSE(same_shape(&g1, &g3));
+	p3 = p1;
+	p3.pAAD = aad;
+	p3.ulAADLen = sizeof(aad);
+	CU_ASSERT_FALSE(same_shape(&g1, &g3));
+	p3 = p1;
+	p3.ulIvLen = 8;
+	CU_ASSERT_FALSE(same_shape(&g1, &g3));
+	CU_ASSERT_FALSE(same_shape(&c1, &c3));
+	CU_ASSERT_FALSE(same_shape(&t1, &t3));
+	s2.sLen = 20;
+	CU_ASSERT_FALSE(same_shape(&q1, &q2));
+	CU_ASSERT_FALSE(same_shape(&e1, &e2));
+	/* What the encoder refuses, the shape refuses the same way. */
+	c3.pParameter = NULL;
+	{
+		struct proto_buf b;
+
+		proto_buf_init(&b);
+		CU_ASSERT_EQUAL(proto_put_mechanism_shape(&b, &c3), PROTO_ERR_BAD_VALUE);
+		proto_buf_free(&b);
+	}
+}
+
 static void
 test_encoder_refusals(void)
 {
@@ -338,6 +412,7 @@ static const struct test_case cases[] = {
         {"refuse: kind not the mechanism's", test_decoder_kind_mismatch},
         {"refuse: parameter length over cap / over remaining bytes",
          test_decoder_length_over_remaining},
+        {"shape: numbers and lengths, not bytes", test_shape},
         {NULL, NULL},
 };
 
