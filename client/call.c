@@ -9,10 +9,11 @@
  * the negotiated maximum is CKR_DATA_LEN_RANGE — both without a round trip.
  *
  * Deferred inits (cli_int.h) are decided here: cli_call_run_init defers an init this
- * connection has seen succeed, cli_call_run sends a session's deferred init ahead of its
- * next call and answers that call with the init's error if it failed, and calls that change
- * what an init may do (login state, objects, sessions) make the connection forget which
- * inits succeeded.
+ * connection has seen succeed; cli_call_run sends a session's deferred init ahead of the
+ * next call that continues its operation, and answers that call with the init's error if it
+ * failed, or before any other call, alone, whose error then stops that call; and calls that
+ * change what an init may do (login state, objects, sessions) make the connection forget
+ * which inits succeeded.
  */
 #include "client/cli_int.h"
 
@@ -203,6 +204,48 @@ deferred_rv(struct cli_call *c, const struct cli_deferred *d, struct cli_reply *
 	return rv;
 }
 
+/* Whether call `id` is an operation's init (the calls cli_call_run_init runs). */
+static int
+is_init(unsigned id)
+{
+	switch (id) {
+	case PROTO_CALL_C_EncryptInit:
+	case PROTO_CALL_C_DecryptInit:
+	case PROTO_CALL_C_DigestInit:
+	case PROTO_CALL_C_SignInit:
+	case PROTO_CALL_C_SignRecoverInit:
+	case PROTO_CALL_C_VerifyInit:
+	case PROTO_CALL_C_VerifyRecoverInit:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Whether call `id` continues the operation init `init` began: same action (C_Sign,
+ * C_SignUpdate, C_SignFinal after C_SignInit ...), and not an init itself. If such a call
+ * finds the operation missing, it fails without any effect. */
+static int
+continues(unsigned init, unsigned id)
+{
+	return !is_init(id) &&
+	       strcmp(proto_call_get(init)->action, proto_call_get(id)->action) == 0;
+}
+
+/* Sends deferred init d on its own and frees it: its CK_RV. */
+static CK_RV
+deferred_alone(struct cli_call *c, struct cli_deferred *d)
+{
+	struct cli_reply rep;
+	CK_RV rv;
+	int r;
+
+	r = cli_conn_call(c->conn, NULL, &d->req, c->timeout_ms, NULL, &rep);
+	rv = r != 0 ? cli_err_to_rv(r) : deferred_rv(c, d, &rep);
+	cli_deferred_free(d);
+	return rv;
+}
+
 CK_RV
 cli_call_run(struct cli_call *c)
 {
@@ -218,8 +261,16 @@ cli_call_run(struct cli_call *c)
 		put_result(c, c->req.failed, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE);
 		return c->enc_rv != CKR_OK ? c->enc_rv : CKR_GENERAL_ERROR;
 	}
-	if (c->session_call) {
-		pre = cli_conn_deferred_take(c->conn, c->session);
+	if (c->session_call && (pre = cli_conn_deferred_take(c->conn, c->session)) != NULL &&
+	    !continues(pre->id, c->id)) {
+		/* Any other call must act only if the init did succeed (an init, a key
+		 * generation ... that the application would be told had failed must not have
+		 * happened): the init goes first, alone, and its error stops the call. */
+		rv = deferred_alone(c, pre);
+		pre = NULL;
+		if (rv != CKR_OK) {
+			return rv;
+		}
 	}
 	r = cli_conn_call(c->conn, pre != NULL ? &pre->req : NULL, &c->req, c->timeout_ms, &pre_rep,
 	                  &rep);
@@ -229,9 +280,8 @@ cli_call_run(struct cli_call *c)
 	}
 	c->body = rep.body;
 	c->body_len = rep.body_len;
-	/* The init the application was told had succeeded failed after all: this call is
-	 * answered with its error (what it did at the gateway is moot, and is in the audit
-	 * log). */
+	/* The init the application was told had succeeded failed after all: this call, which
+	 * then found no operation to continue, is answered with the init's error. */
 	if (pre != NULL && (rv = deferred_rv(c, pre, &pre_rep)) != CKR_OK) {
 		cli_deferred_free(pre);
 		OPENSSL_clear_free(c->body, c->body_len);

@@ -60,10 +60,12 @@ const char *cli_strerror(int err);
 /*
  * Deferred inits. An operation's init (C_SignInit, C_EncryptInit ...) that this connection
  * has seen succeed before for the same key and mechanism shape (proto_put_mechanism_shape)
- * is answered CKR_OK by the module and sent just before the session's next call, in the
- * same write; that call then returns the init's error if the init failed after all (the key
- * was destroyed or the policy changed in between). One round trip, and one audit sync, per
- * operation instead of two. Never changes whether a call succeeds or what it returns.
+ * is answered CKR_OK by the module and sent just before the session's next call that
+ * continues the operation (C_Sign after C_SignInit ...), in the same write; that call then
+ * returns the init's error if the init failed after all (the key was destroyed or the
+ * policy changed in between). Any other call on the session sends the init alone first and
+ * is not sent if it failed. One round trip, and one audit sync, per operation instead of
+ * two. Never changes whether a call succeeds or what it returns.
  */
 #define CLI_INIT_KEY_MAX 128 /* call id, key handle, mechanism shape: longer is never deferred */
 #define CLI_INIT_KNOWN   32  /* inits remembered per connection */

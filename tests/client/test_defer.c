@@ -158,6 +158,22 @@ test_failure_after_the_fact(void)
 	fakegw_set_refuse_digest(gw, 1);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_MECHANISM_INVALID);
+	/* Another call than the operation's own: the init goes first, alone, and its failure
+	 * stops the call (C_GenerateRandom is never sent). */
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_MECHANISM_INVALID);
+	fakegw_set_refuse_digest(gw, 0);
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
+	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK); /* deferred */
+	fakegw_set_refuse_digest(gw, 1);
+	{
+		CK_BYTE rnd[8];
+
+		n = fakegw_requests(gw);
+		CU_ASSERT_EQUAL(C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_MECHANISM_INVALID);
+		CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+		CU_ASSERT_EQUAL(C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_OK);
+	}
 	/* The connection has forgotten it: the next init is a round trip, with its own error. */
 	n = fakegw_requests(gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_MECHANISM_INVALID);
@@ -178,8 +194,8 @@ test_init_while_deferred(void)
 	CU_ASSERT_EQUAL_FATAL(up(NULL, &h), CKR_OK);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
-	/* A second init on a session with one deferred: both go out now, and the second gets
-	 * the token's answer (the first is active). */
+	/* A second init on a session with one deferred: the first goes out alone, then the
+	 * second, which gets the token's answer (the first is active). */
 	n = fakegw_requests(gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OPERATION_ACTIVE);
@@ -214,7 +230,7 @@ test_forgotten_on_state_change(void)
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
-	/* A deferred init goes out with C_CloseSession, which also forgets. */
+	/* A deferred init goes out alone before C_CloseSession, which also forgets. */
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	n = fakegw_requests(gw);
 	CU_ASSERT_EQUAL(C_CloseSession(h), CKR_OK);
