@@ -118,6 +118,8 @@ audit_done_ev(evutil_socket_t fd, short what, void *arg)
 	s->audit_done_n = 0;
 	s->audit_done_cap = 0;
 	pthread_mutex_unlock(&s->audit_mu);
+	/* The replies this sync released go out together: one TLS write per connection. */
+	gw_cork(s);
 	for (i = 0; i < n; i++) {
 		struct gw_audit_token *t = q[i].token;
 
@@ -133,6 +135,7 @@ audit_done_ev(evutil_socket_t fd, short what, void *arg)
 		}
 		free(t);
 	}
+	gw_uncork(s);
 	free(q);
 }
 

@@ -155,10 +155,98 @@ check_pressure(struct gw_conn *c)
 	}
 }
 
-/* Queues a complete frame for the client. */
+/* Appends a frame to c's stage, growing it without leaving a copy behind unwiped: 0 or
+ * GW_ERR_NOMEM. */
+static int
+stage_add(struct gw_conn *c, const uint8_t *frame, size_t len)
+{
+	size_t cap;
+	uint8_t *n;
+
+	if (c->stage_cap - c->stage_len < len) {
+		cap = c->stage_cap == 0 ? 4096 : c->stage_cap;
+		while (cap - c->stage_len < len) {
+			cap *= 2;
+		}
+		if ((n = malloc(cap)) == NULL) {
+			return GW_ERR_NOMEM;
+		}
+		if (c->stage != NULL) {
+			memcpy(n, c->stage, c->stage_len);
+			OPENSSL_clear_free(c->stage, c->stage_cap);
+		}
+		c->stage = n;
+		c->stage_cap = cap;
+	}
+	memcpy(c->stage + c->stage_len, frame, len);
+	c->stage_len += len;
+	if (!c->staged) {
+		c->staged = 1;
+		TAILQ_INSERT_TAIL(&c->srv->staged, c, stage_link);
+	}
+	return 0;
+}
+
+/* Hands c's staged frames to its output as one chunk (one SSL_write: one TLS record),
+ * wiped once written. */
+static void
+stage_flush(struct gw_conn *c)
+{
+	if (!c->staged) {
+		return;
+	}
+	TAILQ_REMOVE(&c->srv->staged, c, stage_link);
+	c->staged = 0;
+	if (c->stage_len != 0 &&
+	    evbuffer_add_reference(bufferevent_get_output(c->bev), c->stage, c->stage_len,
+	                           wipe_free_cb, NULL) != 0) {
+		gw_log(GW_LOG_ERROR, "gw", "cannot queue frames", "conn=%llu bytes=%zu",
+		       (unsigned long long)c->id, c->stage_len);
+		OPENSSL_clear_free(c->stage, c->stage_cap);
+	}
+	/* Either way the buffer is no longer ours (wipe_free_cb wipes stage_len bytes: the
+	 * rest of the allocation was never written). */
+	c->stage = NULL;
+	c->stage_len = c->stage_cap = 0;
+	check_pressure(c);
+}
+
+/* Drops c's staged frames (the connection is being freed). */
+static void
+stage_drop(struct gw_conn *c)
+{
+	if (c->staged) {
+		TAILQ_REMOVE(&c->srv->staged, c, stage_link);
+		c->staged = 0;
+	}
+	if (c->stage != NULL) {
+		OPENSSL_clear_free(c->stage, c->stage_cap);
+		c->stage = NULL;
+	}
+	c->stage_len = c->stage_cap = 0;
+}
+
+void
+gw_conn_flush_staged(struct gw_server *s)
+{
+	struct gw_conn *c;
+
+	while ((c = TAILQ_FIRST(&s->staged)) != NULL) {
+		stage_flush(c);
+	}
+}
+
+/* Queues a complete frame for the client: staged while the server is corked (gw_cork). */
 static void
 conn_send(struct gw_conn *c, const uint8_t *frame, size_t len)
 {
+	if (c->srv->cork > 0 && c->bev != NULL) {
+		if (stage_add(c, frame, len) != 0) {
+			gw_log(GW_LOG_ERROR, "gw", "cannot queue a frame", "conn=%llu bytes=%zu",
+			       (unsigned long long)c->id, len);
+		}
+		return;
+	}
 	if (gw_evbuffer_add_wiped(bufferevent_get_output(c->bev), frame, len) != 0) {
 		gw_log(GW_LOG_ERROR, "gw", "cannot queue a frame", "conn=%llu bytes=%zu",
 		       (unsigned long long)c->id, len);
@@ -275,6 +363,7 @@ conn_close(struct gw_conn *c)
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	/* A client that never reads cannot hold the connection open. */
 	evtimer_add(c->timer, &tv);
+	stage_flush(c); /* the ERROR frame, if the server is corked */
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		conn_linger(c);
 	}
@@ -334,6 +423,7 @@ conn_free(struct gw_conn *c, const char *why)
 		}
 		aud_event_free(f->ev);
 	}
+	stage_drop(c);
 	TAILQ_REMOVE(&s->conns, c, link);
 	conn_unhash(c);
 	s->n_conns--;

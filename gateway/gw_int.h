@@ -203,6 +203,12 @@ struct gw_conn {
 	struct event *timer; /* handshake deadline, then linger deadline */
 	struct timespec accepted;
 	uint64_t n_requests;
+	/* Frames queued while the server is corked, written at gw_uncork as one TLS write (a
+	 * batch of replies released by one audit sync is one record, not one each). */
+	uint8_t *stage;
+	size_t stage_len, stage_cap;
+	int staged; /* on srv->staged */
+	TAILQ_ENTRY(gw_conn) stage_link;
 	TAILQ_ENTRY(gw_conn) link;
 	struct gw_conn *hnext; /* conn_id hash chain */
 };
@@ -249,7 +255,8 @@ struct gw_server {
 	int stop_stage;
 	struct gw_worker *workers;
 	unsigned n_workers;
-	unsigned cork; /* > 0: gw_worker_send queues, gw_uncork writes (one write per batch) */
+	unsigned cork; /* > 0: gw_worker_send and replies queue, gw_uncork writes (one per batch) */
+	struct gw_conn_list staged; /* connections with frames staged while corked */
 	struct gw_part *parts; /* n_workers entries, parallel to workers (for route.c) */
 	struct gw_conn_list conns;
 	unsigned n_conns;
@@ -301,6 +308,8 @@ int gw_conn_on_reply(struct gw_server *s, struct gw_worker *w, uint64_t conn_id,
 /* Appends a copy of p[len] to `out` that is wiped (OPENSSL_cleanse) and freed once libevent
  * has written it: frames may carry PINs and key material. */
 int gw_evbuffer_add_wiped(struct evbuffer *out, const void *p, size_t len) GW_WUR;
+/* Writes the frames each connection staged while the server was corked (gw_uncork). */
+void gw_conn_flush_staged(struct gw_server *s);
 /* Fails every call in flight on worker `w` with a REPLY CKR_DEVICE_ERROR. */
 void gw_conn_fail_worker(struct gw_server *s, struct gw_worker *w);
 /* Graceful shutdown: idle connections get ERROR SHUTDOWN and close; busy ones drain. */
@@ -317,9 +326,11 @@ int gw_supervisor_start(struct gw_server *s, char *err, size_t errsz) GW_WUR;
  * is not running. */
 int gw_worker_send(struct gw_worker *w, enum proto_ipc kind, uint64_t conn_id,
                    const struct proto_ctx *ctx, const uint8_t *frame, size_t len) GW_WUR;
-/* Corking: between gw_cork and gw_uncork (nested), messages to workers are only queued, and
- * gw_uncork writes each worker's batch with one writev. A client's TLS read that carries
- * many pipelined requests thus costs one write per worker, not one per request. */
+/* Corking: between gw_cork and gw_uncork (nested), messages to workers and frames to clients
+ * are only queued, and gw_uncork writes each worker's batch with one writev and each
+ * client's with one TLS write. A client's TLS read that carries many pipelined requests
+ * thus costs one write per worker, not one per request; the replies of one worker read, or
+ * of one audit sync, one TLS record per client. */
 void gw_cork(struct gw_server *s);
 void gw_uncork(struct gw_server *s);
 /* SIGCHLD: reaps, logs, schedules restarts (or finishes the shutdown). */

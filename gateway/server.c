@@ -607,6 +607,7 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		goto out;
 	}
 	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->staged);
 	s->cfg = cfg;
 	fd_limit_raise(s);
 	if ((r = conn_limit_apply(s, cfg->limits.max_connections, cfg->n_partitions,

@@ -378,6 +378,7 @@ gw_uncork(struct gw_server *s)
 			worker_flush(&s->workers[i]);
 		}
 	}
+	gw_conn_flush_staged(s);
 }
 
 static void
