@@ -197,9 +197,8 @@ stage_flush(struct gw_conn *c)
 	}
 	TAILQ_REMOVE(&c->srv->staged, c, stage_link);
 	c->staged = 0;
-	if (c->stage_len != 0 &&
-	    evbuffer_add_reference(bufferevent_get_output(c->bev), c->stage, c->stage_len,
-	                           wipe_free_cb, NULL) != 0) {
+	if (c->stage_len != 0 && evbuffer_add_reference(bufferevent_get_output(c->bev), c->stage,
+	                                                c->stage_len, wipe_free_cb, NULL) != 0) {
 		gw_log(GW_LOG_ERROR, "gw", "cannot queue frames", "conn=%llu bytes=%zu",
 		       (unsigned long long)c->id, c->stage_len);
 		OPENSSL_clear_free(c->stage, c->stage_cap);

@@ -257,7 +257,7 @@ struct gw_server {
 	unsigned n_workers;
 	unsigned cork; /* > 0: gw_worker_send and replies queue, gw_uncork writes (one per batch) */
 	struct gw_conn_list staged; /* connections with frames staged while corked */
-	struct gw_part *parts; /* n_workers entries, parallel to workers (for route.c) */
+	struct gw_part *parts;      /* n_workers entries, parallel to workers (for route.c) */
 	struct gw_conn_list conns;
 	unsigned n_conns;
 	unsigned max_conns; /* limits.max_connections, within what fd_limit leaves room for */
