@@ -155,31 +155,18 @@ check_pressure(struct gw_conn *c)
 	}
 }
 
-/* Appends a frame to c's stage, growing it without leaving a copy behind unwiped: 0 or
- * GW_ERR_NOMEM. */
+/* Appends a frame to c's stage (a proto_buf: grown without leaving a copy unwiped). */
 static int
 stage_add(struct gw_conn *c, const uint8_t *frame, size_t len)
 {
-	size_t cap;
-	uint8_t *n;
-
-	if (c->stage_cap - c->stage_len < len) {
-		cap = c->stage_cap == 0 ? 4096 : c->stage_cap;
-		while (cap - c->stage_len < len) {
-			cap *= 2;
-		}
-		if ((n = malloc(cap)) == NULL) {
-			return GW_ERR_NOMEM;
-		}
-		if (c->stage != NULL) {
-			memcpy(n, c->stage, c->stage_len);
-			OPENSSL_clear_free(c->stage, c->stage_cap);
-		}
-		c->stage = n;
-		c->stage_cap = cap;
+	if (c->stage.data == NULL) {
+		proto_buf_init(&c->stage);
+		c->stage.max =
+		        SIZE_MAX / 2; /* bounded by max_inflight x max_frame, not by one frame */
 	}
-	memcpy(c->stage + c->stage_len, frame, len);
-	c->stage_len += len;
+	if (proto_put_raw(&c->stage, frame, len) != 0) {
+		return GW_ERR_NOMEM;
+	}
 	if (!c->staged) {
 		c->staged = 1;
 		TAILQ_INSERT_TAIL(&c->srv->staged, c, stage_link);
@@ -197,16 +184,15 @@ stage_flush(struct gw_conn *c)
 	}
 	TAILQ_REMOVE(&c->srv->staged, c, stage_link);
 	c->staged = 0;
-	if (c->stage_len != 0 && evbuffer_add_reference(bufferevent_get_output(c->bev), c->stage,
-	                                                c->stage_len, wipe_free_cb, NULL) != 0) {
+	if (c->stage.len != 0 &&
+	    evbuffer_add_reference(bufferevent_get_output(c->bev), c->stage.data, c->stage.len,
+	                           wipe_free_cb, NULL) == 0) {
+		proto_buf_init(&c->stage); /* libevent's now: wipe_free_cb wipes what was written */
+	} else if (c->stage.len != 0) {
 		gw_log(GW_LOG_ERROR, "gw", "cannot queue frames", "conn=%llu bytes=%zu",
-		       (unsigned long long)c->id, c->stage_len);
-		OPENSSL_clear_free(c->stage, c->stage_cap);
+		       (unsigned long long)c->id, c->stage.len);
 	}
-	/* Either way the buffer is no longer ours (wipe_free_cb wipes stage_len bytes: the
-	 * rest of the allocation was never written). */
-	c->stage = NULL;
-	c->stage_len = c->stage_cap = 0;
+	proto_buf_free(&c->stage);
 	check_pressure(c);
 }
 
@@ -218,11 +204,7 @@ stage_drop(struct gw_conn *c)
 		TAILQ_REMOVE(&c->srv->staged, c, stage_link);
 		c->staged = 0;
 	}
-	if (c->stage != NULL) {
-		OPENSSL_clear_free(c->stage, c->stage_cap);
-		c->stage = NULL;
-	}
-	c->stage_len = c->stage_cap = 0;
+	proto_buf_free(&c->stage);
 }
 
 void

@@ -205,8 +205,7 @@ struct gw_conn {
 	uint64_t n_requests;
 	/* Frames queued while the server is corked, written at gw_uncork as one TLS write (a
 	 * batch of replies released by one audit sync is one record, not one each). */
-	uint8_t *stage;
-	size_t stage_len, stage_cap;
+	struct proto_buf stage;
 	int staged; /* on srv->staged */
 	TAILQ_ENTRY(gw_conn) stage_link;
 	TAILQ_ENTRY(gw_conn) link;
