@@ -5,6 +5,7 @@
 #include "tests/client/fakegw.h"
 
 #include "proto/proto.h"
+#include "tests/lib/test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -718,6 +720,32 @@ fakegw_set_auth_fail(struct fakegw *g, int on)
 	pthread_mutex_lock(&g->lock);
 	g->auth_fail = on;
 	pthread_mutex_unlock(&g->lock);
+}
+
+int
+fakegw_suite_init(struct fakegw_suite *fs, const char *name)
+{
+	memset(fs, 0, sizeof(*fs));
+	signal(SIGPIPE, SIG_IGN);
+	if ((fs->tmp = test_tmpdir_new(name)) == NULL) {
+		return -1;
+	}
+	snprintf(fs->conf, sizeof(fs->conf), "%s/client.yaml", fs->tmp);
+	snprintf(fs->errfile, sizeof(fs->errfile), "%s/stderr.txt", fs->tmp);
+	return (fs->gw = fakegw_start(fs->tmp)) == NULL ? -1 : 0;
+}
+
+int
+fakegw_suite_fini(struct fakegw_suite *fs)
+{
+	(void)C_Finalize(NULL);
+	if (fs->gw != NULL) {
+		fakegw_stop(fs->gw);
+	}
+	if (fs->tmp != NULL) {
+		test_tmpdir_remove(fs->tmp);
+	}
+	return 0;
 }
 
 void

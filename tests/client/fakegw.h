@@ -24,7 +24,10 @@
 #ifndef HSMGATE_TESTS_CLIENT_FAKEGW_H
 #define HSMGATE_TESTS_CLIENT_FAKEGW_H
 
+#include <limits.h>
 #include <stdint.h>
+
+#include <p11-kit/pkcs11.h>
 
 #define FAKEGW_API_KEY "hsk_fakegw-test-key"
 
@@ -72,6 +75,21 @@ unsigned fakegw_requests(struct fakegw *g);
 int fakegw_write_conf(const struct fakegw *g, const char *path, const char *extra);
 
 /* ---- helpers for the client tests -------------------------------------------------- */
+
+/* What every client test suite sets up: SIGPIPE ignored (a call on a connection the
+ * gateway dropped must fail, not kill the test), a temporary directory, a fake gateway
+ * serving from it, and the paths of a client configuration and a stderr capture there. */
+struct fakegw_suite {
+	char *tmp;
+	struct fakegw *gw;
+	char conf[PATH_MAX];    /* <tmp>/client.yaml */
+	char errfile[PATH_MAX]; /* <tmp>/stderr.txt */
+};
+
+/* 0, or -1 (a message on stderr); `name` names the temporary directory. */
+int fakegw_suite_init(struct fakegw_suite *fs, const char *name);
+/* C_Finalize, then stops the gateway and removes the directory. Returns 0. */
+int fakegw_suite_fini(struct fakegw_suite *fs);
 
 /* Sends stderr to a file until stderr_capture_end(), which returns what was written
  * (static buffer, NUL-terminated). */

@@ -23,30 +23,18 @@
 #include <signal.h>
 #include <time.h>
 
-static char *tmp;
-static struct fakegw *gw;
-static char conf[PATH_MAX];
-static char errfile[PATH_MAX];
+static struct fakegw_suite fs;
 
 static int
 suite_init(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if ((tmp = test_tmpdir_new("cli-conn")) == NULL) {
-		return -1;
-	}
-	snprintf(conf, sizeof(conf), "%s/client.yaml", tmp);
-	snprintf(errfile, sizeof(errfile), "%s/stderr.txt", tmp);
-	return (gw = fakegw_start(tmp)) == NULL ? -1 : 0;
+	return fakegw_suite_init(&fs, "cli-conn");
 }
 
 static int
 suite_cleanup(void)
 {
-	(void)C_Finalize(NULL);
-	fakegw_stop(gw);
-	test_tmpdir_remove(tmp);
-	return 0;
+	return fakegw_suite_fini(&fs);
 }
 
 /* A fresh module on a fresh connection; `extra` adds configuration lines. */
@@ -54,11 +42,11 @@ static CK_RV
 up(const char *extra)
 {
 	(void)C_Finalize(NULL);
-	fakegw_drop_all(gw);
-	if (fakegw_write_conf(gw, conf, extra) != 0) {
+	fakegw_drop_all(fs.gw);
+	if (fakegw_write_conf(fs.gw, fs.conf, extra) != 0) {
 		return CKR_GENERAL_ERROR;
 	}
-	setenv("HSMGATE_CONF", conf, 1);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 	return C_Initialize(NULL);
 }
 
@@ -231,10 +219,10 @@ test_mechanism_param_invalid(void)
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
-	before = fakegw_requests(gw);
+	before = fakegw_requests(fs.gw);
 	/* A GCM parameter that is not a CK_GCM_PARAMS: refused before the wire. */
 	CU_ASSERT_EQUAL(C_EncryptInit(h, &gcm, 5), CKR_MECHANISM_PARAM_INVALID);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), before);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), before);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
@@ -267,11 +255,11 @@ test_disconnect_mid_call(void)
 	unsigned welcomed;
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
-	welcomed = fakegw_welcomed(gw);
+	welcomed = fakegw_welcomed(fs.gw);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
 	slot_call_start(&pending, 201); /* never answered */
 	sleep_ms(50);
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	/* The gateway drops the connection while both calls are in flight. */
 	CU_ASSERT_EQUAL(C_GetSlotInfo(200, &info), CKR_DEVICE_REMOVED);
 	pthread_join(pending.t, NULL);
@@ -280,11 +268,11 @@ test_disconnect_mid_call(void)
 	/* The session died with its connection: refused locally, no reconnect needed. */
 	CU_ASSERT_EQUAL(C_GetSessionInfo(h, &si), CKR_SESSION_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(C_CloseSession(h), CKR_SESSION_HANDLE_INVALID);
-	CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed);
+	CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed);
 	/* The next call reconnects. */
 	CU_ASSERT_EQUAL(C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed + 1);
+	CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed + 1);
 	CU_ASSERT_EQUAL(C_GetSessionInfo(h, &si), CKR_SESSION_HANDLE_INVALID);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
 	CU_ASSERT_EQUAL(C_GetSessionInfo(h2, &si), CKR_OK);
@@ -301,8 +289,8 @@ test_gateway_restart_idle(void)
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
-	stderr_capture_begin(errfile);
-	fakegw_drop_all(gw);
+	stderr_capture_begin(fs.errfile);
+	fakegw_drop_all(fs.gw);
 	/* The I/O thread notices the close on its own; wait for that. */
 	t0 = ms_now();
 	while (C_GetSessionInfo(h, &si) == CKR_OK && ms_now() - t0 < 2000) {
@@ -343,26 +331,26 @@ test_gateway_errors(void)
 	unsigned welcomed;
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
-	welcomed = fakegw_welcomed(gw);
+	welcomed = fakegw_welcomed(fs.gw);
 	/* An ERROR frame for the request: that call fails, the connection stays. */
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	CU_ASSERT_EQUAL(C_GetSlotInfo(202, &info), CKR_DEVICE_ERROR);
 	err = stderr_capture_end();
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "partition worker not running"));
 	CU_ASSERT_EQUAL(C_GetSlotInfo(3, &info), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed);
+	CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed);
 	/* A reply with a trailing byte is not trusted. */
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	CU_ASSERT_EQUAL(C_GetSlotInfo(204, &info), CKR_DEVICE_ERROR);
 	(void)stderr_capture_end();
 	CU_ASSERT_EQUAL(C_GetSlotInfo(3, &info), CKR_OK);
 	/* An ERROR with request id 0 closes the connection: in-flight calls are removed. */
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	CU_ASSERT_EQUAL(C_GetSlotInfo(203, &info), CKR_DEVICE_REMOVED);
 	err = stderr_capture_end();
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "gateway is shutting down"));
 	CU_ASSERT_EQUAL(C_GetSlotInfo(3, &info), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed + 1);
+	CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed + 1);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
@@ -388,17 +376,17 @@ test_max_inflight(void)
 	CK_SLOT_INFO info;
 	unsigned before;
 
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 2);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 2);
 	CU_ASSERT_EQUAL_FATAL(up("timeout_ms: 200\n"), CKR_OK);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 64);
-	before = fakegw_requests(gw);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 64);
+	before = fakegw_requests(fs.gw);
 	/* Two calls the gateway never answers keep both slots, even after timing out
 	 * (the gateway still counts them) ... */
 	CU_ASSERT_EQUAL(C_GetSlotInfo(201, &info), CKR_DEVICE_ERROR);
 	CU_ASSERT_EQUAL(C_GetSlotInfo(201, &info), CKR_DEVICE_ERROR);
 	/* ... so a third waits for a slot and times out without being sent. */
 	CU_ASSERT_EQUAL(C_GetSlotInfo(3, &info), CKR_DEVICE_ERROR);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), before + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), before + 2);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
@@ -411,9 +399,9 @@ test_max_frame(void)
 	CK_BYTE md[32];
 	CK_ULONG n = sizeof(md);
 
-	fakegw_set_limits(gw, 4096, 64);
+	fakegw_set_limits(fs.gw, 4096, 64);
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 64);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 64);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(C_Digest(h, big, sizeof(big), md, &n), CKR_DATA_LEN_RANGE);
@@ -502,9 +490,9 @@ test_threads(void)
 	struct stress s[STRESS_THREADS];
 	int i, bad = 0;
 
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 4); /* callers queue for slots too */
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 4); /* callers queue for slots too */
 	CU_ASSERT_EQUAL_FATAL(up(NULL), CKR_OK);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 64);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 64);
 	for (i = 0; i < STRESS_THREADS; i++) {
 		s[i].seed = (unsigned)i * 7919u + 1;
 		s[i].bad = 0;
@@ -526,11 +514,11 @@ up_threadless(void)
 	CK_C_INITIALIZE_ARGS a;
 
 	(void)C_Finalize(NULL);
-	fakegw_drop_all(gw);
-	if (fakegw_write_conf(gw, conf, NULL) != 0) {
+	fakegw_drop_all(fs.gw);
+	if (fakegw_write_conf(fs.gw, fs.conf, NULL) != 0) {
 		return CKR_GENERAL_ERROR;
 	}
-	setenv("HSMGATE_CONF", conf, 1);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 	memset(&a, 0, sizeof(a));
 	a.flags = CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK;
 	return C_Initialize(&a);

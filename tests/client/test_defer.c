@@ -18,9 +18,7 @@
 
 #include "tests/lib/test.h"
 
-static char *tmp;
-static struct fakegw *gw;
-static char conf[PATH_MAX];
+static struct fakegw_suite fs;
 
 static CK_MECHANISM sha256 = {CKM_SHA256, NULL, 0};
 static CK_MECHANISM sha1 = {CKM_SHA_1, NULL, 0};
@@ -28,21 +26,13 @@ static CK_MECHANISM sha1 = {CKM_SHA_1, NULL, 0};
 static int
 suite_init(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if ((tmp = test_tmpdir_new("cli-defer")) == NULL) {
-		return -1;
-	}
-	snprintf(conf, sizeof(conf), "%s/client.yaml", tmp);
-	return (gw = fakegw_start(tmp)) == NULL ? -1 : 0;
+	return fakegw_suite_init(&fs, "cli-defer");
 }
 
 static int
 suite_cleanup(void)
 {
-	(void)C_Finalize(NULL);
-	fakegw_stop(gw);
-	test_tmpdir_remove(tmp);
-	return 0;
+	return fakegw_suite_fini(&fs);
 }
 
 /* A fresh module on a fresh connection with one session in *h; `extra` adds configuration
@@ -54,12 +44,12 @@ up_flags(const char *extra, CK_FLAGS flags, CK_SESSION_HANDLE *h)
 	CK_RV rv;
 
 	(void)C_Finalize(NULL);
-	fakegw_drop_all(gw);
-	fakegw_set_refuse_digest(gw, 0);
-	if (fakegw_write_conf(gw, conf, extra) != 0) {
+	fakegw_drop_all(fs.gw);
+	fakegw_set_refuse_digest(fs.gw, 0);
+	if (fakegw_write_conf(fs.gw, fs.conf, extra) != 0) {
 		return CKR_GENERAL_ERROR;
 	}
-	setenv("HSMGATE_CONF", conf, 1);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 	if ((rv = C_Initialize(flags != 0 ? &a : NULL)) != CKR_OK) {
 		return rv;
 	}
@@ -98,23 +88,23 @@ test_second_init_rides_along(void)
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL, &h), CKR_OK);
 	/* The first init of its kind is a round trip of its own. */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* The next is answered here and goes out with the call after it. */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	/* Again, many times: each operation one round trip. */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	for (int i = 0; i < 50; i++) {
 		CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 		CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	}
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 100);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 100);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
@@ -126,19 +116,19 @@ test_known_only_per_session_and_shape(void)
 
 	CU_ASSERT_EQUAL_FATAL(up(NULL, &h), CKR_OK);
 	/* An init that fails is reported by C_DigestInit, every time: never deferred. */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha1), CKR_MECHANISM_INVALID);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha1), CKR_MECHANISM_INVALID);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	/* What succeeded on one session is known to the connection: another session defers. */
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h2, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n);
 	CU_ASSERT_EQUAL(digest_abc(h2), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	/* A handle the module does not know is refused locally, deferred or not. */
 	CU_ASSERT_EQUAL(C_DigestInit(h2 + 1000, &sha256), CKR_SESSION_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
@@ -155,32 +145,32 @@ test_failure_after_the_fact(void)
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* The gateway changes its mind (a policy reload): the deferred init fails, and the
 	 * call that carried it returns the init's error. */
-	fakegw_set_refuse_digest(gw, 1);
+	fakegw_set_refuse_digest(fs.gw, 1);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_MECHANISM_INVALID);
 	/* Another call than the operation's own: the init goes first, alone, and its failure
 	 * stops the call (C_GenerateRandom is never sent). */
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_MECHANISM_INVALID);
-	fakegw_set_refuse_digest(gw, 0);
+	fakegw_set_refuse_digest(fs.gw, 0);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK); /* deferred */
-	fakegw_set_refuse_digest(gw, 1);
+	fakegw_set_refuse_digest(fs.gw, 1);
 	{
 		CK_BYTE rnd[8];
 
-		n = fakegw_requests(gw);
+		n = fakegw_requests(fs.gw);
 		CU_ASSERT_EQUAL(C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_MECHANISM_INVALID);
-		CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+		CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 		CU_ASSERT_EQUAL(C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_OK);
 	}
 	/* The connection has forgotten it: the next init is a round trip, with its own error. */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_MECHANISM_INVALID);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
-	fakegw_set_refuse_digest(gw, 0);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
+	fakegw_set_refuse_digest(fs.gw, 0);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
@@ -196,22 +186,22 @@ test_init_while_deferred(void)
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* A second init on a session with one deferred: the first goes out alone, then the
 	 * second, which gets the token's answer (the first is active). */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OPERATION_ACTIVE);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* Any init that failed is forgotten (conservative: one more round trip). */
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* A call refused locally (before any request) leaves the deferred init waiting. */
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(C_Digest(h, NULL, 3, NULL, NULL), CKR_ARGUMENTS_BAD);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
@@ -226,25 +216,25 @@ test_forgotten_on_state_change(void)
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* A login changes what the application may do: inits are round trips again. */
 	CU_ASSERT_EQUAL(C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	/* A deferred init goes out alone before C_CloseSession, which also forgets. */
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_CloseSession(h), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2);
 	CU_ASSERT_EQUAL_FATAL(C_OpenSession(1, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h2, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h2), CKR_OK);
 	/* C_CloseAllSessions drops a deferred init unsent: nothing is left to use it. */
 	CU_ASSERT_EQUAL(C_DigestInit(h2, &sha256), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_CloseAllSessions(1), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h2), CKR_SESSION_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
@@ -256,10 +246,10 @@ test_switched_off(void)
 	unsigned n;
 
 	CU_ASSERT_EQUAL_FATAL(up("defer_init: false\n", &h), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-		CU_ASSERT_EQUAL(fakegw_requests(gw), n + 2 * (unsigned)i + 1);
+		CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 2 * (unsigned)i + 1);
 		CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	}
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
@@ -277,7 +267,7 @@ test_connection_lost(void)
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	/* The gateway goes away with the init still here: the session is gone with the
 	 * connection, and the call says so. */
-	fakegw_drop_all(gw);
+	fakegw_drop_all(fs.gw);
 	rv = digest_abc(h);
 	CU_ASSERT_TRUE(rv == CKR_DEVICE_REMOVED || rv == CKR_SESSION_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_SESSION_HANDLE_INVALID);
@@ -335,9 +325,9 @@ static void
 test_threads(void)
 {
 	run_threads(0);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 3);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 3);
 	run_threads(0);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 64);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 64);
 	/* Without an I/O thread: callers drive, and deliver each other's pairs of replies. */
 	run_threads(CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK);
 }
@@ -350,14 +340,14 @@ test_one_slot(void)
 
 	/* A gateway that allows one request in flight: an init and its call cannot both be
 	 * in flight, so nothing is deferred. */
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 1);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 1);
 	CU_ASSERT_EQUAL_FATAL(up(NULL, &h), CKR_OK);
-	fakegw_set_limits(gw, PROTO_MAX_FRAME_DEFAULT, 64);
+	fakegw_set_limits(fs.gw, PROTO_MAX_FRAME_DEFAULT, 64);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
-	n = fakegw_requests(gw);
+	n = fakegw_requests(fs.gw);
 	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
-	CU_ASSERT_EQUAL(fakegw_requests(gw), n + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), n + 1);
 	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }

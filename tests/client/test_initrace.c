@@ -46,30 +46,18 @@
  * come up often on two cores; each round is one TLS connection to the fake gateway. */
 #define FREE_ROUNDS 60
 
-static char *tmp;
-static struct fakegw *gw;
-static char conf[PATH_MAX];
-static char errfile[PATH_MAX];
+static struct fakegw_suite fs;
 
 static int
 suite_init(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if ((tmp = test_tmpdir_new("cli-initrace")) == NULL) {
-		return -1;
-	}
-	snprintf(conf, sizeof(conf), "%s/client.yaml", tmp);
-	snprintf(errfile, sizeof(errfile), "%s/stderr.txt", tmp);
-	return (gw = fakegw_start(tmp)) == NULL ? -1 : 0;
+	return fakegw_suite_init(&fs, "cli-initrace");
 }
 
 static int
 suite_cleanup(void)
 {
-	(void)C_Finalize(NULL);
-	fakegw_stop(gw);
-	test_tmpdir_remove(tmp);
-	return 0;
+	return fakegw_suite_fini(&fs);
 }
 
 /* A held handshake may last as long as the slowest thread takes to fall asleep (seconds
@@ -79,8 +67,8 @@ suite_cleanup(void)
 static void
 conf_fake(void)
 {
-	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(gw, conf, CONF_EXTRA), 0);
-	setenv("HSMGATE_CONF", conf, 1);
+	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(fs.gw, fs.conf, CONF_EXTRA), 0);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 }
 
 /* A loopback port nothing listens on: bind, read the port, close. */
@@ -318,16 +306,16 @@ static void
 free_round(unsigned n, enum init_form form)
 {
 	struct race race;
-	unsigned welcomed = fakegw_welcomed(gw), hellos = fakegw_hellos(gw);
+	unsigned welcomed = fakegw_welcomed(fs.gw), hellos = fakegw_hellos(fs.gw);
 
 	race_start(&race, n, form);
 	race_join(&race);
 	race_check_ok(&race);
 	/* The threads told ALREADY_INITIALIZED waited for the first one; none connected. */
-	CU_ASSERT_EQUAL(fakegw_hellos(gw), hellos + 1);
-	CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed + 1);
+	CU_ASSERT_EQUAL(fakegw_hellos(fs.gw), hellos + 1);
+	CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed + 1);
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
-	fakegw_drop_all(gw); /* reaps the connection slots of the fake gateway */
+	fakegw_drop_all(fs.gw); /* reaps the connection slots of the fake gateway */
 }
 
 static void
@@ -378,41 +366,41 @@ static void
 held_round(unsigned n, enum init_form form, int auth_fail)
 {
 	struct race race;
-	unsigned welcomed = fakegw_welcomed(gw), hellos = fakegw_hellos(gw);
+	unsigned welcomed = fakegw_welcomed(fs.gw), hellos = fakegw_hellos(fs.gw);
 	const char *err;
 	int done;
 
-	fakegw_set_auth_fail(gw, auth_fail);
-	fakegw_hold(gw);
-	stderr_capture_begin(errfile);
+	fakegw_set_auth_fail(fs.gw, auth_fail);
+	fakegw_hold(fs.gw);
+	stderr_capture_begin(fs.errfile);
 	race_start(&race, n, form);
-	CU_ASSERT_EQUAL(fakegw_wait_held(gw, 1), 0);
+	CU_ASSERT_EQUAL(fakegw_wait_held(fs.gw, 1), 0);
 	done = race_wait_parked(&race);
 	/* Nobody has an answer while the first attempt is undecided, and nobody else has
 	 * started a connection of their own. */
 	CU_ASSERT_EQUAL(done, 0);
-	CU_ASSERT_EQUAL(fakegw_held(gw), 1);
-	CU_ASSERT_EQUAL(fakegw_hellos(gw), hellos + 1);
-	fakegw_release(gw);
+	CU_ASSERT_EQUAL(fakegw_held(fs.gw), 1);
+	CU_ASSERT_EQUAL(fakegw_hellos(fs.gw), hellos + 1);
+	fakegw_release(fs.gw);
 	race_join(&race);
 	err = stderr_capture_end();
-	fakegw_set_auth_fail(gw, 0);
+	fakegw_set_auth_fail(fs.gw, 0);
 	if (!auth_fail) {
 		race_check_ok(&race);
-		CU_ASSERT_EQUAL(fakegw_hellos(gw), hellos + 1);
-		CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed + 1);
+		CU_ASSERT_EQUAL(fakegw_hellos(fs.gw), hellos + 1);
+		CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed + 1);
 		CU_ASSERT_EQUAL(err[0], '\0');
 		CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 	} else {
 		/* The first attempt failed: each waiter then tried on its own (the gateway
 		 * refused each), and each failure said so once on stderr. */
 		race_check_failed(&race, CKR_FUNCTION_FAILED);
-		CU_ASSERT_EQUAL(fakegw_hellos(gw), hellos + n);
-		CU_ASSERT_EQUAL(fakegw_welcomed(gw), welcomed);
+		CU_ASSERT_EQUAL(fakegw_hellos(fs.gw), hellos + n);
+		CU_ASSERT_EQUAL(fakegw_welcomed(fs.gw), welcomed);
 		CU_ASSERT_EQUAL(count_substr(err, "refused authentication"), (int)n);
 		CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
 	}
-	fakegw_drop_all(gw);
+	fakegw_drop_all(fs.gw);
 }
 
 static void
@@ -463,12 +451,12 @@ test_free_unreachable(void)
 	(void)C_Finalize(NULL);
 	CU_ASSERT_NOT_EQUAL_FATAL(port, 0);
 	snprintf(yaml, sizeof(yaml), "gateway: 127.0.0.1:%u\nca: %s\napi_key: k\n", port,
-	         fakegw_ca(gw));
-	CU_ASSERT_EQUAL_FATAL(test_file_write(conf, yaml, strlen(yaml)), 0);
-	setenv("HSMGATE_CONF", conf, 1);
+	         fakegw_ca(fs.gw));
+	CU_ASSERT_EQUAL_FATAL(test_file_write(fs.conf, yaml, strlen(yaml)), 0);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 	for (n = 2; n <= MAX_RACERS; n *= 2) {
 		for (round = 0; round < 10; round++) {
-			stderr_capture_begin(errfile);
+			stderr_capture_begin(fs.errfile);
 			race_start(&race, n, FORM_MIXED);
 			race_join(&race);
 			err = stderr_capture_end();
@@ -586,7 +574,7 @@ finalize_round(const CK_C_INITIALIZE_ARGS *args, unsigned callers, unsigned fina
 	CU_ASSERT_EQUAL(fin_ok, 1);
 	CU_ASSERT_EQUAL(fin_uninit, finalizers - 1);
 	CU_ASSERT_EQUAL(bad, 0);
-	fakegw_drop_all(gw);
+	fakegw_drop_all(fs.gw);
 }
 
 static void
@@ -670,19 +658,19 @@ test_finalize_wakes_driver(void)
 	int done;
 
 	(void)C_Finalize(NULL);
-	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(gw, conf, "timeout_ms: 600000\n"), 0);
-	setenv("HSMGATE_CONF", conf, 1);
+	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(fs.gw, fs.conf, "timeout_ms: 600000\n"), 0);
+	setenv("HSMGATE_CONF", fs.conf, 1);
 	memset(&a, 0, sizeof(a));
 	a.flags = CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK;
 	CU_ASSERT_EQUAL_FATAL(C_Initialize(&a), CKR_OK);
-	requests = fakegw_requests(gw);
+	requests = fakegw_requests(fs.gw);
 	p.rv = (CK_RV)-1;
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&p.t, NULL, pending_main, &p), 0);
 	/* The request has reached the gateway: its caller is driving the connection. */
-	for (spins = 0; spins < 60000 && fakegw_requests(gw) == requests; spins++) {
+	for (spins = 0; spins < 60000 && fakegw_requests(fs.gw) == requests; spins++) {
 		nanosleep(&pause, NULL);
 	}
-	CU_ASSERT_EQUAL(fakegw_requests(gw), requests + 1);
+	CU_ASSERT_EQUAL(fakegw_requests(fs.gw), requests + 1);
 	/* C_Finalize in a thread of its own, so that a hang is a failure and not the end of the
 	 * test run: a minute is the guard, the call should take a few milliseconds. */
 	memset(&fg, 0, sizeof(fg));
@@ -698,7 +686,7 @@ test_finalize_wakes_driver(void)
 	pthread_mutex_unlock(&fg.lock);
 	CU_ASSERT(done);
 	if (!done) {
-		fakegw_drop_all(gw); /* the connection fails: the driver lets go */
+		fakegw_drop_all(fs.gw); /* the connection fails: the driver lets go */
 	}
 	pthread_join(fg.t, NULL);
 	pthread_join(p.t, NULL);
@@ -706,7 +694,7 @@ test_finalize_wakes_driver(void)
 	CU_ASSERT_EQUAL(p.rv, CKR_CRYPTOKI_NOT_INITIALIZED);
 	pthread_cond_destroy(&fg.cv);
 	pthread_mutex_destroy(&fg.lock);
-	fakegw_drop_all(gw);
+	fakegw_drop_all(fs.gw);
 }
 
 static const struct test_case cases[] = {

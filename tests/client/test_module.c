@@ -22,30 +22,18 @@
 #include <stddef.h>
 #include <sys/wait.h>
 
-static char *tmp;
-static struct fakegw *gw;
-static char conf[PATH_MAX];
-static char errfile[PATH_MAX];
+static struct fakegw_suite fs;
 
 static int
 suite_init(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if ((tmp = test_tmpdir_new("cli-module")) == NULL) {
-		return -1;
-	}
-	snprintf(conf, sizeof(conf), "%s/client.yaml", tmp);
-	snprintf(errfile, sizeof(errfile), "%s/stderr.txt", tmp);
-	return (gw = fakegw_start(tmp)) == NULL ? -1 : 0;
+	return fakegw_suite_init(&fs, "cli-module");
 }
 
 static int
 suite_cleanup(void)
 {
-	(void)C_Finalize(NULL);
-	fakegw_stop(gw);
-	test_tmpdir_remove(tmp);
-	return 0;
+	return fakegw_suite_fini(&fs);
 }
 
 /* C_Initialize with a configuration file holding `yaml`; stderr captured. */
@@ -66,9 +54,9 @@ init_with_text(const char *yaml, const char **err)
 	CK_RV rv;
 
 	(void)C_Finalize(NULL);
-	CU_ASSERT_EQUAL_FATAL(test_file_write(conf, yaml, strlen(yaml)), 0);
-	setenv("HSMGATE_CONF", conf, 1);
-	stderr_capture_begin(errfile);
+	CU_ASSERT_EQUAL_FATAL(test_file_write(fs.conf, yaml, strlen(yaml)), 0);
+	setenv("HSMGATE_CONF", fs.conf, 1);
+	stderr_capture_begin(fs.errfile);
 	rv = C_Initialize(NULL);
 	*err = stderr_capture_end();
 	return rv;
@@ -80,9 +68,9 @@ init_fake(const char *extra, const char **err)
 	CK_RV rv;
 
 	(void)C_Finalize(NULL);
-	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(gw, conf, extra), 0);
-	setenv("HSMGATE_CONF", conf, 1);
-	stderr_capture_begin(errfile);
+	CU_ASSERT_EQUAL_FATAL(fakegw_write_conf(fs.gw, fs.conf, extra), 0);
+	setenv("HSMGATE_CONF", fs.conf, 1);
+	stderr_capture_begin(fs.errfile);
 	rv = C_Initialize(NULL);
 	*err = stderr_capture_end();
 	return rv;
@@ -175,7 +163,7 @@ test_init_no_conf(void)
 
 	(void)C_Finalize(NULL);
 	unsetenv("HSMGATE_CONF");
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	rv = C_Initialize(NULL);
 	err = stderr_capture_end();
 	CU_ASSERT_EQUAL(rv, CKR_GENERAL_ERROR);
@@ -183,7 +171,7 @@ test_init_no_conf(void)
 	CU_ASSERT_EQUAL(count_lines(err), 1);
 
 	setenv("HSMGATE_CONF", "", 1);
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	CU_ASSERT_EQUAL(C_Initialize(NULL), CKR_GENERAL_ERROR);
 	err = stderr_capture_end();
 	CU_ASSERT_EQUAL(strncmp(err, "hsmgate: ", 9), 0);
@@ -198,9 +186,9 @@ test_init_missing_file(void)
 	CK_RV rv;
 
 	(void)C_Finalize(NULL);
-	snprintf(path, sizeof(path), "%s/does-not-exist.yaml", tmp);
+	snprintf(path, sizeof(path), "%s/does-not-exist.yaml", fs.tmp);
 	setenv("HSMGATE_CONF", path, 1);
-	stderr_capture_begin(errfile);
+	stderr_capture_begin(fs.errfile);
 	rv = C_Initialize(NULL);
 	err = stderr_capture_end();
 	CU_ASSERT_EQUAL(rv, CKR_GENERAL_ERROR);
@@ -216,18 +204,18 @@ test_init_broken_yaml(void)
 
 	CU_ASSERT_EQUAL(init_with_text("gateway: [127.0.0.1\nca: {\n", &err), CKR_GENERAL_ERROR);
 	CU_ASSERT_EQUAL(strncmp(err, "hsmgate: ", 9), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, conf));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fs.conf));
 
 	/* Of YAML, but not of the schema. */
 	CU_ASSERT_EQUAL(init_with_text("gateway: 127.0.0.1:1\nca: x.pem\nprot: 1\n", &err),
 	                CKR_GENERAL_ERROR);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, conf));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fs.conf));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "prot"));
 
 	/* No credential. */
 	CU_ASSERT_EQUAL(init_with_text("gateway: 127.0.0.1:1\nca: x.pem\n", &err),
 	                CKR_GENERAL_ERROR);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, conf));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fs.conf));
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
 }
 
@@ -238,7 +226,7 @@ test_init_bad_ca(void)
 	const char *err;
 
 	snprintf(yaml, sizeof(yaml), "gateway: 127.0.0.1:%u\nca: %s/nope.pem\napi_key: k\n",
-	         (unsigned)fakegw_port(gw), tmp);
+	         (unsigned)fakegw_port(fs.gw), fs.tmp);
 	CU_ASSERT_EQUAL(init_with_text(yaml, &err), CKR_GENERAL_ERROR);
 	CU_ASSERT_EQUAL(strncmp(err, "hsmgate: ", 9), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "nope.pem"));
@@ -276,7 +264,7 @@ test_init_unreachable(void)
 
 	CU_ASSERT_NOT_EQUAL_FATAL(port, 0);
 	snprintf(yaml, sizeof(yaml), "gateway: 127.0.0.1:%u\nca: %s\napi_key: k\n", port,
-	         fakegw_ca(gw));
+	         fakegw_ca(fs.gw));
 	CU_ASSERT_EQUAL(init_with_text(yaml, &err), CKR_DEVICE_ERROR);
 	snprintf(needle, sizeof(needle), "hsmgate: cannot connect to gateway 127.0.0.1:%u", port);
 	CU_ASSERT_EQUAL(strncmp(err, needle, strlen(needle)), 0);
@@ -290,10 +278,10 @@ test_init_auth_refused(void)
 	const char *err;
 
 	snprintf(needle, sizeof(needle), "hsmgate: gateway 127.0.0.1:%u refused authentication: ",
-	         (unsigned)fakegw_port(gw));
-	fakegw_set_auth_fail(gw, 1);
+	         (unsigned)fakegw_port(fs.gw));
+	fakegw_set_auth_fail(fs.gw, 1);
 	CU_ASSERT_EQUAL(init_fake(NULL, &err), CKR_FUNCTION_FAILED);
-	fakegw_set_auth_fail(gw, 0);
+	fakegw_set_auth_fail(fs.gw, 0);
 	CU_ASSERT_EQUAL(strncmp(err, needle, strlen(needle)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown API key"));
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
@@ -306,7 +294,7 @@ test_init_wrong_api_key(void)
 	const char *err;
 
 	snprintf(yaml, sizeof(yaml), "gateway: 127.0.0.1:%u\nca: %s\napi_key: hsk_wrong\n",
-	         (unsigned)fakegw_port(gw), fakegw_ca(gw));
+	         (unsigned)fakegw_port(fs.gw), fakegw_ca(fs.gw));
 	CU_ASSERT_EQUAL(init_with_text(yaml, &err), CKR_FUNCTION_FAILED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "refused authentication"));
 	/* Never echo the key. */
