@@ -129,6 +129,11 @@ struct cli_target {
 	int threadless; /* CKF_LIBRARY_CANT_CREATE_OS_THREADS: callers drive the I/O themselves */
 };
 
+/* The socket BIO the connection's TLS runs over: OpenSSL's, but sending with MSG_NOSIGNAL,
+ * so that no application thread ever gets SIGPIPE from a gateway that went away. Over fd
+ * (not closed by the BIO), or NULL. */
+BIO *cli_nosig_bio_new(int fd);
+
 /* Splits cfg->gateway, builds the SSL_CTX. Errors: CLI_ERR_CONFIG with a message in
  * err[errsz] that names the file. */
 int cli_target_init(struct cli_target *t, const struct cfg_client *cfg, char *err,

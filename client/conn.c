@@ -838,9 +838,8 @@ nosig_method_make(void)
 	nosig_method = m; /* kept for the process: the module may be loaded again */
 }
 
-/* A BIO over fd (not closed by the BIO), or NULL. */
-static BIO *
-nosig_bio_new(int fd)
+BIO *
+cli_nosig_bio_new(int fd)
 {
 	BIO *b;
 
@@ -1154,7 +1153,7 @@ conn_handshake(struct cli_conn *c)
 		return r;
 	}
 	ERR_clear_error();
-	if ((c->ssl = SSL_new(t->ctx)) == NULL || (bio = nosig_bio_new(c->fd)) == NULL) {
+	if ((c->ssl = SSL_new(t->ctx)) == NULL || (bio = cli_nosig_bio_new(c->fd)) == NULL) {
 		return hs_fail(c, CLI_ERR_NOMEM, "cannot create a TLS connection: %s",
 		               ssl_reason("OpenSSL error"));
 	}

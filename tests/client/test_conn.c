@@ -5,6 +5,7 @@
  * timeouts, max_inflight and max_frame, C_Finalize with calls in flight, many threads.
  */
 #include "tests/client/fakegw.h"
+#include "client/cli_int.h"
 #include "proto/proto.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static struct fakegw_suite fs;
@@ -578,6 +580,51 @@ test_threadless(void)
 	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
 }
 
+/* Writes one byte through a BIO from `bio_new` to a socket whose peer has closed, in a child
+ * where SIGPIPE has its default action (termination): the child's wait status. */
+static int
+write_to_closed(BIO *(*bio_new)(int))
+{
+	int sv[2], st = -1;
+	pid_t pid;
+	BIO *b;
+
+	if ((pid = fork()) == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+			_exit(3);
+		}
+		close(sv[1]);
+		if ((b = bio_new(sv[0])) == NULL) {
+			_exit(4);
+		}
+		_exit(BIO_write(b, "x", 1) < 0 && errno == EPIPE ? 0 : 5);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static BIO *
+openssl_socket_bio(int fd)
+{
+	return BIO_new_socket(fd, BIO_NOCLOSE);
+}
+
+static void
+test_no_sigpipe(void)
+{
+	int st;
+
+	/* Application threads write to the socket (a lone caller drives its own call): the
+	 * module's BIO reports EPIPE and the process lives on ... */
+	st = write_to_closed(cli_nosig_bio_new);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* ... where OpenSSL's own socket BIO would have killed it. */
+	st = write_to_closed(openssl_socket_bio);
+	CU_ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE);
+}
+
 static const struct test_case cases[] = {
         {"forwarded calls and replies", test_calls},
         {"argument checks", test_arguments},
@@ -593,6 +640,7 @@ static const struct test_case cases[] = {
         {"C_Finalize with a call in flight", test_finalize_in_flight},
         {"8 threads on one connection", test_threads},
         {"threadless mode (CKF_LIBRARY_CANT_CREATE_OS_THREADS)", test_threadless},
+        {"no SIGPIPE from a write to a closed socket", test_no_sigpipe},
         {NULL, NULL},
 };
 
