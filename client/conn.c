@@ -1921,7 +1921,8 @@ cli_conn_call(struct cli_conn *c, struct proto_buf *pre, struct proto_buf *req, 
 				 * reply comes or the connection fails; whichever happens frees it.
 				 */
 				if (w->pre != NULL) {
-					waiter_abandon_inlock(w->pre);
+					waiter_abandon_inlock(w->pre); /* may free it */
+					w->pre = NULL;
 				}
 				waiter_abandon_inlock(w);
 				w = NULL;
