@@ -421,6 +421,11 @@ fakegw_handle(struct fakegw_conn *fc, struct fakegw_state *st, const struct prot
 			r = fakegw_reply_rv(ssl, h, CKR_OPERATION_NOT_INITIALIZED);
 			goto out;
 		}
+		if (len == 4 && memcmp(p, "hang", 4) == 0) {
+			st->digest_active[u1 % sizeof(st->digest_active)] = 0;
+			r = 0; /* never answered */
+			goto out;
+		}
 		/* v2.40 §5.2: a size query leaves the operation active; otherwise it ends. */
 		if (!has || cap < sizeof(md)) {
 			r = fakegw_reply_begin(&b, h, has ? CKR_BUFFER_TOO_SMALL : CKR_OK) != 0 ||

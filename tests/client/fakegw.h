@@ -15,7 +15,7 @@
  * Other calls: C_GetSlotList (one slot, 1), C_GetTokenInfo (label "fake"), C_OpenSession,
  * C_CloseSession, C_CloseAllSessions, C_GetSessionInfo, C_Login (PIN "1234"),
  * C_GenerateRandom (bytes i & 0xff), C_DigestInit/C_Digest (SHA-256 only; a second init
- * while one is active is CKR_OPERATION_ACTIVE),
+ * while one is active is CKR_OPERATION_ACTIVE; C_Digest of "hang" is never answered),
  * C_WaitForSlotEvent (CKR_NO_EVENT / CKR_FUNCTION_NOT_SUPPORTED), PING; anything else
  * CKR_FUNCTION_NOT_SUPPORTED.
  *

@@ -256,6 +256,28 @@ test_switched_off(void)
 }
 
 static void
+test_timeout(void)
+{
+	CK_SESSION_HANDLE h;
+	CK_BYTE md[32];
+	CK_ULONG n = sizeof(md);
+	CK_BYTE rnd[8];
+
+	CU_ASSERT_EQUAL_FATAL(up("timeout_ms: 300\n", &h), CKR_OK);
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
+	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
+	/* The init is answered, the call never is: the call times out, the init's waiter
+	 * (answered) is freed at once, the call's (abandoned) when the connection goes. */
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
+	CU_ASSERT_EQUAL(C_Digest(h, (CK_BYTE_PTR) "hang", 4, md, &n), CKR_DEVICE_ERROR);
+	/* The connection is fine. */
+	CU_ASSERT_EQUAL(C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_OK);
+	CU_ASSERT_EQUAL(C_DigestInit(h, &sha256), CKR_OK);
+	CU_ASSERT_EQUAL(digest_abc(h), CKR_OK);
+	CU_ASSERT_EQUAL(C_Finalize(NULL), CKR_OK);
+}
+
+static void
 test_connection_lost(void)
 {
 	CK_SESSION_HANDLE h;
@@ -360,6 +382,7 @@ static const struct test_case cases[] = {
         {"login and closed sessions forget", test_forgotten_on_state_change},
         {"defer_init: false", test_switched_off},
         {"connection lost with an init deferred", test_connection_lost},
+        {"a call with its init times out", test_timeout},
         {"6 threads, with 3 slots, threadless", test_threads},
         {"max_inflight 1: nothing deferred", test_one_slot},
         {NULL, NULL},
