@@ -374,6 +374,17 @@ seg_write(struct aud_log *log, const char *p, size_t n)
 	return 0;
 }
 
+/* fdatasync of the active segment: nothing written to it is unsynced any more. */
+static int
+seg_sync(struct aud_log *log)
+{
+	if (fdatasync(log->segfd) != 0) {
+		return AUD_ERR_IO;
+	}
+	log->unsynced = 0;
+	return 0;
+}
+
 /*
  * Makes sure the active segment has zero-filled room for n more bytes and at least
  * AUD_PREALLOC_LOW beyond: writes zeros up to AUD_PREALLOC past what is needed (not much
@@ -407,11 +418,7 @@ seg_reserve(struct aud_log *log, uint64_t n)
 		}
 		log->seg_alloc += k;
 	}
-	if (fdatasync(log->segfd) != 0) {
-		return AUD_ERR_IO;
-	}
-	log->unsynced = 0;
-	return 0;
+	return seg_sync(log);
 }
 
 /* Cuts the active segment's zero-filled room and syncs it: the segment is closed. */
@@ -486,20 +493,17 @@ write_batch(struct aud_log *log, const struct queue *b, size_t n)
 	to = b->v[n - 1].end;
 	/* Async: sync first rather than have more than AUD_TORN_WINDOW unsynced, so that a
 	 * power loss cannot tear more than a start-up repair may cut (AUDIT.md §5). */
-	if (!sync && log->unsynced + (to - from) > AUD_TORN_WINDOW) {
-		if (fdatasync(log->segfd) != 0) {
-			return AUD_ERR_IO;
-		}
-		log->unsynced = 0;
+	if (!sync && log->unsynced + (to - from) > AUD_TORN_WINDOW && (r = seg_sync(log)) != 0) {
+		return r;
 	}
 	if ((r = seg_reserve(log, to - from)) != 0 ||
 	    (r = seg_write(log, b->buf.data + from, to - from)) != 0) {
 		return r;
 	}
-	if (sync && fdatasync(log->segfd) != 0) {
-		return AUD_ERR_IO;
+	if (sync) {
+		return seg_sync(log);
 	}
-	log->unsynced = sync ? 0 : log->unsynced + (to - from);
+	log->unsynced += to - from;
 	return 0;
 }
 

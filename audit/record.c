@@ -414,7 +414,6 @@ zero_tail(struct aud_reader *r, uint64_t at, enum ztail *zt)
 	if ((e = pread_full(r->fd, tmp, room, pos, &got)) != 0) {
 		return e;
 	}
-	r->gap = 0;
 	if (got == 0 || tmp[0] != '\0') {
 		*zt = got == 0 ? ZT_EOF : ZT_DATA;
 		return 0;
