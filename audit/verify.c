@@ -501,8 +501,8 @@ aud_log_verify(const struct aud_verify_options *o, struct aud_verify_result *res
 	if (torn > 0 && aud_reader_gap(rd, &gap)) {
 		snprintf(res->detail, sizeof(res->detail),
 		         "%zu bytes of a torn write at the end: zeros from offset %llu, then data "
-		         "(a "
-		         "power loss during the last unsynced write; the writer cuts it at open)",
+		         "(a power loss during the last unsynced write; the writer cuts it at "
+		         "open)",
 		         torn, (unsigned long long)gap);
 	} else if (torn > 0) {
 		snprintf(res->detail, sizeof(res->detail),

@@ -823,14 +823,12 @@ gw_audit_key_reload(struct gw_server *s, const struct cfg_daemon *n, char *err, 
 		if (r == AUD_ERR_IO) {
 			snprintf(err, errsz,
 			         "audit.signing_key %s: %s (a new key for a rotation must exist: "
-			         "make "
-			         "it with hsmgate-audit keygen)",
+			         "make it with hsmgate-audit keygen)",
 			         path, strerror(errno));
 		} else {
 			snprintf(err, errsz,
 			         "audit.signing_key %s must be a regular file that only its owner "
-			         "can "
-			         "use (mode 0600; it is %04o)",
+			         "can use (mode 0600; it is %04o)",
 			         path, mode);
 		}
 		free(path);
