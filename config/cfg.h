@@ -48,6 +48,8 @@ struct cfg_tenant {
 	unsigned n_principals;
 };
 
+#define CFG_CRYPTO_THREADS_MAX 64
+
 struct cfg_partition {
 	char *name;        /* required, unique: [a-z0-9][a-z0-9-]{0,62} */
 	char *tenant;      /* required: a tenant's name */
@@ -57,6 +59,7 @@ struct cfg_partition {
 	char *store;       /* soft: directory of the LMDB environment; default <state_dir>/<name> */
 	char *module;      /* pkcs11: path of the vendor PKCS #11 library */
 	char *token;       /* pkcs11: label of the vendor token to front */
+	uint32_t crypto_threads; /* soft: threads for private-key work, 1..64; 0 = the CPUs */
 };
 
 struct cfg_listen {

@@ -65,6 +65,8 @@ static const cyaml_schema_field_t partition_fields[] = {
         CYAML_FIELD_STRING_PTR("store", OPT, struct cfg_partition, store, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("module", OPT, struct cfg_partition, module, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("token", OPT, struct cfg_partition, token, 1, 32),
+        CYAML_FIELD_UINT("crypto_threads", CYAML_FLAG_OPTIONAL, struct cfg_partition,
+                         crypto_threads),
         CYAML_FIELD_END,
 };
 
@@ -452,6 +454,13 @@ partition_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
 			                    "duplicate slot %u (also partitions[%u] '%s')", p->slot,
 			                    j, c->partitions[j].name);
 		}
+	}
+	snprintf(path, sizeof(path), "partitions[%u].crypto_threads", i);
+	if (cfg_src_val(s, "partitions[%u].crypto_threads", i) != NULL &&
+	    (p->crypto_threads < 1 || p->crypto_threads > CFG_CRYPTO_THREADS_MAX)) {
+		return cfg_src_fail(s, CFG_ERR_INVALID, path,
+		                    "crypto_threads %u is out of range (1..%u)", p->crypto_threads,
+		                    CFG_CRYPTO_THREADS_MAX);
 	}
 	snprintf(path, sizeof(path), "partitions[%u].backend", i);
 	if (strcmp(p->backend, "pkcs11") == 0) {

@@ -219,6 +219,30 @@ part_crypt_oneshot(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enu
 	return rv;
 }
 
+struct part_op *
+part_crypt_lend(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enum part_op_kind kind)
+{
+	struct part_session *s;
+	enum part_ops slot;
+
+	if (active(t, conn, h, kind, &s, &slot) != CKR_OK || !part_op_heavy(s->op[slot])) {
+		return NULL;
+	}
+	return s->op[slot];
+}
+
+void
+part_crypt_settle(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enum part_op_kind kind,
+                  CK_RV rv, const CK_BYTE *out, const CK_ULONG *outlen)
+{
+	struct part_session *s;
+	enum part_ops slot;
+
+	if (active(t, conn, h, kind, &s, &slot) == CKR_OK && !keeps_going(rv, out, outlen)) {
+		op_end(s, slot);
+	}
+}
+
 CK_RV
 part_crypt_update(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, enum part_op_kind kind,
                   const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out, CK_ULONG *outlen)

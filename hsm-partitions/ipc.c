@@ -1,15 +1,18 @@
 /*
  * hsm-partitions/ipc.c — the worker's loop on the gateway's socketpair.
  *
- * Blocking and single-threaded on purpose: requests of one partition are served in order,
- * so the token model needs no locks. Only the gateway writes to this descriptor, and it
- * checks every frame before forwarding it, so broken IPC framing is an internal bug: the
- * loop returns PART_ERR_IPC and the worker exits to be restarted (STYLE.md rule 7). Bad
- * *client* input inside a well-framed request is answered (CKR_ARGUMENTS_BAD) instead.
+ * Blocking, and one thread: requests of one partition are served in order, so the token
+ * model needs no locks. (A soft worker may hand the private-key work of a one-shot call to
+ * its crypto threads, pool.c; worker.c keeps the order a client can observe.) Only the
+ * gateway writes to this descriptor, and it checks every frame before forwarding it, so
+ * broken IPC framing is an internal bug: the loop returns PART_ERR_IPC and the worker exits
+ * to be restarted (STYLE.md rule 7). Bad *client* input inside a well-framed request is
+ * answered (CKR_ARGUMENTS_BAD) instead.
  */
 #include "hsm-partitions/part_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +24,12 @@
  * Input: one buffer, read as far as the socket holds (one read(2) takes every request the
  * gateway wrote in one go); messages are served in place. Output: the replies of the
  * requests taken from one read are collected and written with one write(2) just before the
- * loop would block again, so a batch costs two system calls, not two per request.
+ * loop would block again, so a batch costs two system calls, not two per request. A soft
+ * worker with crypto threads (pool.c) answers some requests of a batch later: their replies
+ * join the batch's write then (h->flush), after the calls handed over have ended.
  */
 struct ipc_io {
+	const struct part_ipc_handler *h;
 	int fd;
 	uint8_t *in;
 	size_t cap, off, len; /* unserved bytes are in[off, len) */
@@ -49,18 +55,60 @@ write_full(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-/* Writes the collected replies; they may hold key material or plaintext: wiped after. */
+/* Writes the collected replies, with those of the calls answered later that have ended
+ * (all of them: after waiting for them); they may hold key material or plaintext: wiped
+ * after. */
 static int
-io_flush(struct ipc_io *io)
+io_flush(struct ipc_io *io, int all)
 {
 	int r;
 
+	if (io->h->flush != NULL && io->h->flush(io->h->arg, &io->out, all) != 0) {
+		return PART_ERR_NOMEM;
+	}
 	if (io->out.len == 0) {
 		return 0;
 	}
 	r = write_full(io->fd, io->out.data, io->out.len);
 	proto_buf_reset(&io->out);
 	return r;
+}
+
+/* Before a read that may block, with calls answered later still out: returns (0) once the
+ * socket is readable, writing the replies of those calls as they end, and runs calls that
+ * no helper has started while there is nothing to read. Without such calls: 0 at once. */
+static int
+io_idle(struct ipc_io *io)
+{
+	const struct part_ipc_handler *h = io->h;
+	struct pollfd pf[2];
+	int n, r;
+
+	for (;;) {
+		if ((r = io_flush(io, 0)) != 0) {
+			return r;
+		}
+		if (h->pending == NULL || h->pending(h->arg) == 0) {
+			return 0;
+		}
+		pf[0].fd = io->fd;
+		pf[0].events = POLLIN;
+		pf[1].fd = h->later_fd(h->arg);
+		pf[1].events = POLLIN;
+		pf[0].revents = pf[1].revents = 0;
+		if ((n = poll(pf, 2, 0)) == 0 && h->help(h->arg)) {
+			continue; /* ran one here: its reply goes out at the top */
+		}
+		if (n == 0) {
+			n = poll(pf, 2, -1); /* the helpers have them all */
+		}
+		if (n < 0 && errno != EINTR) {
+			return PART_ERR_IO;
+		}
+		if (n > 0 && pf[0].revents != 0) {
+			return 0; /* a request, EOF or an error: the read says which */
+		}
+	}
 }
 
 /* Makes `need` bytes available at in[off]: flushes the replies first if the read may
@@ -74,7 +122,7 @@ io_fill(struct ipc_io *io, size_t need)
 	int r;
 
 	while (io->len - io->off < need) {
-		if ((r = io_flush(io)) != 0) {
+		if ((r = io_idle(io)) != 0) {
 			return r;
 		}
 		if (io->off > 0) {
@@ -116,8 +164,17 @@ serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn
 	}
 	proto_buf_reset(frame);
 	proto_buf_reset(msg);
-	if ((r = h->handle(h->arg, conn, &ctx, c.p, c.len, frame)) != 0) {
+	if ((r = h->handle(h->arg, conn, &ctx, c.p, c.len, frame)) == PART_LATER) {
+		return 0; /* its reply comes with io_flush; its init made the policy decision */
+	}
+	if (r != 0) {
 		return r;
+	}
+	/* Calls answered later that ended before this one go out ahead of it: a call that had
+	 * to wait for one (a C_DestroyObject of the key a C_Sign uses) is then answered, and
+	 * audited, after it, as it happened. */
+	if (h->flush != NULL && h->flush(h->arg, &io->out, 0) != 0) {
+		return PART_ERR_NOMEM;
 	}
 	if (h->decision != NULL) {
 		/* The key-level policy decision travels just ahead of its reply, so the gateway
@@ -137,14 +194,14 @@ serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn
 		return PART_ERR_NOMEM;
 	}
 	/* A big batch goes out before it grows further. */
-	return io->out.len >= PART_IPC_SLACK ? io_flush(io) : 0;
+	return io->out.len >= PART_IPC_SLACK ? io_flush(io, 0) : 0;
 }
 
 int
 part_ipc_serve(const struct part_ipc_handler *h, int fd)
 {
 	struct proto_buf frame, msg;
-	struct ipc_io io = {.fd = fd};
+	struct ipc_io io = {.h = h, .fd = fd};
 	const uint8_t *hdr, *body;
 	size_t max_body, need;
 	uint32_t body_len;
@@ -222,7 +279,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 	}
 out:
 	/* Whatever ends the loop, the requests served before it get their replies. */
-	if (io_flush(&io) != 0 && r == 0) {
+	if (io_flush(&io, 1) != 0 && r == 0) {
 		r = PART_ERR_IO;
 	}
 	if (io.in != NULL) {
@@ -264,6 +321,30 @@ worker_decision(void *arg, struct proto_buf *body)
 	return part_worker_decision(arg, body);
 }
 
+static int
+worker_flush(void *arg, struct proto_buf *out, int all)
+{
+	return part_worker_flush(arg, out, all);
+}
+
+static unsigned
+worker_pending(void *arg)
+{
+	return part_worker_pending(arg);
+}
+
+static int
+worker_help(void *arg)
+{
+	return part_worker_help(arg);
+}
+
+static int
+worker_later_fd(void *arg)
+{
+	return part_worker_later_fd(arg);
+}
+
 int
 part_worker_serve(struct part_worker *w, int fd)
 {
@@ -272,7 +353,11 @@ part_worker_serve(struct part_worker *w, int fd)
 	                             worker_handle,
 	                             worker_conn_closed,
 	                             worker_policy,
-	                             worker_decision};
+	                             worker_decision,
+	                             worker_flush,
+	                             worker_pending,
+	                             worker_help,
+	                             worker_later_fd};
 
 	return part_ipc_serve(&h, fd);
 }

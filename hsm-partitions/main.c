@@ -24,6 +24,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+/* crypto_threads left out: one per online CPU, up to this many. */
+#define CRYPTO_THREADS_AUTO_MAX 16
 
 static void
 usage(FILE *f)
@@ -98,7 +102,8 @@ main(int argc, char **argv)
 	struct cfg_daemon *cfg = NULL;
 	struct part_worker *w = NULL;
 	char err[512], *end;
-	long fd = -1;
+	unsigned threads;
+	long fd = -1, ncpu;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -163,10 +168,25 @@ main(int argc, char **argv)
 	wo.max_frame = cfg->limits.max_frame;
 	/* The worker copies what it keeps, so the config can go right after. */
 	r = part_worker_start(&wo, &w);
+	threads = p->crypto_threads;
 	cfg_daemon_free(cfg);
 	if (r != 0) {
 		fprintf(stderr, "hsmgate-worker: partition %s: %s\n", partition, part_strerror(r));
 		return 1;
+	}
+	if (threads == 0) {
+		/* One per CPU: the loop thread takes its share of the work too. */
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = ncpu < 1                         ? 1
+		          : ncpu > CRYPTO_THREADS_AUTO_MAX ? CRYPTO_THREADS_AUTO_MAX
+		                                           : (unsigned)ncpu;
+	}
+	if ((r = part_worker_threads(w, threads)) != 0) {
+		/* Slower, not wrong: every call is then served on the loop thread. */
+		fprintf(stderr,
+		        "hsmgate-worker: partition %s: no crypto threads (%s); serving in "
+		        "line\n",
+		        partition, part_strerror(r));
 	}
 	r = part_worker_serve(w, (int)fd);
 	part_worker_free(w);

@@ -373,6 +373,41 @@ CK_RV part_crypt_dual(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, 
                       const CK_BYTE *in, CK_ULONG inlen, CK_BYTE *out, CK_ULONG *outlen);
 /* Ends every operation of `s` (session closed). */
 void part_crypt_end_all(struct part_session *s);
+/*
+ * The one-shot call of `kind` on session h, run away from the loop thread (pool.c):
+ * part_crypt_lend() returns the session's active operation when its work is worth a thread
+ * (an RSA private-key operation: part_op_heavy), else NULL and the call is served in line.
+ * The operation stays in the session; the caller runs part_op_oneshot() on it elsewhere and
+ * makes no other call on the session until part_crypt_settle() has ended the operation as
+ * part_crypt_oneshot() would have (unless rv keeps it going).
+ */
+struct part_op *part_crypt_lend(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                                enum part_op_kind kind);
+void part_crypt_settle(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                       enum part_op_kind kind, CK_RV rv, const CK_BYTE *out,
+                       const CK_ULONG *outlen);
+
+/* pool.c: helper threads that run tasks handed over by the loop thread. */
+#define PART_POOL_MAX (PART_THREADS_MAX - 1) /* helpers: the loop thread is one more */
+struct part_task {
+	void (*run)(struct part_task *t); /* on a helper or on the loop thread */
+	struct part_task *next;           /* the pool's */
+};
+struct part_pool;
+/* PART_ERR_INVALID (too many), PART_ERR_NOMEM, PART_ERR_SYS (pthread_create failed). */
+int part_pool_new(unsigned helpers, struct part_pool **out) PART_WUR;
+void part_pool_submit(struct part_pool *p, struct part_task *t);
+/* Runs one queued task on the calling thread: 1, or 0 when none is queued. */
+int part_pool_run_one(struct part_pool *p);
+/* Runs the queued tasks on the calling thread, waits for those running: all have ended. */
+void part_pool_wait(struct part_pool *p);
+/* Takes the tasks that have run (linked by `next`, any order), or NULL. */
+struct part_task *part_pool_done(struct part_pool *p);
+/* Readable (POLLIN) while part_pool_done() has tasks to give. */
+int part_pool_fd(const struct part_pool *p);
+unsigned part_pool_helpers(const struct part_pool *p);
+/* Waits (part_pool_wait) and joins the helpers. NULL is a no-op. */
+void part_pool_free(struct part_pool *p);
 
 /* keys.c: C_GenerateKey, C_GenerateKeyPair, C_WrapKey, C_UnwrapKey, C_DeriveKey. */
 CK_RV part_key_gen(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
@@ -510,6 +545,16 @@ struct part_ipc_handler {
 	/* Optional: after each request, the body of a PROTO_IPC_AUDIT message to send ahead of
 	 * the reply (1), or none (0); negative on failure. */
 	int (*decision)(void *arg, struct proto_buf *body);
+	/* Optional, all four or none: handle() may return PART_LATER, answering nothing yet
+	 * (part_worker_threads). Before the loop writes its replies it calls flush(), which
+	 * appends those of the calls answered later that have ended (all: after waiting for
+	 * them) as complete IPC messages; non-zero ends the loop. pending() counts the calls
+	 * not yet flushed, later_fd() is readable when some have ended, help() runs one not
+	 * started yet on the loop thread (1) or finds none (0). */
+	int (*flush)(void *arg, struct proto_buf *out, int all);
+	unsigned (*pending)(void *arg);
+	int (*help)(void *arg);
+	int (*later_fd)(void *arg);
 };
 int part_ipc_serve(const struct part_ipc_handler *h, int fd) PART_WUR;
 

@@ -1412,7 +1412,8 @@ part_pt_serve(struct part_pt *p, int fd)
 {
 	/* No key-level policy yet: the worker does not know the vendor's objects' refs. */
 	/* No key-level policy in the passthrough backend yet: no policy and no decision hooks. */
-	struct part_ipc_handler h = {p, p->max_frame, pt_handle, pt_conn_closed, NULL, NULL};
+	struct part_ipc_handler h = {p,    p->max_frame, pt_handle, pt_conn_closed, NULL,
+	                             NULL, NULL,         NULL,      NULL,           NULL};
 
 	return part_ipc_serve(&h, fd);
 }

@@ -232,6 +232,12 @@ CK_RV part_op_verify_final(struct part_op *op, const unsigned char *sig, CK_ULON
  */
 CK_RV part_op_digest_key(struct part_op *op, const struct part_key *key) PART_WUR;
 
+/* Whether one call of `op` is expensive enough to hand to another thread: an RSA
+ * private-key operation. Any operation touches only its own state and its key's EVP_PKEY,
+ * read-only: several operations may run on several threads at once, one operation on one
+ * thread at a time. */
+int part_op_heavy(const struct part_op *op);
+
 /* Frees an operation and wipes its state (buffered plaintext, cached result). */
 void part_op_free(struct part_op *op);
 

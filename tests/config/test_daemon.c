@@ -194,6 +194,7 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(p->slot, 2);
 	CU_ASSERT_STRING_EQUAL(p->backend, "soft");
 	CU_ASSERT_STRING_EQUAL(p->token_label, "p1");
+	CU_ASSERT_EQUAL(p->crypto_threads, 0); /* the worker takes one per CPU */
 	snprintf(want, sizeof(want), "%s/st/p1", tmp);
 	CU_ASSERT_STRING_EQUAL(p->store, want);
 	CU_ASSERT_PTR_NULL(p->module);
@@ -267,7 +268,7 @@ test_explicit_values_kept(void)
 	                                "tenants: [{name: t}]\n"
 	                                "partitions:\n"
 	                                "  - {name: a, tenant: t, slot: 255, token_label: L}\n"
-	                                "  - {name: b, tenant: t}\n",
+	                                "  - {name: b, tenant: t, crypto_threads: 64}\n",
 	                                &c),
 	                      0);
 	CU_ASSERT_EQUAL(c->listen.port, 0); /* 0 = any free port, not "absent" */
@@ -281,6 +282,7 @@ test_explicit_values_kept(void)
 	CU_ASSERT_EQUAL(c->partitions[0].slot, 255);
 	CU_ASSERT_STRING_EQUAL(c->partitions[0].token_label, "L");
 	CU_ASSERT_EQUAL(c->partitions[1].slot, 2);
+	CU_ASSERT_EQUAL(c->partitions[1].crypto_threads, 64);
 	cfg_daemon_free(c);
 }
 
@@ -549,6 +551,21 @@ test_slot_out_of_range(void)
 	expect_fail(MINIMAL "tenants: [{name: t}]\npartitions:\n"
 	                    "  - {name: p, tenant: t, slot: 256}\n",
 	            CFG_ERR_INVALID, 7, "slot 256 is out of range");
+}
+
+static void
+test_crypto_threads_out_of_range(void)
+{
+	expect_fail(MINIMAL "tenants: [{name: t}]\npartitions:\n"
+	                    "  - {name: p, tenant: t, crypto_threads: 0}\n",
+	            CFG_ERR_INVALID, 7,
+	            "partitions[0].crypto_threads: crypto_threads 0 is out of range (1..64)");
+	expect_fail(MINIMAL "tenants: [{name: t}]\npartitions:\n"
+	                    "  - {name: p, tenant: t, crypto_threads: 65}\n",
+	            CFG_ERR_INVALID, 7, "crypto_threads 65 is out of range (1..64)");
+	expect_fail(MINIMAL "tenants: [{name: t}]\npartitions:\n"
+	                    "  - {name: p, tenant: t, crypto_threads: two}\n",
+	            CFG_ERR_SYNTAX, 7, "crypto_threads");
 }
 
 static void
@@ -1020,6 +1037,7 @@ static const struct test_case cases[] = {
         {"duplicate_slot", test_duplicate_slot},
         {"duplicate_default_slot", test_duplicate_default_slot},
         {"slot_out_of_range", test_slot_out_of_range},
+        {"crypto_threads_out_of_range", test_crypto_threads_out_of_range},
         {"unknown_tenant", test_unknown_tenant},
         {"bad_backend", test_bad_backend},
         {"pkcs11_needs_module", test_pkcs11_needs_module},

@@ -193,7 +193,7 @@ fi
 e2e_start || { fail restart "hsmgated did not restart"; exit 1; }
 before=$(requests_of tenant/acme/user/alice | grep -c '"outcome":"success"')
 env HSMGATE_CONF="$d/alice.yaml" "$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" \
-	--threads 8 --calls 3000 >"$d/stress-kill.log" 2>&1 &
+	--threads 8 --calls 3000 --rsa >"$d/stress-kill.log" 2>&1 &
 spid=$!
 sleep 1
 kill -0 $spid 2>/dev/null && pass "kill -9: the stress tool is running when hsmgated is killed" ||

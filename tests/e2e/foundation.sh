@@ -64,8 +64,10 @@ expect_output "gateway serves after malformed frames" 'token label +: a1' p11 ac
 kill -0 "$E2E_PID" 2>/dev/null && pass "hsmgated still running" || fail "hsmgated still running"
 
 # --- 8 threads x 1000 mixed calls over one module instance ----------------------------------
+# (--rsa: RSA signatures and decryptions, which the worker's crypto threads take, among
+# session and object calls that must wait for them)
 check "8 threads x 1000 mixed calls (cert)" env HSMGATE_CONF="$d/alice.yaml" \
-	"$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" --threads 8 --calls 1000
+	"$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" --threads 8 --calls 1000 --rsa
 
 # --- a worker killed with SIGKILL: its partition recovers, the other tenant notices nothing ---
 env HSMGATE_CONF="$d/bob.yaml" "$STRESS" --module "$MODULE" --token g1 --pin-file "$d/user-pin" \

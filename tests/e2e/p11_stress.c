@@ -3,7 +3,7 @@
  * instance of a PKCS #11 module (the hsmgate client module in the e2e tests, but any
  * module works), checking every result.
  *
- * usage: p11_stress --module SO --token LABEL [--pin-file F] [--threads T] [--calls N]
+ * usage: p11_stress --module SO --token LABEL [--pin-file F] [--threads T] [--calls N] [--rsa]
  *
  * Each thread runs N calls, picked at random among:
  *   random    C_GenerateRandom on the thread's session (length and not all zero)
@@ -14,6 +14,10 @@
  *   object    (only with --pin-file) create a private session CKO_DATA object, find it by
  *             its unique label, read CKA_VALUE back (size query, then value), destroy it,
  *             and check that it is gone
+ *   rsa       (only with --rsa, which needs --pin-file) C_SignInit + C_Sign (size query, then
+ *             the signature, checked with OpenSSL) or C_DecryptInit + C_Decrypt of what
+ *             OpenSSL encrypted, with one RSA-2048 session key pair made at the start: the
+ *             soft worker's crypto threads take these (hsm-partitions/pool.c)
  * The module is initialised once with CKF_OS_LOCKING_OK; with --pin-file the user logs in
  * once on a session held for the whole run (login state is per application, §6.7.1).
  *
@@ -31,13 +35,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <p11-kit/pkcs11.h>
 
-enum op { OP_RANDOM, OP_DIGEST, OP_SESSION, OP_TOKEN, OP_OBJECT, OP_COUNT };
-static const char *op_names[OP_COUNT] = {"random", "digest", "session", "token", "object"};
+enum op { OP_RANDOM, OP_DIGEST, OP_SESSION, OP_TOKEN, OP_OBJECT, OP_RSA, OP_COUNT };
+static const char *op_names[OP_COUNT] = {"random", "digest", "session", "token", "object", "rsa"};
 
 #define MAX_FAIL_LINES 20
 
@@ -45,6 +53,9 @@ static CK_FUNCTION_LIST_PTR p11;
 static CK_SLOT_ID slot;
 static char label[33];
 static int have_pin;
+static int want_rsa;
+static CK_OBJECT_HANDLE rsa_priv;
+static EVP_PKEY *rsa_pub; /* the same key's public half, for OpenSSL */
 static unsigned calls_per_thread = 1000;
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -98,25 +109,41 @@ COUNTED(C_FindObjectsFinal, (CK_SESSION_HANDLE a), (a))
 static __thread int init_unconfirmed;
 
 static CK_RV
-cnt_C_DigestInit(CK_SESSION_HANDLE a, CK_MECHANISM_PTR b)
+count_continued(CK_RV rv)
 {
-	CK_RV rv = real->C_DigestInit(a, b);
-
-	init_unconfirmed = rv == CKR_OK;
-	return rv;
-}
-
-static CK_RV
-cnt_C_Digest(CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e)
-{
-	CK_RV rv = real->C_Digest(a, b, c, d, e);
-
 	if (rv == CKR_OK && init_unconfirmed) {
 		count_rv(rv);
 	}
 	init_unconfirmed = 0;
 	return count_rv(rv);
 }
+
+/* An init, counted by the call after it, and that call. */
+#define INIT_COUNTED(name, params, args)                                                           \
+	static CK_RV cnt_##name params                                                             \
+	{                                                                                          \
+		CK_RV rv = real->name args;                                                        \
+		init_unconfirmed = rv == CKR_OK;                                                   \
+		return rv;                                                                         \
+	}
+#define CONTINUE_COUNTED(name, params, args)                                                       \
+	static CK_RV cnt_##name params                                                             \
+	{                                                                                          \
+		return count_continued(real->name args);                                           \
+	}
+INIT_COUNTED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b), (a, b))
+INIT_COUNTED(C_SignInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))
+INIT_COUNTED(C_DecryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c),
+             (a, b, c))
+CONTINUE_COUNTED(C_Digest,
+                 (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e),
+                 (a, b, c, d, e))
+CONTINUE_COUNTED(C_Sign,
+                 (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e),
+                 (a, b, c, d, e))
+CONTINUE_COUNTED(C_Decrypt,
+                 (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e),
+                 (a, b, c, d, e))
 COUNTED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
 
 /* The module's function list with the calls that travel to the gateway counted. */
@@ -139,6 +166,10 @@ count_calls(void)
 	counted.C_FindObjectsFinal = cnt_C_FindObjectsFinal;
 	counted.C_DigestInit = cnt_C_DigestInit;
 	counted.C_Digest = cnt_C_Digest;
+	counted.C_SignInit = cnt_C_SignInit;
+	counted.C_Sign = cnt_C_Sign;
+	counted.C_DecryptInit = cnt_C_DecryptInit;
+	counted.C_Decrypt = cnt_C_Decrypt;
 	counted.C_GenerateRandom = cnt_C_GenerateRandom;
 }
 
@@ -397,11 +428,138 @@ out:
 	return r;
 }
 
+/* A signature checked by OpenSSL, or a decryption of OpenSSL's ciphertext. */
+static int
+op_rsa(struct worker *w)
+{
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, pkcs = {CKM_RSA_PKCS, NULL, 0};
+	CK_BYTE data[200], out[256], ct[256];
+	CK_ULONG len = 1 + (CK_ULONG)(rand_r(&w->seed) % sizeof(data)), n;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_MD_CTX *md;
+	size_t ctlen = sizeof(ct);
+	int sign = rand_r(&w->seed) % 2, ok;
+	CK_RV rv;
+
+	if (RAND_bytes(data, (int)len) != 1) {
+		fail(w->id, OP_RSA, "RAND_bytes failed");
+		return -1;
+	}
+	if (sign) {
+		if ((rv = p11->C_SignInit(w->session, &sha, rsa_priv)) != CKR_OK) {
+			fail(w->id, OP_RSA, "C_SignInit returned 0x%lx", (unsigned long)rv);
+			return -1;
+		}
+		n = 0;
+		if ((rv = p11->C_Sign(w->session, data, len, NULL, &n)) != CKR_OK || n != 256) {
+			fail(w->id, OP_RSA, "C_Sign size query returned 0x%lx, length %lu",
+			     (unsigned long)rv, (unsigned long)n);
+			if (rv == CKR_OK) {
+				n = sizeof(out);
+				(void)p11->C_Sign(w->session, data, len, out, &n);
+			}
+			return -1;
+		}
+		n = sizeof(out);
+		if ((rv = p11->C_Sign(w->session, data, len, out, &n)) != CKR_OK) {
+			fail(w->id, OP_RSA, "C_Sign returned 0x%lx", (unsigned long)rv);
+			return -1;
+		}
+		md = EVP_MD_CTX_new();
+		ok = md != NULL &&
+		     EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, rsa_pub) == 1 &&
+		     EVP_DigestVerify(md, out, n, data, len) == 1;
+		EVP_MD_CTX_free(md);
+		if (!ok) {
+			fail(w->id, OP_RSA,
+			     "OpenSSL does not verify the RSA signature of %lu bytes",
+			     (unsigned long)len);
+			return -1;
+		}
+		return 0;
+	}
+	if ((ctx = EVP_PKEY_CTX_new(rsa_pub, NULL)) == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_encrypt(ctx, ct, &ctlen, data, len > 245 ? 245 : len) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		fail(w->id, OP_RSA, "OpenSSL RSA encryption failed");
+		return -1;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	len = len > 245 ? 245 : len;
+	if ((rv = p11->C_DecryptInit(w->session, &pkcs, rsa_priv)) != CKR_OK) {
+		fail(w->id, OP_RSA, "C_DecryptInit returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	n = sizeof(out);
+	if ((rv = p11->C_Decrypt(w->session, ct, (CK_ULONG)ctlen, out, &n)) != CKR_OK) {
+		fail(w->id, OP_RSA, "C_Decrypt returned 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	if (n != len || memcmp(out, data, len) != 0) {
+		fail(w->id, OP_RSA, "C_Decrypt gave %lu bytes, not the %lu OpenSSL encrypted",
+		     (unsigned long)n, (unsigned long)len);
+		return -1;
+	}
+	return 0;
+}
+
+/* One RSA-2048 session key pair for every thread (session objects are the application's),
+ * and its public half for OpenSSL. Set-up calls are not counted: they only add events. */
+static int
+rsa_setup(CK_SESSION_HANDLE h)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE pubt[] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)},
+	                       {CKA_TOKEN, &no, sizeof(no)}};
+	CK_ATTRIBUTE privt[] = {{CKA_TOKEN, &no, sizeof(no)},
+	                        {CKA_SIGN, &yes, sizeof(yes)},
+	                        {CKA_DECRYPT, &yes, sizeof(yes)}};
+	CK_BYTE mod[512], exp[16];
+	CK_ATTRIBUTE q[] = {{CKA_MODULUS, mod, sizeof(mod)},
+	                    {CKA_PUBLIC_EXPONENT, exp, sizeof(exp)}};
+	CK_OBJECT_HANDLE pub;
+	OSSL_PARAM_BLD *b = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	BIGNUM *n = NULL, *e = NULL;
+	CK_RV rv;
+	int r = -1;
+
+	if ((rv = real->C_GenerateKeyPair(h, &gen, pubt, 2, privt, 3, &pub, &rsa_priv)) != CKR_OK ||
+	    (rv = real->C_GetAttributeValue(h, pub, q, 2)) != CKR_OK) {
+		printf("FAIL p11_stress: RSA key pair: 0x%lx\n", (unsigned long)rv);
+		return -1;
+	}
+	if ((n = BN_bin2bn(mod, (int)q[0].ulValueLen, NULL)) == NULL ||
+	    (e = BN_bin2bn(exp, (int)q[1].ulValueLen, NULL)) == NULL ||
+	    (b = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    (params = OSSL_PARAM_BLD_to_param(b)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &rsa_pub, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+		printf("FAIL p11_stress: the RSA public key does not load into OpenSSL\n");
+		goto out;
+	}
+	r = 0;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(b);
+	BN_free(n);
+	BN_free(e);
+	return r;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	unsigned i, kinds = have_pin ? OP_COUNT : OP_OBJECT;
+	unsigned i, kinds = !have_pin ? OP_OBJECT : want_rsa ? OP_COUNT : OP_RSA;
 	enum op op;
 	CK_RV rv;
 	int r;
@@ -429,6 +587,9 @@ worker_main(void *arg)
 		case OP_OBJECT:
 			r = op_object(w, i);
 			break;
+		case OP_RSA:
+			r = op_rsa(w);
+			break;
 		default:
 			r = -1;
 			break;
@@ -449,7 +610,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: p11_stress --module SO --token LABEL [--pin-file F] "
-	                "[--threads T] [--calls N]\n");
+	                "[--threads T] [--calls N] [--rsa]\n");
 	exit(2);
 }
 
@@ -517,6 +678,10 @@ main(int argc, char **argv)
 	int a;
 
 	for (a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--rsa") == 0) {
+			want_rsa = 1;
+			continue;
+		}
 		if (a + 1 >= argc) {
 			usage();
 		}
@@ -535,7 +700,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (module == NULL || token == NULL || threads == 0 || threads > 1024 ||
-	    strlen(token) > 32) {
+	    strlen(token) > 32 || (want_rsa && pin_file == NULL)) {
 		usage();
 	}
 	snprintf(label, sizeof(label), "%s", token);
@@ -580,6 +745,10 @@ main(int argc, char **argv)
 			return 2;
 		}
 		have_pin = 1;
+		if (want_rsa && rsa_setup(login) != 0) {
+			(void)p11->C_Finalize(NULL);
+			return 2;
+		}
 	}
 
 	if ((w = calloc(threads, sizeof(*w))) == NULL) {
@@ -606,9 +775,10 @@ main(int argc, char **argv)
 		printf("FAIL p11_stress: C_Finalize returned 0x%lx\n", (unsigned long)rv);
 		total_failed++;
 	}
+	EVP_PKEY_free(rsa_pub);
 	printf("CALLS ok=%lu\n", __atomic_load_n(&calls_ok, __ATOMIC_RELAXED));
 	for (k = 0; k < OP_COUNT; k++) {
-		if (k == OP_OBJECT && !have_pin) {
+		if ((k == OP_OBJECT && !have_pin) || (k == OP_RSA && !want_rsa)) {
 			continue;
 		}
 		total_done += done[k];

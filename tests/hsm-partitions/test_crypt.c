@@ -302,6 +302,64 @@ test_recover_rsa(void)
 	t_teardown();
 }
 
+/* RSA private-key calls, which crypto threads take (pool.c): the size convention keeps the
+ * operation going, a result computed for a size query is the one returned, a failure or a
+ * result ends it, and the signature and plaintext are right. */
+static void
+test_rsa_private_calls(void)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, pkcs = {CKM_RSA_PKCS, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	CK_BYTE sig[256], sig2[256], ct[256], out[256];
+	CK_ULONG l, l2, cl, ol;
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SESSION_HANDLE h;
+	unsigned later = tlater;
+
+	t_user_session(&h);
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	l = 0;
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, NULL, &l), CKR_OK);
+	CU_ASSERT_EQUAL(l, 256);
+	l = 100;
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig, &l), CKR_BUFFER_TOO_SMALL);
+	CU_ASSERT_EQUAL(l, 256);
+	l = sizeof(sig);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig, &l), CKR_OK);
+	CU_ASSERT_EQUAL(l, 256);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig, &l),
+	                CKR_OPERATION_NOT_INITIALIZED);
+	/* PKCS #1 v1.5 is deterministic: a second signature is the same bytes */
+	l2 = sizeof(sig2);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig2, &l2), CKR_OK);
+	CU_ASSERT(l2 == 256 && memcmp(sig, sig2, 256) == 0);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_VerifyInit, h, &sha, pub), CKR_OK);
+	CU_ASSERT_EQUAL(ck_verify(h, msg, 64, sig, l), CKR_OK);
+	/* decryption: a ciphertext that does not decrypt ends the operation */
+	cl = sizeof(ct);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_EncryptInit, h, &pkcs, pub), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Encrypt, h, "secret", 6, ct, &cl), CKR_OK);
+	CU_ASSERT_EQUAL(cl, 256);
+	ol = sizeof(out);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &pkcs, priv), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ct, 255, out, &ol),
+	                CKR_ENCRYPTED_DATA_LEN_RANGE);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ct, cl, out, &ol),
+	                CKR_OPERATION_NOT_INITIALIZED);
+	ol = sizeof(out);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_DecryptInit, h, &pkcs, priv), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Decrypt, h, ct, cl, out, &ol), CKR_OK);
+	CU_ASSERT(ol == 6 && memcmp(out, "secret", 6) == 0);
+	/* with crypto threads, every C_Sign and C_Decrypt above with an operation to run was
+	 * handed over */
+	CU_ASSERT_EQUAL(tlater - later, tthreads > 1 ? 6u : 0u);
+	t_teardown();
+}
+
 static void
 test_usage_and_allowed(void)
 {
@@ -463,10 +521,15 @@ test_register(void)
 	         test_mac_against_openssl},
 	        {"ECDSA sign/verify multi-part; wrong key halves", test_sign_verify_ec},
 	        {"C_SignRecover / C_VerifyRecover with RSA-PKCS and RSA-X-509", test_recover_rsa},
+	        {"RSA C_Sign and C_Decrypt: size convention, results, what ends them",
+	         test_rsa_private_calls},
 	        {"usage flags, CKA_ALLOWED_MECHANISMS, key handles", test_usage_and_allowed},
 	        {"dual-function updates and C_DigestKey", test_dual_and_digest_key},
 	        {NULL, NULL},
 	};
 
 	test_suite_add("hsm-partitions/crypt", NULL, NULL, cases);
+	/* The same with crypto threads: RSA private-key calls are handed over (pool.c) and
+	 * must answer exactly as in line. */
+	test_suite_add("hsm-partitions/crypt (crypto threads)", t_threads_on, t_threads_off, cases);
 }

@@ -1,5 +1,6 @@
 /* tests/hsm-partitions/test_ipc.c — hsm-partitions/ipc.c: the worker loop over a
- * socketpair: requests answered with their conn_id, CONN_CLOSED, EOF, broken framing. */
+ * socketpair: requests answered with their conn_id, CONN_CLOSED, EOF, broken framing, and
+ * the order of replies with crypto threads. */
 #include "tests/hsm-partitions/part_test.h"
 
 #include <sys/socket.h>
@@ -23,13 +24,14 @@ put_request(int fd, uint64_t conn, unsigned call, const struct proto_buf *body)
 	proto_buf_free(&m);
 }
 
-/* Reads one reply message; returns its CK_RV and conn_id. */
+/* Reads one reply message; returns its CK_RV and conn_id (and its call, if asked). */
 static CK_RV
-get_reply(int fd, uint64_t *conn)
+get_reply_call(int fd, uint64_t *conn, unsigned *call)
 {
 	uint8_t buf[4096];
 	uint8_t kind;
 	uint32_t blen;
+	struct proto_hdr hdr;
 	struct proto_cur c;
 	uint64_t rv;
 
@@ -38,9 +40,19 @@ get_reply(int fd, uint64_t *conn)
 	                                     &blen) == 0);
 	CU_ASSERT_FATAL(kind == PROTO_IPC_REPLY);
 	CU_ASSERT_FATAL(recv(fd, buf, blen, MSG_WAITALL) == (ssize_t)blen);
+	CU_ASSERT_FATAL(proto_hdr_decode(buf, blen, 0, &hdr) == 0);
+	if (call != NULL) {
+		*call = hdr.call;
+	}
 	proto_cur_init(&c, buf + PROTO_HDR_BYTES, blen - PROTO_HDR_BYTES);
 	CU_ASSERT_FATAL(proto_get_u64(&c, &rv) == 0);
 	return (CK_RV)rv;
+}
+
+static CK_RV
+get_reply(int fd, uint64_t *conn)
+{
+	return get_reply_call(fd, conn, NULL);
 }
 
 static void
@@ -112,9 +124,63 @@ test_serve_broken_framing(void)
 	t_teardown();
 }
 
+/* With crypto threads: RSA signatures on three sessions are handed over; a C_DestroyObject
+ * of their key, in the same batch, waits for them, and its reply (so its audit event) comes
+ * after theirs. */
+static void
+test_serve_threads(void)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SESSION_HANDLE h[3];
+	struct proto_buf b;
+	uint64_t conn;
+	unsigned call, i;
+	int sv[2];
+
+	tthreads = 3;
+	t_user_session(&h[0]);
+	tthreads = 0;
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h[0], &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	for (i = 0; i < 3; i++) {
+		if (i > 0) {
+			CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h[i]) == CKR_OK);
+		}
+		CU_ASSERT_FATAL(ck_init_op(PROTO_CALL_C_SignInit, h[i], &sha, priv) == CKR_OK);
+	}
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	proto_buf_init(&b);
+	for (i = 0; i < 3; i++) {
+		proto_buf_reset(&b);
+		CU_ASSERT(proto_put_ulong(&b, h[i]) == 0 &&
+		          proto_put_inbytes(&b, (const CK_BYTE *)"data", 4) == 0 &&
+		          proto_put_outbuf_req(&b, (const CK_BYTE *)"", 256) == 0);
+		put_request(sv[0], CONN_A, PROTO_CALL_C_Sign, &b);
+	}
+	proto_buf_reset(&b);
+	CU_ASSERT(proto_put_ulong(&b, h[0]) == 0 && proto_put_ulong(&b, priv) == 0);
+	put_request(sv[0], CONN_A, PROTO_CALL_C_DestroyObject, &b);
+	shutdown(sv[0], SHUT_WR);
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), 0);
+	for (i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(get_reply_call(sv[0], &conn, &call), CKR_OK);
+		CU_ASSERT(conn == CONN_A && call == PROTO_CALL_C_Sign);
+	}
+	CU_ASSERT_EQUAL(get_reply_call(sv[0], &conn, &call), CKR_OK);
+	CU_ASSERT_EQUAL(call, PROTO_CALL_C_DestroyObject);
+	close(sv[0]);
+	close(sv[1]);
+	proto_buf_free(&b);
+	t_teardown();
+}
+
 static const struct test_case cases[] = {
         {"serve: replies, CONN_CLOSED, EOF", test_serve},
         {"serve: broken framing", test_serve_broken_framing},
+        {"serve with crypto threads: a call that waited is answered after", test_serve_threads},
         {NULL, NULL},
 };
 

@@ -1,7 +1,9 @@
 /* tests/hsm-partitions/test_worker.c — hsm-partitions/worker.c: the reply frame, malformed
- * request bodies (CKR_ARGUMENTS_BAD, and the worker keeps going), unsupported calls, and
- * broken frame headers (PART_ERR_IPC). */
+ * request bodies (CKR_ARGUMENTS_BAD, and the worker keeps going), unsupported calls, broken
+ * frame headers (PART_ERR_IPC), and the order of calls handed to crypto threads. */
 #include "tests/hsm-partitions/part_test.h"
+
+#include <poll.h>
 
 /* Sends raw body bytes for `call`. */
 static CK_RV
@@ -124,11 +126,167 @@ test_open_refusals(void)
 	CU_ASSERT_PTR_NULL(w);
 }
 
+/* ---- crypto threads ---------------------------------------------------------------------- */
+
+/* A C_Sign of `msg` with a 256-byte buffer on session h, request id `id`, as connection
+ * `conn`, straight to part_worker_handle: its return, and the reply if it came at once. */
+static int
+sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
+{
+	struct proto_buf req, reply;
+	struct proto_hdr hdr;
+	struct proto_cur c;
+	uint64_t v = 0;
+	int r;
+
+	proto_buf_init(&req);
+	proto_buf_init(&reply);
+	CU_ASSERT_FATAL(proto_frame_begin(&req, PROTO_MSG_REQUEST, PROTO_CALL_C_Sign, 0, id) == 0);
+	CU_ASSERT_FATAL(proto_put_ulong(&req, h) == 0 &&
+	                proto_put_inbytes(&req, (const CK_BYTE *)"msg", 3) == 0 &&
+	                proto_put_outbuf_req(&req, (const CK_BYTE *)"", 256) == 0 &&
+	                proto_frame_finish(&req) == 0);
+	r = part_worker_handle(W, conn, &tctx, req.data, req.len, &reply);
+	if (r == PART_LATER) {
+		CU_ASSERT_EQUAL(reply.len, 0);
+	} else if (r == 0) {
+		CU_ASSERT_FATAL(proto_hdr_decode(reply.data, reply.len, 0, &hdr) == 0 &&
+		                hdr.req_id == id);
+		proto_cur_init(&c, reply.data + PROTO_HDR_BYTES, hdr.body_len);
+		CU_ASSERT(proto_get_u64(&c, &v) == 0);
+	}
+	*rv = (CK_RV)v;
+	proto_buf_free(&req);
+	proto_buf_free(&reply);
+	return r;
+}
+
+/* Takes the replies of calls answered later (all: waiting for them) into ids[]/rvs[], with
+ * the signature length of each; the count. */
+static unsigned
+later_replies(int all, uint64_t conn, uint32_t *ids, CK_RV *rvs, CK_ULONG *lens, unsigned max)
+{
+	struct proto_buf out;
+	struct proto_hdr hdr;
+	struct proto_cur c;
+	CK_BYTE sig[512];
+	size_t off = 0;
+	uint32_t len;
+	uint64_t cid, v;
+	uint8_t kind;
+	unsigned n = 0;
+
+	proto_buf_init(&out);
+	CU_ASSERT_FATAL(part_worker_flush(W, &out, all) == 0);
+	while (off < out.len && n < max) {
+		CU_ASSERT_FATAL(proto_ipc_hdr_decode(out.data + off, out.len - off, out.len - off,
+		                                     &kind, &cid, &len) == 0);
+		CU_ASSERT(kind == PROTO_IPC_REPLY && cid == conn);
+		off += PROTO_IPC_HDR_BYTES;
+		CU_ASSERT_FATAL(proto_hdr_decode(out.data + off, len, 0, &hdr) == 0);
+		proto_cur_init(&c, out.data + off + PROTO_HDR_BYTES, hdr.body_len);
+		CU_ASSERT(proto_get_u64(&c, &v) == 0);
+		ids[n] = hdr.req_id;
+		rvs[n] = (CK_RV)v;
+		lens[n] = 0;
+		if (v == CKR_OK) {
+			lens[n] = sizeof(sig);
+			CU_ASSERT(proto_get_outbuf_reply(&c, sig, &lens[n]) == 0);
+		}
+		n++;
+		off += len;
+	}
+	CU_ASSERT_EQUAL(off, out.len);
+	proto_buf_free(&out);
+	return n;
+}
+
+/* With crypto threads a call handed over is still answered as if the worker served one call
+ * at a time: whatever comes after it on its session, or could touch any session, waits. */
+static void
+test_threads_order(void)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM ecgen = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+	static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	CK_ATTRIBUTE ect[] = {{CKA_EC_PARAMS, (void *)p256, sizeof(p256)}};
+	CK_SESSION_HANDLE h, h2, h3;
+	CK_OBJECT_HANDLE pub, priv, ecpub, ecpriv;
+	uint32_t ids[4];
+	CK_RV rvs[4], rv;
+	CK_ULONG lens[4];
+	struct pollfd pf;
+
+	tthreads = 3;
+	t_user_session(&h);
+	tthreads = 0;
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &ecgen, ect, 1, NULL, 0, &ecpub, &ecpriv) == CKR_OK);
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h2) == CKR_OK);
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h3) == CKR_OK);
+
+	/* handed over; a C_CloseSession of its session waits for it, so it signed */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h2, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h2, 1001, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 1);
+	CU_ASSERT_EQUAL(ck_close(CONN_A, h2), CKR_OK);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
+	CU_ASSERT(ids[0] == 1001 && rvs[0] == CKR_OK && lens[0] == 256);
+
+	/* a second C_Sign on the busy session waits for the first, which ended the operation */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h3, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h3, 1002, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h3, 1003, &rv), 0);
+	CU_ASSERT_EQUAL(rv, CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
+	CU_ASSERT(ids[0] == 1002 && rvs[0] == CKR_OK);
+
+	/* two sessions side by side: an init on another session does not wait */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h3, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h3, 1004, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 1);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 1005, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 2);
+	/* the eventfd says when they have ended; flushing without waiting takes them */
+	pf.fd = part_worker_later_fd(W);
+	pf.events = POLLIN;
+	while (part_worker_pending(W) > 0) {
+		CU_ASSERT_FATAL(poll(&pf, 1, 10000) == 1);
+		later_replies(0, CONN_A, ids, rvs, lens, 4);
+	}
+	CU_ASSERT_EQUAL(poll(&pf, 1, 0), 0);
+
+	/* an ECDSA signature is served in line */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &ecdsa, ecpriv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 1006, &rv), 0);
+	CU_ASSERT_EQUAL(rv, CKR_OK);
+
+	/* the connection goes away with a call out: it ends first, its reply is flushed */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 1007, &rv), PART_LATER);
+	part_worker_conn_closed(W, CONN_A);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
+	CU_ASSERT(ids[0] == 1007 && rvs[0] == CKR_OK);
+	CU_ASSERT_EQUAL(ck_close(CONN_A, h), CKR_SESSION_HANDLE_INVALID);
+
+	CU_ASSERT_EQUAL(part_worker_threads(W, PART_THREADS_MAX + 1), PART_ERR_INVALID);
+	CU_ASSERT_EQUAL(part_worker_help(W), 0); /* no pool left: in line */
+	CU_ASSERT_EQUAL(part_worker_later_fd(W), -1);
+	t_teardown();
+}
+
 static const struct test_case cases[] = {
         {"malformed bodies: CKR_ARGUMENTS_BAD, worker goes on", test_malformed_bodies},
         {"unsupported calls", test_unsupported_calls},
         {"broken frame header: PART_ERR_IPC", test_broken_header},
         {"part_worker_open refusals", test_open_refusals},
+        {"crypto threads: calls after one handed over see it done", test_threads_order},
         {NULL, NULL},
 };
 
