@@ -319,10 +319,10 @@ cli_call_run_init(struct cli_call *c, const CK_MECHANISM *m, CK_OBJECT_HANDLE ke
 		k.len = kb.len;
 	}
 	proto_buf_free(&kb);
-	if (k.len != 0 && c->enc_rv == CKR_OK && proto_frame_finish(&c->req) == 0) {
-		if ((d = calloc(1, sizeof(*d))) == NULL) {
-			return CKR_HOST_MEMORY;
-		}
+	/* Short of memory for the deferral, the init runs now, as it would undeferred.
+	 * (Finishing the frame here and again in cli_call_run writes the same length.) */
+	if (k.len != 0 && c->enc_rv == CKR_OK && proto_frame_finish(&c->req) == 0 &&
+	    (d = calloc(1, sizeof(*d))) != NULL) {
 		d->id = c->id;
 		d->req = c->req;
 		d->key = k;
