@@ -946,7 +946,12 @@ offload(struct call *c, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG inlen, 
 	j->req_id = c->dec->req_id;
 	j->has = has;
 	j->inlen = inlen;
+	/* An RSA result is at most the modulus: a larger buffer would only hold zeros (a
+	 * megabyte each, for a hashing mechanism fed a megabyte). */
 	j->outlen = out_len(c, cap, OUT_BOUND(inlen));
+	if (part_op_out_max(op) != 0 && j->outlen > part_op_out_max(op)) {
+		j->outlen = part_op_out_max(op);
+	}
 	j->outcap = has ? j->outlen : 0;
 	if ((j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL ||
 	    (has && (j->out = OPENSSL_malloc(j->outcap != 0 ? j->outcap : 1)) == NULL)) {

@@ -237,6 +237,9 @@ CK_RV part_op_digest_key(struct part_op *op, const struct part_key *key) PART_WU
  * read-only: several operations may run on several threads at once, one operation on one
  * thread at a time. */
 int part_op_heavy(const struct part_op *op);
+/* The most one call of a heavy operation can output (the RSA modulus, in bytes): an output
+ * buffer of this size never comes back CKR_BUFFER_TOO_SMALL. 0 for other operations. */
+CK_ULONG part_op_out_max(const struct part_op *op);
 
 /* Frees an operation and wipes its state (buffered plaintext, cached result). */
 void part_op_free(struct part_op *op);

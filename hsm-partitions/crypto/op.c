@@ -102,6 +102,12 @@ part_op_heavy(const struct part_op *op)
 	        op->kind == PART_OP_DECRYPT);
 }
 
+CK_ULONG
+part_op_out_max(const struct part_op *op)
+{
+	return part_op_heavy(op) ? (CK_ULONG)op->k : 0;
+}
+
 void
 part_op_free(struct part_op *op)
 {

@@ -312,6 +312,7 @@ test_rsa_private_calls(void)
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, pkcs = {CKM_RSA_PKCS, NULL, 0};
 	CK_ULONG bits = 2048;
 	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	static CK_BYTE big[65536];
 	CK_BYTE sig[256], sig2[256], ct[256], out[256];
 	CK_ULONG l, l2, cl, ol;
 	CK_OBJECT_HANDLE pub, priv;
@@ -332,11 +333,16 @@ test_rsa_private_calls(void)
 	CU_ASSERT_EQUAL(l, 256);
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig, &l),
 	                CKR_OPERATION_NOT_INITIALIZED);
-	/* PKCS #1 v1.5 is deterministic: a second signature is the same bytes */
+	/* PKCS #1 v1.5 is deterministic: a second signature is the same bytes, whatever the
+	 * buffer's size */
 	l2 = sizeof(sig2);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, sig2, &l2), CKR_OK);
 	CU_ASSERT(l2 == 256 && memcmp(sig, sig2, 256) == 0);
+	l2 = sizeof(big);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, big, &l2), CKR_OK);
+	CU_ASSERT(l2 == 256 && memcmp(sig, big, 256) == 0);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_VerifyInit, h, &sha, pub), CKR_OK);
 	CU_ASSERT_EQUAL(ck_verify(h, msg, 64, sig, l), CKR_OK);
 	/* decryption: a ciphertext that does not decrypt ends the operation */
@@ -356,7 +362,7 @@ test_rsa_private_calls(void)
 	CU_ASSERT(ol == 6 && memcmp(out, "secret", 6) == 0);
 	/* with crypto threads, every C_Sign and C_Decrypt above with an operation to run was
 	 * handed over */
-	CU_ASSERT_EQUAL(tlater - later, tthreads > 1 ? 6u : 0u);
+	CU_ASSERT_EQUAL(tlater - later, tthreads > 1 ? 7u : 0u);
 	t_teardown();
 }
 
