@@ -39,6 +39,29 @@ usage(FILE *f)
 	           "hand.\n");
 }
 
+/* partitions[].crypto_threads, or one per online CPU (up to CRYPTO_THREADS_AUTO_MAX). */
+static unsigned
+crypto_threads(const struct cfg_partition *p)
+{
+	long ncpu;
+
+	if (p->crypto_threads != 0) {
+		return p->crypto_threads;
+	}
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	return ncpu < 1                         ? 1
+	       : ncpu > CRYPTO_THREADS_AUTO_MAX ? CRYPTO_THREADS_AUTO_MAX
+	                                        : (unsigned)ncpu;
+}
+
+/* Slower, not wrong: every call is then served on the loop thread. */
+static void
+no_threads(const char *partition, int r)
+{
+	fprintf(stderr, "hsmgate-worker: partition %s: no crypto threads (%s); serving in line\n",
+	        partition, part_strerror(r));
+}
+
 /* backend: pkcs11 — the vendor module's token behind the same IPC loop. The process
  * hardening of the soft worker (no dumps, no new privileges) applies too: the vendor module
  * holds the PIN-derived login state in this process. Exit status as for the soft worker. */
@@ -77,6 +100,9 @@ serve_passthrough(const struct cfg_daemon *cfg, const struct cfg_partition *p, i
 		part_pt_free(pt);
 		return 1;
 	}
+	if ((r = part_pt_threads(pt, crypto_threads(p))) != 0) {
+		no_threads(p->name, r);
+	}
 	r = part_pt_serve(pt, fd);
 	part_pt_free(pt);
 	if (r == 0) {
@@ -103,7 +129,7 @@ main(int argc, char **argv)
 	struct part_worker *w = NULL;
 	char err[512], *end;
 	unsigned threads;
-	long fd = -1, ncpu;
+	long fd = -1;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -168,25 +194,14 @@ main(int argc, char **argv)
 	wo.max_frame = cfg->limits.max_frame;
 	/* The worker copies what it keeps, so the config can go right after. */
 	r = part_worker_start(&wo, &w);
-	threads = p->crypto_threads;
+	threads = crypto_threads(p);
 	cfg_daemon_free(cfg);
 	if (r != 0) {
 		fprintf(stderr, "hsmgate-worker: partition %s: %s\n", partition, part_strerror(r));
 		return 1;
 	}
-	if (threads == 0) {
-		/* One per CPU: the loop thread takes its share of the work too. */
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = ncpu < 1                         ? 1
-		          : ncpu > CRYPTO_THREADS_AUTO_MAX ? CRYPTO_THREADS_AUTO_MAX
-		                                           : (unsigned)ncpu;
-	}
 	if ((r = part_worker_threads(w, threads)) != 0) {
-		/* Slower, not wrong: every call is then served on the loop thread. */
-		fprintf(stderr,
-		        "hsmgate-worker: partition %s: no crypto threads (%s); serving in "
-		        "line\n",
-		        partition, part_strerror(r));
+		no_threads(partition, r);
 	}
 	r = part_worker_serve(w, (int)fd);
 	part_worker_free(w);

@@ -409,6 +409,41 @@ unsigned part_pool_helpers(const struct part_pool *p);
 /* Waits (part_pool_wait) and joins the helpers. NULL is a no-op. */
 void part_pool_free(struct part_pool *p);
 
+/* later.c: one-shot calls a backend hands to a pool and answers later (see its top comment).
+ * A NULL part_later (threads <= 1) hands nothing over; every function accepts it. `arg` is
+ * the backend's, passed to finish(). */
+#define PART_LATER_JOBS 64 /* jobs out at once; the next waits for all of them */
+struct part_job {
+	struct part_task task; /* first */
+	uint64_t conn;
+	CK_SESSION_HANDLE h; /* the client's session handle */
+	unsigned idx;        /* later.c's */
+	/* On the loop thread once the job has run: ends what the in-line call would have ended,
+	 * appends the reply frame; 0 or a PART_ERR_*. */
+	int (*finish)(struct part_job *j, void *arg, struct proto_buf *frame);
+	void (*free)(struct part_job *j); /* wipes what it held */
+};
+struct part_later;
+/* A reply frame (both backends): REPLY, `call`, `req_id`, the CK_RV, then `fields` when the
+ * call has response fields for that rv; a `fields` that failed to encode turns the rv into
+ * CKR_DEVICE_MEMORY (no memory) or CKR_GENERAL_ERROR. PART_ERR_NOMEM. */
+int part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req_id, CK_RV rv,
+                     struct proto_buf *reply) PART_WUR;
+/* *out NULL for threads <= 1. PART_ERR_INVALID (threads > PART_THREADS_MAX),
+ * PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS. */
+int part_later_new(unsigned threads, struct part_later **out) PART_WUR;
+void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
+/* Whether a request may be served now, or must wait for the jobs (part_later_settle). */
+int part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
+                           const uint8_t *body, size_t len);
+void part_later_settle(struct part_later *l, void *arg);
+/* The part_worker_flush/pending/help/later_fd of part.h, for any backend. */
+int part_later_flush(struct part_later *l, void *arg, struct proto_buf *out, int all) PART_WUR;
+unsigned part_later_pending(const struct part_later *l);
+int part_later_help(struct part_later *l);
+int part_later_fd(const struct part_later *l);
+void part_later_free(struct part_later *l, void *arg);
+
 /* keys.c: C_GenerateKey, C_GenerateKeyPair, C_WrapKey, C_UnwrapKey, C_DeriveKey. */
 CK_RV part_key_gen(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
                    const CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out);

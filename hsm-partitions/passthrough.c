@@ -83,8 +83,9 @@ struct part_pt {
 	unsigned nsessions;
 	uint32_t next_n;
 	struct pt_conn *conns;
-	CK_USER_TYPE vuser;  /* the vendor's login: PART_USER_NONE, CKU_SO or CKU_USER */
-	struct part_pin pin; /* hash of the PIN that logged the vendor in */
+	CK_USER_TYPE vuser;       /* the vendor's login: PART_USER_NONE, CKU_SO or CKU_USER */
+	struct part_pin pin;      /* hash of the PIN that logged the vendor in */
+	struct part_later *later; /* threads calling the vendor (part_pt_threads); NULL: none */
 };
 
 struct call {
@@ -94,6 +95,29 @@ struct call {
 	struct proto_cur in;
 	struct proto_arena *a;
 	struct proto_buf *out;
+	unsigned call;
+	uint32_t req_id;
+	int later; /* handed to a thread (vendor_later): no reply now */
+};
+
+/*
+ * A one-shot call made to the vendor from another thread (later.c): the vendor's own time
+ * (a network HSM's round trip, its cryptography) no longer holds up the partition's other
+ * sessions. PKCS #11 allows calls on different sessions from different threads of a module
+ * initialised with CKF_OS_LOCKING_OK (part_pt_open); later.c keeps the calls of one session
+ * in order. The input is a copy: the IPC buffer is wiped and reused before the call runs.
+ */
+struct pt_job {
+	struct part_job base; /* first */
+	CK_SESSION_HANDLE vh;
+	CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
+	CK_RV (*verify)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG);
+	unsigned call;
+	uint32_t req_id;
+	uint8_t *in, *in2, *out; /* OPENSSL_clear_free */
+	CK_ULONG inlen, in2len, cap, len;
+	int has;
+	CK_RV rv;
 };
 
 /* ---- sessions and connections ----------------------------------------------------------- */
@@ -266,6 +290,112 @@ put_out(struct call *c, CK_RV rv, const CK_BYTE *buf, CK_ULONG cap, CK_ULONG len
 		return encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
 	}
 	return rv;
+}
+
+static void
+job_free(struct part_job *pj)
+{
+	struct pt_job *j = (struct pt_job *)pj;
+
+	OPENSSL_clear_free(j->in, j->inlen);
+	OPENSSL_clear_free(j->in2, j->in2len);
+	OPENSSL_clear_free(j->out, j->cap);
+	free(j);
+}
+
+static void
+job_run(struct part_task *t)
+{
+	struct pt_job *j = (struct pt_job *)t;
+
+	if (j->verify != NULL) {
+		j->rv = j->verify(j->vh, j->in, j->inlen, j->in2, j->in2len);
+		return;
+	}
+	j->len = j->cap;
+	j->rv = j->fn(j->vh, j->in, j->inlen, j->has ? j->out : NULL, &j->len);
+}
+
+/* Back on the loop thread: the reply part_pt_handle would have built. */
+static int
+job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct pt_job *j = (struct pt_job *)pj;
+	struct part_pt *p = arg;
+	struct call c = {.p = p, .out = &p->out};
+	CK_RV rv = j->rv;
+	int r;
+
+	proto_buf_reset(&p->out);
+	if (j->verify == NULL) {
+		rv = put_out(&c, j->rv, j->has ? j->out : NULL, j->cap, j->len);
+	}
+	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
+	proto_buf_reset(&p->out);
+	return r;
+}
+
+/* Hands a one-shot call to the vendor-calling threads: 1 (c->later set), or 0 to call the
+ * vendor in line (no threads, or no memory for the copies: the same answer, slower). `in2`
+ * is C_Verify's signature; `fn` is NULL for C_Verify. */
+static int
+vendor_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh,
+             CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR),
+             const CK_BYTE *in, CK_ULONG inlen, const CK_BYTE *in2, CK_ULONG in2len, int has,
+             CK_ULONG cap)
+{
+	struct pt_job *j;
+
+	if (c->p->later == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
+		return 0;
+	}
+	j->base.task.run = job_run;
+	j->base.conn = c->conn;
+	j->base.h = h;
+	j->base.finish = job_finish;
+	j->base.free = job_free;
+	j->vh = vh;
+	j->fn = fn;
+	j->verify = fn == NULL ? c->f->C_Verify : NULL;
+	j->call = c->call;
+	j->req_id = c->req_id;
+	j->has = has;
+	j->inlen = inlen;
+	j->in2len = in2len;
+	j->cap = has ? out_cap(c, cap) : 0;
+	if ((j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL ||
+	    (j->verify != NULL && (j->in2 = OPENSSL_malloc(in2len != 0 ? in2len : 1)) == NULL) ||
+	    (has && (j->out = OPENSSL_malloc(j->cap != 0 ? j->cap : 1)) == NULL)) {
+		job_free(&j->base);
+		return 0;
+	}
+	if (inlen != 0) {
+		memcpy(j->in, in, inlen);
+	}
+	if (in2len != 0) {
+		memcpy(j->in2, in2, in2len);
+	}
+	part_later_submit(c->p->later, c->p, &j->base);
+	c->later = 1;
+	return 1;
+}
+
+/* The calls vendor_later takes: one-shot, on one session. */
+static int
+one_shot(unsigned call)
+{
+	switch (call) {
+	case PROTO_CALL_C_Encrypt:
+	case PROTO_CALL_C_Decrypt:
+	case PROTO_CALL_C_Digest:
+	case PROTO_CALL_C_Sign:
+	case PROTO_CALL_C_SignRecover:
+	case PROTO_CALL_C_VerifyRecover:
+	case PROTO_CALL_C_Verify:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 static CK_RV
@@ -857,7 +987,13 @@ h_in_out(struct call *c,
 	if (!GET_U(h) || !GET_Y(in, inlen) || !GET_O(has, cap) || !END) {
 		return BAD;
 	}
-	if ((rv = vs(c, h, &vh)) != CKR_OK || (rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
+	if ((rv = vs(c, h, &vh)) != CKR_OK) {
+		return rv;
+	}
+	if (one_shot(c->call) && vendor_later(c, h, vh, fn, in, inlen, NULL, 0, has, cap)) {
+		return CKR_OK;
+	}
+	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
 		return rv;
 	}
 	len = cap;
@@ -917,6 +1053,9 @@ h_verify(struct call *c)
 	}
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
+	}
+	if (vendor_later(c, h, vh, NULL, data, dlen, sig, slen, 0, 0)) {
+		return CKR_OK;
 	}
 	return c->f->C_Verify(vh, (CK_BYTE_PTR)data, dlen, (CK_BYTE_PTR)sig, slen);
 }
@@ -1231,28 +1370,22 @@ part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *ctx,
 	    hdr.type != PROTO_MSG_REQUEST || (size_t)PROTO_HDR_BYTES + hdr.body_len != len) {
 		return PART_ERR_IPC;
 	}
+	if (!part_later_may_overlap(p->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
+	                            hdr.body_len)) {
+		part_later_settle(p->later, p);
+	}
 	memset(&c, 0, sizeof(c));
 	c.p = p;
 	c.f = p->f;
 	c.conn = conn_id;
 	c.a = p->arena;
 	c.out = &p->out;
+	c.call = hdr.call;
+	c.req_id = hdr.req_id;
 	proto_cur_init(&c.in, frame + PROTO_HDR_BYTES, hdr.body_len);
 	proto_buf_reset(&p->out);
 	rv = dispatch(&c, hdr.call);
-	if (p->out.failed) {
-		rv = encoded(p->out.failed, rv);
-	}
-	if ((r = proto_frame_begin(reply, PROTO_MSG_REPLY, hdr.call, 0, hdr.req_id)) != 0 ||
-	    (r = proto_put_u64(reply, rv)) != 0 ||
-	    (proto_reply_has_fields(hdr.call, rv) &&
-	     (r = proto_put_raw(reply, p->out.data, p->out.len)) != 0) ||
-	    (r = proto_frame_finish(reply)) != 0) {
-		r = PART_ERR_NOMEM;
-		goto out;
-	}
-	r = 0;
-out:
+	r = c.later ? PART_LATER : part_reply_frame(&p->out, hdr.call, hdr.req_id, rv, reply);
 	/* Both may hold secrets (attribute values, plaintext, random bytes). */
 	proto_buf_reset(&p->out);
 	proto_arena_reset(p->arena);
@@ -1262,7 +1395,16 @@ out:
 void
 part_pt_conn_closed(struct part_pt *p, uint64_t conn_id)
 {
+	part_later_settle(p->later, p); /* its sessions may be in a call */
 	conn_close_all(p, conn_id);
+}
+
+int
+part_pt_threads(struct part_pt *p, unsigned n)
+{
+	part_later_free(p->later, p);
+	p->later = NULL;
+	return part_later_new(n, &p->later);
 }
 
 /* ---- open, serve, free ------------------------------------------------------------------ */
@@ -1337,8 +1479,8 @@ part_pt_open(const struct part_pt_opts *o, struct part_pt **out)
 		r = PART_ERR_IO;
 		goto out;
 	}
-	/* The worker is single-threaded, but the vendor may start threads of its own: let it
-	 * use the OS's locks. */
+	/* The worker calls the vendor from several threads (part_pt_threads), and the vendor
+	 * may start threads of its own: it uses the OS's locks. */
 	memset(&args, 0, sizeof(args));
 	args.flags = CKF_OS_LOCKING_OK;
 	if ((rv = p->f->C_Initialize(&args)) != CKR_OK) {
@@ -1373,6 +1515,7 @@ part_pt_free(struct part_pt *p)
 	if (p == NULL) {
 		return;
 	}
+	part_later_free(p->later, p); /* before C_Finalize: no call may be running then */
 	while ((s = p->sessions) != NULL) {
 		p->sessions = s->next;
 		free(s);
@@ -1407,13 +1550,38 @@ pt_conn_closed(void *arg, uint64_t conn)
 	part_pt_conn_closed(arg, conn);
 }
 
+static int
+pt_flush(void *arg, struct proto_buf *out, int all)
+{
+	struct part_pt *p = arg;
+
+	return part_later_flush(p->later, p, out, all);
+}
+
+static unsigned
+pt_pending(void *arg)
+{
+	return part_later_pending(((struct part_pt *)arg)->later);
+}
+
+static int
+pt_help(void *arg)
+{
+	return part_later_help(((struct part_pt *)arg)->later);
+}
+
+static int
+pt_later_fd(void *arg)
+{
+	return part_later_fd(((struct part_pt *)arg)->later);
+}
+
 int
 part_pt_serve(struct part_pt *p, int fd)
 {
-	/* No key-level policy yet: the worker does not know the vendor's objects' refs. */
 	/* No key-level policy in the passthrough backend yet: no policy and no decision hooks. */
-	struct part_ipc_handler h = {p,    p->max_frame, pt_handle, pt_conn_closed, NULL,
-	                             NULL, NULL,         NULL,      NULL,           NULL};
+	struct part_ipc_handler h = {p,    p->max_frame, pt_handle,  pt_conn_closed, NULL,
+	                             NULL, pt_flush,     pt_pending, pt_help,        pt_later_fd};
 
 	return part_ipc_serve(&h, fd);
 }

@@ -7,7 +7,7 @@
  * session's operation (its own EVP contexts over a shared, read-only EVP_PKEY, which
  * OpenSSL 3 allows from several threads), a copy of the input and an output buffer, and
  * takes them back from part_pool_done(). The loop thread never touches a handed-over
- * operation until then; worker.c waits before any call that could (worker_settle).
+ * operation until then; later.c waits before any call that could (part_later_settle).
  *
  * A task that has run goes on the done list, and the pool's eventfd is readable while that
  * list is not empty (both change under the mutex), so the loop thread can wait for a

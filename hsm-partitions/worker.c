@@ -30,17 +30,11 @@ struct worker_decision {
 	char ref[PART_REF_LEN + 1]; /* the key the first action was on; empty: the partition */
 };
 
-/* At most this many calls handed to the crypto threads before the loop thread waits for
- * them: bounds the copies of inputs and outputs held at once. */
-#define JOBS_MAX 64
-
-/* A one-shot call handed to the crypto threads (part_crypt_lend). Its input is a copy: the
- * IPC buffer it came in is wiped and reused before the call runs. */
+/* A one-shot call handed to the crypto threads (part_crypt_lend, later.c). Its input is a
+ * copy: the IPC buffer it came in is wiped and reused before the call runs. */
 struct worker_job {
-	struct part_task task; /* first: run() gets it back */
-	struct part_op *op;    /* the session's; used by this job alone until settled */
-	uint64_t conn;
-	CK_SESSION_HANDLE h;
+	struct part_job base; /* first */
+	struct part_op *op;   /* the session's; used by this job alone until finished */
 	enum part_op_kind kind;
 	unsigned call;
 	uint32_t req_id;
@@ -48,7 +42,6 @@ struct worker_job {
 	CK_ULONG inlen, outcap, outlen;
 	int has; /* the application passed an output buffer (else a size query) */
 	CK_RV rv;
-	unsigned idx; /* in w->jobs */
 };
 
 struct part_worker {
@@ -58,13 +51,7 @@ struct part_worker {
 	struct proto_arena *arena; /* allocations of the current request */
 	struct proto_buf out;      /* response fields of the current request */
 	struct part_authz *authz;  /* key-level policy (authz.c) */
-	/* crypto threads (part_worker_threads); NULL: every call in line */
-	struct part_pool *pool;
-	struct worker_job *jobs[JOBS_MAX]; /* handed over, not settled */
-	unsigned n_jobs;
-	struct proto_buf done;  /* IPC replies of settled jobs, for part_worker_flush */
-	struct proto_buf frame; /* one settled job's reply frame */
-	struct proto_buf msg;   /* and its IPC message */
+	struct part_later *later;  /* crypto threads (part_worker_threads); NULL: all in line */
 };
 
 struct call {
@@ -895,11 +882,10 @@ h_crypt_init(struct call *c)
 }
 
 static void
-job_free(struct worker_job *j)
+job_free(struct part_job *pj)
 {
-	if (j == NULL) {
-		return;
-	}
+	struct worker_job *j = (struct worker_job *)pj;
+
 	OPENSSL_clear_free(j->in, j->inlen);
 	OPENSSL_clear_free(j->out, j->outcap);
 	free(j);
@@ -913,7 +899,24 @@ job_run(struct part_task *t)
 	j->rv = part_op_oneshot(j->op, j->in, j->inlen, j->has ? j->out : NULL, &j->outlen);
 }
 
-static void worker_settle(struct part_worker *w);
+/* Back on the loop thread: the operation ends as part_crypt_oneshot would have ended it,
+ * and the reply is built as part_worker_handle would have built it. */
+static int
+job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct worker_job *j = (struct worker_job *)pj;
+	struct part_worker *w = arg;
+	struct call c = {.out = &w->out};
+	int r;
+
+	part_crypt_settle(w->tok, pj->conn, pj->h, j->kind, j->rv, j->has ? j->out : NULL,
+	                  &j->outlen);
+	proto_buf_reset(&w->out);
+	r = part_reply_frame(&w->out, j->call, j->req_id,
+	                     put_out(&c, j->rv, j->has ? j->out : NULL, j->outlen), frame);
+	proto_buf_reset(&w->out);
+	return r;
+}
 
 /* Hands the call to the crypto threads if its session's operation is worth it: 1, with
  * c->later set; 0 when it is to be served in line (also when memory is short: the same
@@ -927,20 +930,19 @@ offload(struct call *c, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG inlen, 
 	struct worker_job *j;
 	struct part_op *op;
 
-	if (w->pool == NULL || (in == NULL && inlen != 0) ||
+	if (w->later == NULL || (in == NULL && inlen != 0) ||
 	    (op = part_crypt_lend(c->t, c->conn, h, kind)) == NULL) {
 		return 0;
-	}
-	if (w->n_jobs == JOBS_MAX) {
-		worker_settle(w); /* not on this session: may_overlap waited for that */
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		return 0;
 	}
-	j->task.run = job_run;
+	j->base.task.run = job_run;
+	j->base.conn = c->conn;
+	j->base.h = h;
+	j->base.finish = job_finish;
+	j->base.free = job_free;
 	j->op = op;
-	j->conn = c->conn;
-	j->h = h;
 	j->kind = kind;
 	j->call = c->call;
 	j->req_id = c->dec->req_id;
@@ -955,15 +957,13 @@ offload(struct call *c, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG inlen, 
 	j->outcap = has ? j->outlen : 0;
 	if ((j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL ||
 	    (has && (j->out = OPENSSL_malloc(j->outcap != 0 ? j->outcap : 1)) == NULL)) {
-		job_free(j);
+		job_free(&j->base);
 		return 0;
 	}
 	if (inlen != 0) {
 		memcpy(j->in, in, inlen);
 	}
-	j->idx = w->n_jobs;
-	w->jobs[w->n_jobs++] = j;
-	part_pool_submit(w->pool, &j->task);
+	part_later_submit(w->later, w, &j->base);
 	c->later = 1;
 	return 1;
 }
@@ -1377,10 +1377,6 @@ part_worker_open(const struct part_worker_opts *o, struct part_worker **out)
 	}
 	w->max_frame = o->max_frame != 0 ? o->max_frame : PROTO_MAX_FRAME_DEFAULT;
 	proto_buf_init(&w->out);
-	proto_buf_init(&w->done);
-	proto_buf_init(&w->frame);
-	proto_buf_init(&w->msg);
-	w->done.max = SIZE_MAX / 2; /* at most JOBS_MAX replies of a few hundred bytes */
 	/* Response fields never exceed a frame: the header and the CK_RV take the rest. */
 	w->out.max = w->max_frame - PROTO_HDR_BYTES - 8;
 	if ((w->arena = proto_arena_new()) == NULL) {
@@ -1408,11 +1404,7 @@ part_worker_free(struct part_worker *w)
 	if (w == NULL) {
 		return;
 	}
-	worker_settle(w);
-	part_pool_free(w->pool);
-	proto_buf_free(&w->done);
-	proto_buf_free(&w->frame);
-	proto_buf_free(&w->msg);
+	part_later_free(w->later, w); /* finishing a job needs the token */
 	part_token_free(w->tok);
 	part_authz_free(w->authz);
 	proto_arena_free(w->arena);
@@ -1429,183 +1421,40 @@ part_worker_max_frame(const struct part_worker *w)
 void
 part_worker_conn_closed(struct part_worker *w, uint64_t conn_id)
 {
-	worker_settle(w); /* its sessions may be lent out */
+	part_later_settle(w->later, w); /* its sessions may be lent out */
 	part_session_drop_conn(w->tok, conn_id);
-}
-
-/* The reply frame of `call`: its CK_RV, then the response fields in w->out when the call
- * has them for that rv. */
-static int
-reply_build(struct part_worker *w, unsigned call, uint32_t req_id, CK_RV rv,
-            struct proto_buf *reply)
-{
-	if (w->out.failed) {
-		rv = encoded(w->out.failed, rv);
-	}
-	if (proto_frame_begin(reply, PROTO_MSG_REPLY, call, 0, req_id) != 0 ||
-	    proto_put_u64(reply, rv) != 0 ||
-	    (proto_reply_has_fields(call, rv) &&
-	     proto_put_raw(reply, w->out.data, w->out.len) != 0) ||
-	    proto_frame_finish(reply) != 0) {
-		return PART_ERR_NOMEM;
-	}
-	return 0;
-}
-
-/* A job that has run: its operation ends as the in-line call would have ended it, its
- * reply joins w->done, and it leaves w->jobs. A reply that cannot be built is remembered as
- * a failure of w->done, reported by part_worker_flush. */
-static void
-job_settle(struct part_worker *w, struct worker_job *j)
-{
-	struct call c = {.out = &w->out};
-
-	part_crypt_settle(w->tok, j->conn, j->h, j->kind, j->rv, j->has ? j->out : NULL,
-	                  &j->outlen);
-	proto_buf_reset(&w->out);
-	proto_buf_reset(&w->frame);
-	proto_buf_reset(&w->msg);
-	if (reply_build(w, j->call, j->req_id,
-	                put_out(&c, j->rv, j->has ? j->out : NULL, j->outlen), &w->frame) != 0 ||
-	    proto_ipc_begin(&w->msg, PROTO_IPC_REPLY, j->conn) != 0 ||
-	    proto_put_raw(&w->msg, w->frame.data, w->frame.len) != 0 ||
-	    proto_ipc_finish(&w->msg) != 0 ||
-	    proto_put_raw(&w->done, w->msg.data, w->msg.len) != 0) {
-		w->done.failed = w->done.failed != 0 ? w->done.failed : PROTO_ERR_NOMEM;
-	}
-	/* Signatures, plaintext: wiped before reuse. */
-	proto_buf_reset(&w->out);
-	proto_buf_reset(&w->frame);
-	proto_buf_reset(&w->msg);
-	w->jobs[j->idx] = w->jobs[--w->n_jobs];
-	w->jobs[j->idx]->idx = j->idx;
-	w->jobs[w->n_jobs] = NULL;
-	job_free(j);
-}
-
-/* Settles the jobs that have run, without waiting. */
-static void
-worker_collect(struct part_worker *w)
-{
-	struct part_task *t, *next;
-
-	if (w->pool == NULL || w->n_jobs == 0) {
-		return;
-	}
-	for (t = part_pool_done(w->pool); t != NULL; t = next) {
-		next = t->next;
-		job_settle(w, (struct worker_job *)t);
-	}
-}
-
-/* Waits for every job handed over (running those no helper has started) and settles them. */
-static void
-worker_settle(struct part_worker *w)
-{
-	if (w->n_jobs == 0) {
-		return;
-	}
-	part_pool_wait(w->pool);
-	worker_collect(w);
-}
-
-/* Whether a request may be served while jobs are out: an init or a one-shot call of the
- * crypt family on a session no job holds. Such a call touches its own session and reads
- * objects; a job touches its operation alone. Anything else waits (worker_settle). */
-static int
-may_overlap(const struct part_worker *w, uint64_t conn, unsigned call, const uint8_t *body,
-            size_t len)
-{
-	CK_SESSION_HANDLE h;
-	struct proto_cur cur;
-	unsigned i;
-
-	switch (call) {
-	case PROTO_CALL_C_EncryptInit:
-	case PROTO_CALL_C_DecryptInit:
-	case PROTO_CALL_C_SignInit:
-	case PROTO_CALL_C_SignRecoverInit:
-	case PROTO_CALL_C_VerifyInit:
-	case PROTO_CALL_C_VerifyRecoverInit:
-	case PROTO_CALL_C_Encrypt:
-	case PROTO_CALL_C_Decrypt:
-	case PROTO_CALL_C_Sign:
-	case PROTO_CALL_C_SignRecover:
-	case PROTO_CALL_C_VerifyRecover:
-		break;
-	default:
-		return 0;
-	}
-	proto_cur_init(&cur, body, len);
-	if (proto_get_ulong(&cur, &h) != 0) {
-		return 0;
-	}
-	for (i = 0; i < w->n_jobs; i++) {
-		if (w->jobs[i]->conn == conn && w->jobs[i]->h == h) {
-			return 0;
-		}
-	}
-	return 1;
 }
 
 int
 part_worker_threads(struct part_worker *w, unsigned n)
 {
-	struct part_pool *p = NULL;
-	int r;
-
-	worker_settle(w);
-	part_pool_free(w->pool);
-	w->pool = NULL;
-	if (n <= 1) {
-		return 0;
-	}
-	if (n - 1 > PART_POOL_MAX) {
-		return PART_ERR_INVALID;
-	}
-	if ((r = part_pool_new(n - 1, &p)) != 0) {
-		return r;
-	}
-	w->pool = p;
-	return 0;
+	part_later_free(w->later, w);
+	w->later = NULL;
+	return part_later_new(n, &w->later);
 }
 
 int
 part_worker_flush(struct part_worker *w, struct proto_buf *out, int all)
 {
-	int r = 0;
-
-	if (w->n_jobs == 0 && w->done.len == 0 && w->done.failed == 0) {
-		return 0; /* every request but those handed over: no lock taken */
-	}
-	if (all) {
-		worker_settle(w);
-	} else {
-		worker_collect(w);
-	}
-	if (w->done.failed || proto_put_raw(out, w->done.data, w->done.len) != 0) {
-		r = PART_ERR_NOMEM;
-	}
-	proto_buf_reset(&w->done);
-	return r;
+	return part_later_flush(w->later, w, out, all);
 }
 
 unsigned
 part_worker_pending(const struct part_worker *w)
 {
-	return w->n_jobs;
+	return part_later_pending(w->later);
 }
 
 int
 part_worker_help(struct part_worker *w)
 {
-	return w->pool != NULL && part_pool_run_one(w->pool);
+	return part_later_help(w->later);
 }
 
 int
 part_worker_later_fd(const struct part_worker *w)
 {
-	return w->pool != NULL ? part_pool_fd(w->pool) : -1;
+	return part_later_fd(w->later);
 }
 
 int
@@ -1622,9 +1471,9 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	    hdr.type != PROTO_MSG_REQUEST || (size_t)PROTO_HDR_BYTES + hdr.body_len != len) {
 		return PART_ERR_IPC;
 	}
-	if (w->n_jobs > 0 &&
-	    !may_overlap(w, conn_id, hdr.call, frame + PROTO_HDR_BYTES, hdr.body_len)) {
-		worker_settle(w);
+	if (!part_later_may_overlap(w->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
+	                            hdr.body_len)) {
+		part_later_settle(w->later, w);
 	}
 	memset(&c, 0, sizeof(c));
 	c.t = w->tok;
@@ -1644,7 +1493,7 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	fn = hdr.call < PROTO_CALL_COUNT ? handlers[hdr.call] : NULL;
 	rv = fn != NULL ? fn(&c) : CKR_FUNCTION_NOT_SUPPORTED;
 	/* A call handed over made no policy decision (its init did) and has no reply yet. */
-	r = c.later ? PART_LATER : reply_build(w, hdr.call, hdr.req_id, rv, reply);
+	r = c.later ? PART_LATER : part_reply_frame(&w->out, hdr.call, hdr.req_id, rv, reply);
 	/* Both may hold secrets (attribute values, random bytes): wiped before reuse. */
 	proto_buf_reset(&w->out);
 	proto_arena_reset(w->arena);

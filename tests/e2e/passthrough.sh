@@ -29,7 +29,8 @@ E2E_EXTRA_PARTITIONS="  - name: p1
     slot: 4
     backend: pkcs11
     module: $SOFTHSM_MODULE
-    token: vendor"
+    token: vendor
+    crypto_threads: 4"
 export E2E_EXTRA_PARTITIONS
 e2e_setup || { fail setup "e2e_setup failed"; exit 1; }
 e2e_start || { fail start "hsmgated did not start"; exit 1; }
@@ -82,6 +83,19 @@ expect_output "the vendor's objects are SoftHSMv2's" "label: +k1" \
 # Its exit code is 0 even on errors: gate on its last line.
 expect_output "pkcs11-tool --test ends with No errors" '^No errors' \
 	p11 alice "${pin[@]}" --test
+
+# --- many application threads: one-shot calls go to the worker's vendor-calling threads -------
+# (crypto_threads: 4 above). RSA signatures checked by OpenSSL and decryptions of OpenSSL's
+# ciphertexts, among session and object calls that must wait for them.
+printf '%s' 1234-user >"$d/vendor-pin"
+check "8 threads x 400 mixed calls on the vendor token, RSA among them" \
+	env HSMGATE_CONF="$d/alice.yaml" "$STRESS" --module "$MODULE" --token vendor \
+	--pin-file "$d/vendor-pin" --threads 8 --calls 400 --rsa
+wpid=$(worker_pid p1)
+[ -n "$wpid" ] && [ "$(ls /proc/"$wpid"/task | wc -l)" -ge 4 ] &&
+	pass "the passthrough worker runs its vendor-calling threads" ||
+	fail "the passthrough worker runs its vendor-calling threads" \
+		"threads: $(ls /proc/"${wpid:-0}"/task 2>/dev/null | wc -l)"
 
 # --- the other tenant does not see the partition ---------------------------------------------
 out=$(p11 bob -L 2>&1)
