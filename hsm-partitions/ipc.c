@@ -207,7 +207,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 	uint32_t body_len;
 	uint64_t conn;
 	uint8_t kind;
-	int policy_noted = 0, r;
+	int policy_noted = 0, gone = 0, r;
 
 	proto_buf_init(&frame);
 	proto_buf_init(&msg);
@@ -223,6 +223,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 	for (;;) {
 		if ((r = io_fill(&io, PROTO_IPC_HDR_BYTES)) == 1) {
 			r = 0; /* the gateway went away */
+			gone = 1;
 			break;
 		}
 		if (r != 0) {
@@ -278,8 +279,9 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 		}
 	}
 out:
-	/* Whatever ends the loop, the requests served before it get their replies. */
-	if (io_flush(&io, 1) != 0 && r == 0) {
+	/* Whatever ends the loop, the requests served before it get their replies (calls
+	 * still out end first). A gateway that went away may not read them: not an error. */
+	if (io_flush(&io, 1) != 0 && r == 0 && !gone) {
 		r = PART_ERR_IO;
 	}
 	if (io.in != NULL) {

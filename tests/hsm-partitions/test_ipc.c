@@ -3,6 +3,7 @@
  * the order of replies with crypto threads. */
 #include "tests/hsm-partitions/part_test.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -177,10 +178,48 @@ test_serve_threads(void)
 	t_teardown();
 }
 
+/* The gateway closes its end with signatures still out: they end, their replies cannot be
+ * written, and the loop still ends as for any EOF (0), not as an I/O error. */
+static void
+test_serve_threads_gateway_gone(void)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SESSION_HANDLE h;
+	struct proto_buf b;
+	void (*old)(int);
+	int sv[2];
+
+	tthreads = 3;
+	t_user_session(&h);
+	tthreads = 0;
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	CU_ASSERT_FATAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv) == CKR_OK);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	proto_buf_init(&b);
+	CU_ASSERT(proto_put_ulong(&b, h) == 0 &&
+	          proto_put_inbytes(&b, (const CK_BYTE *)"data", 4) == 0 &&
+	          proto_put_outbuf_req(&b, (const CK_BYTE *)"", 256) == 0);
+	put_request(sv[0], CONN_A, PROTO_CALL_C_Sign, &b);
+	close(sv[0]);
+	old = signal(SIGPIPE, SIG_IGN); /* hsmgate-worker ignores it too */
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), 0);
+	signal(SIGPIPE, old);
+	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	close(sv[1]);
+	proto_buf_free(&b);
+	t_teardown();
+}
+
 static const struct test_case cases[] = {
         {"serve: replies, CONN_CLOSED, EOF", test_serve},
         {"serve: broken framing", test_serve_broken_framing},
         {"serve with crypto threads: a call that waited is answered after", test_serve_threads},
+        {"serve with crypto threads: the gateway gone with calls out",
+         test_serve_threads_gateway_gone},
         {NULL, NULL},
 };
 
