@@ -8,8 +8,9 @@
  * the gateway may not see (PIN hashes, object values, key material) stays in this process.
  *
  * Conventions (STYLE.md): functions return 0 on success or a negative PART_ERR_* code;
- * CK_RV appears only inside reply frames. Types are opaque. Nothing here is thread-safe: a
- * worker is one single-threaded process, and so is hsmctl.
+ * CK_RV appears only inside reply frames. Types are opaque. Nothing here is thread-safe:
+ * every function is called from the worker's loop thread (or hsmctl's one thread); the
+ * crypto threads a worker may start (part_worker_threads) run only the calls it hands them.
  */
 #ifndef HSMGATE_PART_H
 #define HSMGATE_PART_H
