@@ -2,12 +2,11 @@
  * hsm-partitions/ipc.c — the worker's loop on the gateway's socketpair.
  *
  * Blocking, and one thread: requests of one partition are served in order, so the token
- * model needs no locks. (A soft worker may hand the private-key work of a one-shot call to
- * its crypto threads, pool.c; worker.c keeps the order a client can observe.) Only the
- * gateway writes to this descriptor, and it checks every frame before forwarding it, so
- * broken IPC framing is an internal bug: the loop returns PART_ERR_IPC and the worker exits
- * to be restarted (STYLE.md rule 7). Bad *client* input inside a well-framed request is
- * answered (CKR_ARGUMENTS_BAD) instead.
+ * model needs no locks. (A worker may hand a one-shot call to its crypto threads; later.c
+ * keeps the order a client can observe.) Only the gateway writes to this descriptor, and it
+ * checks every frame before forwarding it, so broken IPC framing is an internal bug: the
+ * loop returns PART_ERR_IPC and the worker exits to be restarted (STYLE.md rule 7). Bad
+ * *client* input inside a well-framed request is answered (CKR_ARGUMENTS_BAD) instead.
  */
 #include "hsm-partitions/part_int.h"
 
@@ -24,9 +23,9 @@
  * Input: one buffer, read as far as the socket holds (one read(2) takes every request the
  * gateway wrote in one go); messages are served in place. Output: the replies of the
  * requests taken from one read are collected and written with one write(2) just before the
- * loop would block again, so a batch costs two system calls, not two per request. A soft
- * worker with crypto threads (pool.c) answers some requests of a batch later: their replies
- * join the batch's write then (h->flush), after the calls handed over have ended.
+ * loop would block again, so a batch costs two system calls, not two per request. A worker
+ * with crypto threads (later.c) answers some requests of a batch later: their replies join
+ * a write as those calls end.
  */
 struct ipc_io {
 	const struct part_ipc_handler *h;
@@ -63,7 +62,7 @@ io_flush(struct ipc_io *io, int all)
 {
 	int r;
 
-	if (io->h->flush != NULL && io->h->flush(io->h->arg, &io->out, all) != 0) {
+	if (part_later_flush(io->h->later, io->h->arg, &io->out, all) != 0) {
 		return PART_ERR_NOMEM;
 	}
 	if (io->out.len == 0) {
@@ -88,15 +87,15 @@ io_idle(struct ipc_io *io)
 		if ((r = io_flush(io, 0)) != 0) {
 			return r;
 		}
-		if (h->pending == NULL || h->pending(h->arg) == 0) {
+		if (part_later_pending(h->later) == 0) {
 			return 0;
 		}
 		pf[0].fd = io->fd;
 		pf[0].events = POLLIN;
-		pf[1].fd = h->later_fd(h->arg);
+		pf[1].fd = part_later_fd(h->later);
 		pf[1].events = POLLIN;
 		pf[0].revents = pf[1].revents = 0;
-		if ((n = poll(pf, 2, 0)) == 0 && h->help(h->arg)) {
+		if ((n = poll(pf, 2, 0)) == 0 && part_later_help(h->later)) {
 			continue; /* ran one here: its reply goes out at the top */
 		}
 		if (n == 0) {
@@ -173,7 +172,7 @@ serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn
 	/* Calls answered later that ended before this one go out ahead of it: a call that had
 	 * to wait for one (a C_DestroyObject of the key a C_Sign uses) is then answered, and
 	 * audited, after it, as it happened. */
-	if (h->flush != NULL && h->flush(h->arg, &io->out, 0) != 0) {
+	if (part_later_flush(h->later, h->arg, &io->out, 0) != 0) {
 		return PART_ERR_NOMEM;
 	}
 	if (h->decision != NULL) {
@@ -323,30 +322,6 @@ worker_decision(void *arg, struct proto_buf *body)
 	return part_worker_decision(arg, body);
 }
 
-static int
-worker_flush(void *arg, struct proto_buf *out, int all)
-{
-	return part_worker_flush(arg, out, all);
-}
-
-static unsigned
-worker_pending(void *arg)
-{
-	return part_worker_pending(arg);
-}
-
-static int
-worker_help(void *arg)
-{
-	return part_worker_help(arg);
-}
-
-static int
-worker_later_fd(void *arg)
-{
-	return part_worker_later_fd(arg);
-}
-
 int
 part_worker_serve(struct part_worker *w, int fd)
 {
@@ -356,10 +331,7 @@ part_worker_serve(struct part_worker *w, int fd)
 	                             worker_conn_closed,
 	                             worker_policy,
 	                             worker_decision,
-	                             worker_flush,
-	                             worker_pending,
-	                             worker_help,
-	                             worker_later_fd};
+	                             part_worker_later(w)};
 
 	return part_ipc_serve(&h, fd);
 }

@@ -128,27 +128,22 @@ int part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct pro
                        const uint8_t *frame, size_t len, struct proto_buf *reply) PART_WUR;
 
 /*
- * Crypto threads (pool.c). With part_worker_threads(w, n), n > 1, part_worker_handle() may
- * hand a one-shot RSA private-key call (C_Sign, C_SignRecover, C_Decrypt) to one of n - 1
- * helper threads and return PART_LATER with nothing in `reply`. Its reply,
- * a whole PROTO_IPC_REPLY message for its connection, is appended to `out` by a later
- * part_worker_flush(): with `all`, that waits for every call handed over (running those no
- * helper has started); without, it takes those that have ended. part_worker_pending()
- * counts the calls not yet flushed; part_worker_later_fd() is readable when some have ended
- * (-1 without threads); part_worker_help() runs one not yet started on the calling thread
- * (1) or finds none (0). Calls are still answered as if served in order: one that could
- * touch a session or object in use by a call handed over waits for it first. n of 0 or 1:
- * every call is served in line (the default). Errors: PART_ERR_INVALID (n > PART_THREADS_MAX),
- * PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS; the worker then serves in line.
+ * Crypto threads (pool.c, later.c). With part_worker_threads(w, n), n > 1,
+ * part_worker_handle() may hand a one-shot RSA private-key call (C_Sign, C_SignRecover,
+ * C_Decrypt) to one of n - 1 helper threads and return PART_LATER with nothing in `reply`.
+ * Its reply, a whole PROTO_IPC_REPLY message for its connection, is appended to `out` by a
+ * later part_worker_flush(): with `all`, that waits for every call handed over (running
+ * those no helper has started); without, it takes those that have ended. Calls are still
+ * answered as if served in order: one that could touch a session or object in use by a
+ * call handed over waits for it first. n of 0 or 1: every call is served in line (the
+ * default). Errors: PART_ERR_INVALID (n > PART_THREADS_MAX), PART_ERR_NOMEM, PART_ERR_IO,
+ * PART_ERR_SYS; the worker then serves in line.
  */
 #define PART_LATER       1
 #define PART_THREADS_MAX 64
 int part_worker_threads(struct part_worker *w, unsigned n) PART_WUR;
 /* PART_ERR_NOMEM when a reply cannot be built (the worker's IPC is then unusable). */
 int part_worker_flush(struct part_worker *w, struct proto_buf *out, int all) PART_WUR;
-unsigned part_worker_pending(const struct part_worker *w);
-int part_worker_later_fd(const struct part_worker *w);
-int part_worker_help(struct part_worker *w);
 
 /* PROTO_IPC_CONN_CLOSED: closes every session of `conn_id` (as C_CloseAllSessions would),
  * destroys its session objects and forgets its login state. Unknown ids are a no-op. */

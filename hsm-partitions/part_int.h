@@ -437,11 +437,16 @@ void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
 int part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
                            const uint8_t *body, size_t len);
 void part_later_settle(struct part_later *l, void *arg);
-/* The part_worker_flush/pending/help/later_fd of part.h, for any backend. */
+/* Appends the replies of the jobs that have ended (all: after waiting for every job, running
+ * those no helper has started) as PROTO_IPC_REPLY messages; PART_ERR_NOMEM when a reply could
+ * not be built. pending: the jobs not yet finished; help: runs one no helper has started on
+ * the calling thread (1) or finds none (0); fd: readable when some have ended (-1 for NULL). */
 int part_later_flush(struct part_later *l, void *arg, struct proto_buf *out, int all) PART_WUR;
 unsigned part_later_pending(const struct part_later *l);
 int part_later_help(struct part_later *l);
 int part_later_fd(const struct part_later *l);
+/* The soft worker's (NULL without crypto threads), for its IPC loop and its tests. */
+struct part_later *part_worker_later(const struct part_worker *w);
 void part_later_free(struct part_later *l, void *arg);
 
 /* keys.c: C_GenerateKey, C_GenerateKeyPair, C_WrapKey, C_UnwrapKey, C_DeriveKey. */
@@ -580,16 +585,11 @@ struct part_ipc_handler {
 	/* Optional: after each request, the body of a PROTO_IPC_AUDIT message to send ahead of
 	 * the reply (1), or none (0); negative on failure. */
 	int (*decision)(void *arg, struct proto_buf *body);
-	/* Optional, all four or none: handle() may return PART_LATER, answering nothing yet
-	 * (part_worker_threads). Before the loop writes its replies it calls flush(), which
-	 * appends those of the calls answered later that have ended (all: after waiting for
-	 * them) as complete IPC messages; non-zero ends the loop. pending() counts the calls
-	 * not yet flushed, later_fd() is readable when some have ended, help() runs one not
-	 * started yet on the loop thread (1) or finds none (0). */
-	int (*flush)(void *arg, struct proto_buf *out, int all);
-	unsigned (*pending)(void *arg);
-	int (*help)(void *arg);
-	int (*later_fd)(void *arg);
+	/* The backend's calls answered later (later.c), whose jobs finish with `arg`; NULL:
+	 * handle() never returns PART_LATER. The loop writes their replies as they end, ahead of
+	 * any reply it builds afterwards, waits for them or runs them while it has nothing to
+	 * read, and waits for all of them when it ends. */
+	struct part_later *later;
 };
 int part_ipc_serve(const struct part_ipc_handler *h, int fd) PART_WUR;
 

@@ -1550,38 +1550,12 @@ pt_conn_closed(void *arg, uint64_t conn)
 	part_pt_conn_closed(arg, conn);
 }
 
-static int
-pt_flush(void *arg, struct proto_buf *out, int all)
-{
-	struct part_pt *p = arg;
-
-	return part_later_flush(p->later, p, out, all);
-}
-
-static unsigned
-pt_pending(void *arg)
-{
-	return part_later_pending(((struct part_pt *)arg)->later);
-}
-
-static int
-pt_help(void *arg)
-{
-	return part_later_help(((struct part_pt *)arg)->later);
-}
-
-static int
-pt_later_fd(void *arg)
-{
-	return part_later_fd(((struct part_pt *)arg)->later);
-}
-
 int
 part_pt_serve(struct part_pt *p, int fd)
 {
 	/* No key-level policy in the passthrough backend yet: no policy and no decision hooks. */
-	struct part_ipc_handler h = {p,    p->max_frame, pt_handle,  pt_conn_closed, NULL,
-	                             NULL, pt_flush,     pt_pending, pt_help,        pt_later_fd};
+	struct part_ipc_handler h = {p,    p->max_frame, pt_handle, pt_conn_closed,
+	                             NULL, NULL,         p->later};
 
 	return part_ipc_serve(&h, fd);
 }

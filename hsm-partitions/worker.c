@@ -1439,22 +1439,10 @@ part_worker_flush(struct part_worker *w, struct proto_buf *out, int all)
 	return part_later_flush(w->later, w, out, all);
 }
 
-unsigned
-part_worker_pending(const struct part_worker *w)
+struct part_later *
+part_worker_later(const struct part_worker *w)
 {
-	return part_later_pending(w->later);
-}
-
-int
-part_worker_help(struct part_worker *w)
-{
-	return part_later_help(w->later);
-}
-
-int
-part_worker_later_fd(const struct part_worker *w)
-{
-	return part_later_fd(w->later);
+	return w->later;
 }
 
 int

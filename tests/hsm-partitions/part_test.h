@@ -6,7 +6,7 @@
 #ifndef HSMGATE_TESTS_PART_TEST_H
 #define HSMGATE_TESTS_PART_TEST_H
 
-#include "hsm-partitions/part.h"
+#include "hsm-partitions/part_int.h"
 #include "tests/lib/test.h"
 
 #include <stdio.h>

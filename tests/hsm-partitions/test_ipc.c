@@ -208,7 +208,7 @@ test_serve_threads_gateway_gone(void)
 	old = signal(SIGPIPE, SIG_IGN); /* hsmgate-worker ignores it too */
 	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), 0);
 	signal(SIGPIPE, old);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
 	close(sv[1]);
 	proto_buf_free(&b);
 	t_teardown();

@@ -231,9 +231,9 @@ test_threads_order(void)
 	/* handed over; a C_CloseSession of its session waits for it, so it signed */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h2, &sha, priv), CKR_OK);
 	CU_ASSERT_EQUAL(sign_raw(CONN_A, h2, 1001, &rv), PART_LATER);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 1);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
 	CU_ASSERT_EQUAL(ck_close(CONN_A, h2), CKR_OK);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
 	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
 	CU_ASSERT(ids[0] == 1001 && rvs[0] == CKR_OK && lens[0] == 256);
 
@@ -249,13 +249,13 @@ test_threads_order(void)
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h3, &sha, priv), CKR_OK);
 	CU_ASSERT_EQUAL(sign_raw(CONN_A, h3, 1004, &rv), PART_LATER);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 1);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
 	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 1005, &rv), PART_LATER);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 2);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 2);
 	/* the eventfd says when they have ended; flushing without waiting takes them */
-	pf.fd = part_worker_later_fd(W);
+	pf.fd = part_later_fd(part_worker_later(W));
 	pf.events = POLLIN;
-	while (part_worker_pending(W) > 0) {
+	while (part_later_pending(part_worker_later(W)) > 0) {
 		CU_ASSERT_FATAL(poll(&pf, 1, 10000) == 1);
 		later_replies(0, CONN_A, ids, rvs, lens, 4);
 	}
@@ -270,14 +270,14 @@ test_threads_order(void)
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
 	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 1007, &rv), PART_LATER);
 	part_worker_conn_closed(W, CONN_A);
-	CU_ASSERT_EQUAL(part_worker_pending(W), 0);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
 	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
 	CU_ASSERT(ids[0] == 1007 && rvs[0] == CKR_OK);
 	CU_ASSERT_EQUAL(ck_close(CONN_A, h), CKR_SESSION_HANDLE_INVALID);
 
 	CU_ASSERT_EQUAL(part_worker_threads(W, PART_THREADS_MAX + 1), PART_ERR_INVALID);
-	CU_ASSERT_EQUAL(part_worker_help(W), 0); /* no pool left: in line */
-	CU_ASSERT_EQUAL(part_worker_later_fd(W), -1);
+	CU_ASSERT_EQUAL(part_later_help(part_worker_later(W)), 0); /* no pool left: in line */
+	CU_ASSERT_EQUAL(part_later_fd(part_worker_later(W)), -1);
 	t_teardown();
 }
 
