@@ -46,3 +46,12 @@ part_pad(char *dst, size_t n, const char *s)
 		memcpy(dst, s, l);
 	}
 }
+
+CK_RV
+part_rv_encoded(int r, CK_RV rv)
+{
+	if (r == 0) {
+		return rv;
+	}
+	return r == PROTO_ERR_NOMEM ? CKR_DEVICE_MEMORY : CKR_GENERAL_ERROR;
+}

@@ -31,9 +31,7 @@ int
 part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req_id, CK_RV rv,
                  struct proto_buf *reply)
 {
-	if (fields->failed) {
-		rv = fields->failed == PROTO_ERR_NOMEM ? CKR_DEVICE_MEMORY : CKR_GENERAL_ERROR;
-	}
+	rv = part_rv_encoded(fields->failed, rv);
 	if (proto_frame_begin(reply, PROTO_MSG_REPLY, call, 0, req_id) != 0 ||
 	    proto_put_u64(reply, rv) != 0 ||
 	    (proto_reply_has_fields(call, rv) &&

@@ -472,6 +472,9 @@ uint32_t part_worker_max_frame(const struct part_worker *w);
 
 /* Blank-pads s (truncated to n bytes) into dst[n], without a NUL (CK_TOKEN_INFO style). */
 void part_pad(char *dst, size_t n, const char *s);
+/* The CK_RV of a call whose response fields failed to encode with proto error r
+ * (CKR_DEVICE_MEMORY for no memory, else CKR_GENERAL_ERROR), or rv when r is 0. */
+CK_RV part_rv_encoded(int r, CK_RV rv);
 
 /* ==== sealed at rest and passthrough (seal.c, masterkey.c, passthrough.c) =================
  * Kept in one block at the end so that edits to the token model above do not collide. */

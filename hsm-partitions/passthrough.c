@@ -228,15 +228,6 @@ conn_close_all(struct part_pt *p, uint64_t conn)
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static CK_RV
-encoded(int r, CK_RV rv)
-{
-	if (r == 0) {
-		return rv;
-	}
-	return r == PROTO_ERR_NOMEM ? CKR_DEVICE_MEMORY : CKR_GENERAL_ERROR;
-}
-
 /* The vendor handle of the client's session `h`, or CKR_SESSION_HANDLE_INVALID. */
 static CK_RV
 vs(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE *vh)
@@ -284,10 +275,10 @@ put_out(struct call *c, CK_RV rv, const CK_BYTE *buf, CK_ULONG cap, CK_ULONG len
 			return CKR_GENERAL_ERROR; /* the vendor wrote past the buffer it was given
 			                           */
 		}
-		return encoded(proto_put_outbuf_reply(c->out, buf, len), rv);
+		return part_rv_encoded(proto_put_outbuf_reply(c->out, buf, len), rv);
 	}
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
-		return encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
+		return part_rv_encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
 	}
 	return rv;
 }
@@ -428,7 +419,7 @@ h_get_slot_info(struct call *c)
 	    (rv = c->f->C_GetSlotInfo(c->p->vslot, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_slot_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_slot_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -445,7 +436,7 @@ h_get_token_info(struct call *c)
 	    (rv = c->f->C_GetTokenInfo(c->p->vslot, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_token_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_token_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -472,7 +463,7 @@ h_get_mechanism_list(struct call *c)
 		return CKR_GENERAL_ERROR;
 	}
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
-		return encoded(
+		return part_rv_encoded(
 		        proto_put_ulongs_reply(c->out, rv == CKR_OK && has ? list : NULL, count),
 		        rv);
 	}
@@ -494,7 +485,7 @@ h_get_mechanism_info(struct call *c)
 	    (rv = c->f->C_GetMechanismInfo(c->p->vslot, type, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_mech_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_mech_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -608,8 +599,8 @@ h_open_session(struct call *c)
 	s->next = p->sessions;
 	p->sessions = s;
 	p->nsessions++;
-	if ((rv = encoded(proto_put_ulong(c->out, proto_session_make(p->slot, s->n)), CKR_OK)) !=
-	    CKR_OK) {
+	if ((rv = part_rv_encoded(proto_put_ulong(c->out, proto_session_make(p->slot, s->n)),
+	                          CKR_OK)) != CKR_OK) {
 		sess_close(p, s); /* the application will never learn the handle */
 		login_sync(p);
 	}
@@ -676,7 +667,7 @@ h_get_session_info(struct call *c)
 		info.state = (info.flags & CKF_RW_SESSION) ? CKS_RW_PUBLIC_SESSION
 		                                           : CKS_RO_PUBLIC_SESSION;
 	}
-	return encoded(proto_put_session_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_session_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -778,7 +769,7 @@ h_create_object(struct call *c)
 	    (rv = c->f->C_CreateObject(vh, t, n, &obj)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, obj), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, obj), rv);
 }
 
 static CK_RV
@@ -797,7 +788,7 @@ h_copy_object(struct call *c)
 	    (rv = c->f->C_CopyObject(vh, src, t, n, &obj)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, obj), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, obj), rv);
 }
 
 static CK_RV
@@ -815,7 +806,7 @@ h_get_object_size(struct call *c)
 	    (rv = c->f->C_GetObjectSize(vh, obj, &size)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, size), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, size), rv);
 }
 
 static CK_RV
@@ -835,7 +826,7 @@ h_get_attribute_value(struct call *c)
 	}
 	rv = c->f->C_GetAttributeValue(vh, obj, t, n);
 	if (proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
-		return encoded(proto_put_attrreply(c->out, t, n), rv);
+		return part_rv_encoded(proto_put_attrreply(c->out, t, n), rv);
 	}
 	return rv;
 }
@@ -900,7 +891,7 @@ h_find_objects(struct call *c)
 	if (count > cap) {
 		return CKR_GENERAL_ERROR;
 	}
-	return encoded(proto_put_ulongs_reply(c->out, buf, count), rv);
+	return part_rv_encoded(proto_put_ulongs_reply(c->out, buf, count), rv);
 }
 
 /* "uu" → "": C_DestroyObject, C_DigestKey */
@@ -1097,7 +1088,7 @@ h_generate_key(struct call *c)
 	    (rv = c->f->C_GenerateKey(vh, &m, t, n, &key)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 static CK_RV
@@ -1121,7 +1112,7 @@ h_generate_key_pair(struct call *c)
 	if ((r = proto_put_ulong(c->out, pub)) == 0) {
 		r = proto_put_ulong(c->out, priv);
 	}
-	return encoded(r, rv);
+	return part_rv_encoded(r, rv);
 }
 
 static CK_RV
@@ -1166,7 +1157,7 @@ h_unwrap_key(struct call *c)
 	            CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 static CK_RV
@@ -1186,7 +1177,7 @@ h_derive_key(struct call *c)
 	    (rv = c->f->C_DeriveKey(vh, &m, base, t, n, &key)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 static CK_RV
@@ -1215,7 +1206,7 @@ h_generate_random(struct call *c)
 	if ((rv = c->f->C_GenerateRandom(vh, buf, cap)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
+	return part_rv_encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
 }
 
 /* ---- dispatch --------------------------------------------------------------------------- */

@@ -73,25 +73,15 @@ typedef CK_RV handler_fn(struct call *c);
 
 #define BAD CKR_ARGUMENTS_BAD
 
-/* The CK_RV of a call whose response fields failed to encode (r != 0), else rv. */
-static CK_RV
-encoded(int r, CK_RV rv)
-{
-	if (r == 0) {
-		return rv;
-	}
-	return r == PROTO_ERR_NOMEM ? CKR_DEVICE_MEMORY : CKR_GENERAL_ERROR;
-}
-
 /* Whether an output-size convention reply carries data or only a length. */
 static CK_RV
 put_out(struct call *c, CK_RV rv, const CK_BYTE *buf, CK_ULONG len)
 {
 	if (rv == CKR_OK && buf != NULL) {
-		return encoded(proto_put_outbuf_reply(c->out, buf, len), rv);
+		return part_rv_encoded(proto_put_outbuf_reply(c->out, buf, len), rv);
 	}
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
-		return encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
+		return part_rv_encoded(proto_put_outbuf_reply(c->out, NULL, len), rv);
 	}
 	return rv;
 }
@@ -117,7 +107,7 @@ h_get_slot_info(struct call *c)
 	if ((rv = part_token_slot_info(c->t, slot, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_slot_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_slot_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -133,7 +123,7 @@ h_get_token_info(struct call *c)
 	if ((rv = part_token_info(c->t, slot, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_token_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_token_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -159,8 +149,8 @@ h_get_mechanism_list(struct call *c)
 	}
 	rv = part_token_mechanisms(c->t, slot, list, &count);
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
-		return encoded(proto_put_ulongs_reply(c->out, rv == CKR_OK ? list : NULL, count),
-		               rv);
+		return part_rv_encoded(
+		        proto_put_ulongs_reply(c->out, rv == CKR_OK ? list : NULL, count), rv);
 	}
 	return rv;
 }
@@ -180,7 +170,7 @@ h_get_mechanism_info(struct call *c)
 	if ((rv = part_token_mechanism_info(c->t, slot, type, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_mech_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_mech_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -256,7 +246,7 @@ h_open_session(struct call *c)
 	if ((rv = part_session_open(c->t, c->conn, slot, flags, &h)) != CKR_OK) {
 		return rv;
 	}
-	if ((rv = encoded(proto_put_ulong(c->out, h), rv)) != CKR_OK) {
+	if ((rv = part_rv_encoded(proto_put_ulong(c->out, h), rv)) != CKR_OK) {
 		/* The application will never learn the handle: do not leave it open. */
 		(void)part_session_close(c->t, c->conn, h);
 	}
@@ -298,7 +288,7 @@ h_get_session_info(struct call *c)
 	if ((rv = part_session_info(c->t, c->conn, h, &info)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_session_info(c->out, &info), rv);
+	return part_rv_encoded(proto_put_session_info(c->out, &info), rv);
 }
 
 static CK_RV
@@ -500,7 +490,7 @@ h_create_object(struct call *c)
 	if ((rv = part_object_create(c->t, c->conn, h, tmpl, n, &obj)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, obj), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, obj), rv);
 }
 
 static CK_RV
@@ -542,7 +532,7 @@ h_get_object_size(struct call *c)
 	if ((rv = part_object_size(c->t, c->conn, h, obj, &size)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, size), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, size), rv);
 }
 
 static CK_RV
@@ -567,7 +557,7 @@ h_get_attribute_value(struct call *c)
 	if (!proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
 		return rv;
 	}
-	return encoded(proto_put_attrreply(c->out, tmpl, n), rv);
+	return part_rv_encoded(proto_put_attrreply(c->out, tmpl, n), rv);
 }
 
 static CK_RV
@@ -627,7 +617,7 @@ h_find_objects(struct call *c)
 	if ((rv = part_object_find(c->t, c->conn, h, list, cap, &count)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulongs_reply(c->out, list, count), rv);
+	return part_rv_encoded(proto_put_ulongs_reply(c->out, list, count), rv);
 }
 
 static CK_RV
@@ -753,7 +743,7 @@ h_generate_random(struct call *c)
 	if ((rv = part_random_generate(c->t, c->conn, h, buf, cap)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
+	return part_rv_encoded(proto_put_outbuf_reply(c->out, buf, cap), rv);
 }
 
 /* ---- keys and cryptographic operations -------------------------------------------------- */
@@ -808,7 +798,7 @@ h_copy_object(struct call *c)
 	if ((rv = part_object_copy(c->t, c->conn, h, obj, tmpl, n, &nobj)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, nobj), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, nobj), rv);
 }
 
 static enum part_op_kind
@@ -1156,7 +1146,7 @@ h_generate_key(struct call *c)
 	if ((rv = part_key_gen(c->t, c->conn, h, &m, tmpl, n, &key)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 static CK_RV
@@ -1188,7 +1178,7 @@ h_generate_key_pair(struct call *c)
 		return rv;
 	}
 	if ((r = proto_put_ulong(c->out, pubh)) != 0 || (r = proto_put_ulong(c->out, privh)) != 0) {
-		return encoded(r, rv);
+		return part_rv_encoded(r, rv);
 	}
 	return rv;
 }
@@ -1258,7 +1248,7 @@ h_unwrap_key(struct call *c)
 	if (rv != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 static CK_RV
@@ -1287,7 +1277,7 @@ h_derive_key(struct call *c)
 	if ((rv = part_key_derive(c->t, c->conn, h, &m, base, tmpl, n, &key)) != CKR_OK) {
 		return rv;
 	}
-	return encoded(proto_put_ulong(c->out, key), rv);
+	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
 /* ---- the table -------------------------------------------------------------------------- */
