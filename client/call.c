@@ -204,32 +204,16 @@ deferred_rv(struct cli_call *c, const struct cli_deferred *d, struct cli_reply *
 	return rv;
 }
 
-/* Whether call `id` is an operation's init (the calls cli_call_run_init runs). */
-static int
-is_init(unsigned id)
-{
-	switch (id) {
-	case PROTO_CALL_C_EncryptInit:
-	case PROTO_CALL_C_DecryptInit:
-	case PROTO_CALL_C_DigestInit:
-	case PROTO_CALL_C_SignInit:
-	case PROTO_CALL_C_SignRecoverInit:
-	case PROTO_CALL_C_VerifyInit:
-	case PROTO_CALL_C_VerifyRecoverInit:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /* Whether call `id` continues the operation init `init` began: same action (C_Sign,
  * C_SignUpdate, C_SignFinal after C_SignInit ...), and not an init itself. If such a call
  * finds the operation missing, it fails without any effect. */
 static int
 continues(unsigned init, unsigned id)
 {
-	return !is_init(id) &&
-	       strcmp(proto_call_get(init)->action, proto_call_get(id)->action) == 0;
+	const struct proto_call_info *ci = proto_call_get(id);
+
+	return (ci->flags & PROTO_CF_OP_INIT) == 0 &&
+	       strcmp(proto_call_get(init)->action, ci->action) == 0;
 }
 
 /* Sends deferred init d on its own and frees it: its CK_RV. */

@@ -133,6 +133,7 @@ int
 part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
                        const uint8_t *body, size_t len)
 {
+	const struct proto_call_info *ci;
 	CK_SESSION_HANDLE h;
 	struct proto_cur cur;
 	unsigned i;
@@ -140,23 +141,8 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 	if (l == NULL || l->n_jobs == 0) {
 		return 1;
 	}
-	switch (call) {
-	case PROTO_CALL_C_EncryptInit:
-	case PROTO_CALL_C_DecryptInit:
-	case PROTO_CALL_C_DigestInit:
-	case PROTO_CALL_C_SignInit:
-	case PROTO_CALL_C_SignRecoverInit:
-	case PROTO_CALL_C_VerifyInit:
-	case PROTO_CALL_C_VerifyRecoverInit:
-	case PROTO_CALL_C_Encrypt:
-	case PROTO_CALL_C_Decrypt:
-	case PROTO_CALL_C_Digest:
-	case PROTO_CALL_C_Sign:
-	case PROTO_CALL_C_SignRecover:
-	case PROTO_CALL_C_Verify:
-	case PROTO_CALL_C_VerifyRecover:
-		break;
-	default:
+	if ((ci = proto_call_get(call)) == NULL ||
+	    (ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT)) == 0) {
 		return 0;
 	}
 	proto_cur_init(&cur, body, len);

@@ -371,24 +371,6 @@ vendor_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh,
 	return 1;
 }
 
-/* The calls vendor_later takes: one-shot, on one session. */
-static int
-one_shot(unsigned call)
-{
-	switch (call) {
-	case PROTO_CALL_C_Encrypt:
-	case PROTO_CALL_C_Decrypt:
-	case PROTO_CALL_C_Digest:
-	case PROTO_CALL_C_Sign:
-	case PROTO_CALL_C_SignRecover:
-	case PROTO_CALL_C_VerifyRecover:
-	case PROTO_CALL_C_Verify:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static CK_RV
 slot_ok(struct call *c, CK_SLOT_ID slot)
 {
@@ -981,7 +963,8 @@ h_in_out(struct call *c,
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
-	if (one_shot(c->call) && vendor_later(c, h, vh, fn, in, inlen, NULL, 0, has, cap)) {
+	if ((proto_call_get(c->call)->flags & PROTO_CF_OP_ONESHOT) != 0 &&
+	    vendor_later(c, h, vh, fn, in, inlen, NULL, 0, has, cap)) {
 		return CKR_OK;
 	}
 	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {

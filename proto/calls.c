@@ -19,6 +19,8 @@
 #define SIN   PROTO_CF_SECRET_IN
 #define SOUT  PROTO_CF_SECRET_OUT
 #define STATE PROTO_CF_STATE
+#define INIT  PROTO_CF_OP_INIT
+#define ONE   PROTO_CF_OP_ONESHOT
 
 #define CALL(fn, rq, rs, act, fl) [PROTO_CALL_##fn] = {PROTO_CALL_##fn, #fn, rq, rs, act, fl}
 
@@ -61,34 +63,34 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         CALL(C_FindObjects, "ul", "L", "hsm.keys.list", SESS),
         CALL(C_FindObjectsFinal, "u", "", "hsm.keys.list", SESS),
         /* Encryption. */
-        CALL(C_EncryptInit, "uMu", "", "hsm.crypto.encrypt", SESS),
-        CALL(C_Encrypt, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
+        CALL(C_EncryptInit, "uMu", "", "hsm.crypto.encrypt", SESS | INIT),
+        CALL(C_Encrypt, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | ONE),
         CALL(C_EncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
         CALL(C_EncryptFinal, "uo", "O", "hsm.crypto.encrypt", SESS),
-        CALL(C_DecryptInit, "uMu", "", "hsm.crypto.decrypt", SESS),
-        CALL(C_Decrypt, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
+        CALL(C_DecryptInit, "uMu", "", "hsm.crypto.decrypt", SESS | INIT),
+        CALL(C_Decrypt, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT | ONE),
         CALL(C_DecryptUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
         CALL(C_DecryptFinal, "uo", "O", "hsm.crypto.decrypt", SESS | SOUT),
         /* Digests. */
-        CALL(C_DigestInit, "uM", "", "hsm.crypto.digest", SESS),
-        CALL(C_Digest, "uyo", "O", "hsm.crypto.digest", SESS),
+        CALL(C_DigestInit, "uM", "", "hsm.crypto.digest", SESS | INIT),
+        CALL(C_Digest, "uyo", "O", "hsm.crypto.digest", SESS | ONE),
         CALL(C_DigestUpdate, "uy", "", "hsm.crypto.digest", SESS),
         CALL(C_DigestKey, "uu", "", "hsm.crypto.digest", SESS),
         CALL(C_DigestFinal, "uo", "O", "hsm.crypto.digest", SESS),
         /* Signatures. */
-        CALL(C_SignInit, "uMu", "", "hsm.crypto.sign", SESS),
-        CALL(C_Sign, "uyo", "O", "hsm.crypto.sign", SESS),
+        CALL(C_SignInit, "uMu", "", "hsm.crypto.sign", SESS | INIT),
+        CALL(C_Sign, "uyo", "O", "hsm.crypto.sign", SESS | ONE),
         CALL(C_SignUpdate, "uy", "", "hsm.crypto.sign", SESS),
         CALL(C_SignFinal, "uo", "O", "hsm.crypto.sign", SESS),
-        CALL(C_SignRecoverInit, "uMu", "", "hsm.crypto.sign", SESS),
-        CALL(C_SignRecover, "uyo", "O", "hsm.crypto.sign", SESS),
-        CALL(C_VerifyInit, "uMu", "", "hsm.crypto.verify", SESS),
+        CALL(C_SignRecoverInit, "uMu", "", "hsm.crypto.sign", SESS | INIT),
+        CALL(C_SignRecover, "uyo", "O", "hsm.crypto.sign", SESS | ONE),
+        CALL(C_VerifyInit, "uMu", "", "hsm.crypto.verify", SESS | INIT),
         /* data, signature */
-        CALL(C_Verify, "uyy", "", "hsm.crypto.verify", SESS),
+        CALL(C_Verify, "uyy", "", "hsm.crypto.verify", SESS | ONE),
         CALL(C_VerifyUpdate, "uy", "", "hsm.crypto.verify", SESS),
         CALL(C_VerifyFinal, "uy", "", "hsm.crypto.verify", SESS),
-        CALL(C_VerifyRecoverInit, "uMu", "", "hsm.crypto.verify", SESS),
-        CALL(C_VerifyRecover, "uyo", "O", "hsm.crypto.verify", SESS | SOUT),
+        CALL(C_VerifyRecoverInit, "uMu", "", "hsm.crypto.verify", SESS | INIT),
+        CALL(C_VerifyRecover, "uyo", "O", "hsm.crypto.verify", SESS | SOUT | ONE),
         /* Dual-function updates: both operations were authorised at their Init; the action
          * names the one whose output leaves the token. */
         CALL(C_DigestEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),

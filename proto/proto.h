@@ -289,6 +289,11 @@ enum proto_call {
 #define PROTO_CF_SECRET_IN     0x10u /* the request carries a PIN or key material */
 #define PROTO_CF_SECRET_OUT    0x20u /* the reply may carry key material or plaintext */
 #define PROTO_CF_STATE         0x40u /* changes token state (audit writes `pending` first) */
+/* What a call does to a session's cryptographic operation (client deferred inits, the
+ * workers' calls answered later): begins one that the session's next calls of the same
+ * action continue (C_SignInit ...), or is a whole single-part one (C_Sign ...). */
+#define PROTO_CF_OP_INIT    0x80u
+#define PROTO_CF_OP_ONESHOT 0x100u
 
 /*
  * Layout strings name the fields of a request and of a reply (after the CK_RV), one letter

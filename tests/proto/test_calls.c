@@ -252,6 +252,21 @@ test_secret_flags(void)
 	for (i = 0; i < sizeof(state) / sizeof(state[0]); i++) {
 		CU_ASSERT(proto_calls[state[i]].flags & PROTO_CF_STATE);
 	}
+	/* operation inits and single-part calls: exactly these */
+	for (i = 0; i < PROTO_CALL_COUNT; i++) {
+		const char *n = proto_calls[i].name;
+		size_t l = n != NULL ? strlen(n) : 0;
+		int init = l > 4 && strcmp(n + l - 4, "Init") == 0 &&
+		           strcmp(n, "C_FindObjectsInit") != 0 && strcmp(n, "C_InitToken") != 0;
+		int one = n != NULL &&
+		          (strcmp(n, "C_Encrypt") == 0 || strcmp(n, "C_Decrypt") == 0 ||
+		           strcmp(n, "C_Digest") == 0 || strcmp(n, "C_Sign") == 0 ||
+		           strcmp(n, "C_SignRecover") == 0 || strcmp(n, "C_Verify") == 0 ||
+		           strcmp(n, "C_VerifyRecover") == 0);
+
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_INIT) != 0, init);
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_ONESHOT) != 0, one);
+	}
 	CU_ASSERT_FALSE(proto_calls[PROTO_CALL_C_Sign].flags &
 	                (PROTO_CF_SECRET_OUT | PROTO_CF_STATE));
 	CU_ASSERT_FALSE(proto_calls[PROTO_CALL_C_GetTokenInfo].flags & PROTO_CF_SECRET_IN);
