@@ -919,6 +919,7 @@ offload(struct call *c, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG inlen, 
 	enum part_op_kind kind = kind_of(c->call);
 	struct worker_job *j;
 	struct part_op *op;
+	CK_ULONG max;
 
 	if (w->later == NULL || (in == NULL && inlen != 0) ||
 	    (op = part_crypt_lend(c->t, c->conn, h, kind)) == NULL) {
@@ -941,8 +942,8 @@ offload(struct call *c, CK_SESSION_HANDLE h, const CK_BYTE *in, CK_ULONG inlen, 
 	/* An RSA result is at most the modulus: a larger buffer would only hold zeros (a
 	 * megabyte each, for a hashing mechanism fed a megabyte). */
 	j->outlen = out_len(c, cap, OUT_BOUND(inlen));
-	if (part_op_out_max(op) != 0 && j->outlen > part_op_out_max(op)) {
-		j->outlen = part_op_out_max(op);
+	if ((max = part_op_out_max(op)) != 0 && j->outlen > max) {
+		j->outlen = max;
 	}
 	j->outcap = has ? j->outlen : 0;
 	if ((j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL ||
