@@ -512,4 +512,28 @@ t_user_session(CK_SESSION_HANDLE *h)
 	CU_ASSERT_FATAL(ck_login(CONN_A, *h, CKU_USER, USER_PIN) == CKR_OK);
 }
 
+/* t_user_session on a worker with `threads` crypto threads, and an RSA-2048 key pair. */
+static void
+t_rsa_session(unsigned threads, CK_SESSION_HANDLE *h, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
+	unsigned saved = tthreads;
+
+	tthreads = threads;
+	t_user_session(h);
+	tthreads = saved;
+	CU_ASSERT_FATAL(ck_genpair(CONN_A, *h, &gen, pt, 1, pt, 0, pub, priv) == CKR_OK);
+}
+
+/* The body of a C_Sign of "data" on session h with a 256-byte output buffer. */
+static void
+t_put_sign(struct proto_buf *b, CK_SESSION_HANDLE h)
+{
+	CU_ASSERT_FATAL(proto_put_ulong(b, h) == 0 &&
+	                proto_put_inbytes(b, (const CK_BYTE *)"data", 4) == 0 &&
+	                proto_put_outbuf_req(b, (const CK_BYTE *)"", 256) == 0);
+}
+
 #endif

@@ -260,19 +260,15 @@ test_sign_verify_ec(void)
 static void
 test_recover_rsa(void)
 {
-	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM pkcs = {CKM_RSA_PKCS, NULL, 0}, x509 = {CKM_RSA_X_509, NULL, 0};
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
-	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	CK_ATTRIBUTE norecover[] = {ATTR(CKA_SIGN_RECOVER, t_no)};
 	CK_BYTE sig[256], out[256], block[256];
 	CK_ULONG l = sizeof(sig), ol = sizeof(out);
 	CK_OBJECT_HANDLE pub, priv;
 	CK_SESSION_HANDLE h;
 
-	t_user_session(&h);
-	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	t_rsa_session(tthreads, &h, &pub, &priv);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignRecoverInit, h, &pkcs, priv), CKR_OK);
 	/* the sign slot is taken; C_Sign is not C_SignRecover */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &pkcs, priv), CKR_OPERATION_ACTIVE);
@@ -308,10 +304,7 @@ test_recover_rsa(void)
 static void
 test_rsa_private_calls(void)
 {
-	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, pkcs = {CKM_RSA_PKCS, NULL, 0};
-	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	static CK_BYTE big[65536];
 	CK_BYTE sig[256], sig2[256], ct[256], out[256];
 	CK_ULONG l, l2, cl, ol;
@@ -319,8 +312,7 @@ test_rsa_private_calls(void)
 	CK_SESSION_HANDLE h;
 	unsigned later = tlater;
 
-	t_user_session(&h);
-	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	t_rsa_session(tthreads, &h, &pub, &priv);
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
 	l = 0;
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, NULL, &l), CKR_OK);

@@ -131,10 +131,7 @@ test_serve_broken_framing(void)
 static void
 test_serve_threads(void)
 {
-	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
-	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	CK_OBJECT_HANDLE pub, priv;
 	CK_SESSION_HANDLE h[3];
 	struct proto_buf b;
@@ -142,10 +139,7 @@ test_serve_threads(void)
 	unsigned call, i;
 	int sv[2];
 
-	tthreads = 3;
-	t_user_session(&h[0]);
-	tthreads = 0;
-	CU_ASSERT_FATAL(ck_genpair(CONN_A, h[0], &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	t_rsa_session(3, &h[0], &pub, &priv);
 	for (i = 0; i < 3; i++) {
 		if (i > 0) {
 			CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h[i]) == CKR_OK);
@@ -156,9 +150,7 @@ test_serve_threads(void)
 	proto_buf_init(&b);
 	for (i = 0; i < 3; i++) {
 		proto_buf_reset(&b);
-		CU_ASSERT(proto_put_ulong(&b, h[i]) == 0 &&
-		          proto_put_inbytes(&b, (const CK_BYTE *)"data", 4) == 0 &&
-		          proto_put_outbuf_req(&b, (const CK_BYTE *)"", 256) == 0);
+		t_put_sign(&b, h[i]);
 		put_request(sv[0], CONN_A, PROTO_CALL_C_Sign, &b);
 	}
 	proto_buf_reset(&b);
@@ -183,26 +175,18 @@ test_serve_threads(void)
 static void
 test_serve_threads_gateway_gone(void)
 {
-	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
-	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	CK_OBJECT_HANDLE pub, priv;
 	CK_SESSION_HANDLE h;
 	struct proto_buf b;
 	void (*old)(int);
 	int sv[2];
 
-	tthreads = 3;
-	t_user_session(&h);
-	tthreads = 0;
-	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	t_rsa_session(3, &h, &pub, &priv);
 	CU_ASSERT_FATAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv) == CKR_OK);
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	proto_buf_init(&b);
-	CU_ASSERT(proto_put_ulong(&b, h) == 0 &&
-	          proto_put_inbytes(&b, (const CK_BYTE *)"data", 4) == 0 &&
-	          proto_put_outbuf_req(&b, (const CK_BYTE *)"", 256) == 0);
+	t_put_sign(&b, h);
 	put_request(sv[0], CONN_A, PROTO_CALL_C_Sign, &b);
 	close(sv[0]);
 	old = signal(SIGPIPE, SIG_IGN); /* hsmgate-worker ignores it too */

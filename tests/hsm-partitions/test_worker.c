@@ -128,8 +128,8 @@ test_open_refusals(void)
 
 /* ---- crypto threads ---------------------------------------------------------------------- */
 
-/* A C_Sign of `msg` with a 256-byte buffer on session h, request id `id`, as connection
- * `conn`, straight to part_worker_handle: its return, and the reply if it came at once. */
+/* A C_Sign (t_put_sign) on session h, request id `id`, as connection `conn`, straight to
+ * part_worker_handle: its return, and the reply if it came at once. */
 static int
 sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
 {
@@ -142,10 +142,8 @@ sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
 	proto_buf_init(&req);
 	proto_buf_init(&reply);
 	CU_ASSERT_FATAL(proto_frame_begin(&req, PROTO_MSG_REQUEST, PROTO_CALL_C_Sign, 0, id) == 0);
-	CU_ASSERT_FATAL(proto_put_ulong(&req, h) == 0 &&
-	                proto_put_inbytes(&req, (const CK_BYTE *)"msg", 3) == 0 &&
-	                proto_put_outbuf_req(&req, (const CK_BYTE *)"", 256) == 0 &&
-	                proto_frame_finish(&req) == 0);
+	t_put_sign(&req, h);
+	CU_ASSERT_FATAL(proto_frame_finish(&req) == 0);
 	r = part_worker_handle(W, conn, &tctx, req.data, req.len, &reply);
 	if (r == PART_LATER) {
 		CU_ASSERT_EQUAL(reply.len, 0);
@@ -206,12 +204,9 @@ later_replies(int all, uint64_t conn, uint32_t *ids, CK_RV *rvs, CK_ULONG *lens,
 static void
 test_threads_order(void)
 {
-	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM ecgen = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
 	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0}, ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
 	static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
-	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pt[] = {ATTR(CKA_MODULUS_BITS, bits)};
 	CK_ATTRIBUTE ect[] = {{CKA_EC_PARAMS, (void *)p256, sizeof(p256)}};
 	CK_SESSION_HANDLE h, h2, h3;
 	CK_OBJECT_HANDLE pub, priv, ecpub, ecpriv;
@@ -220,10 +215,7 @@ test_threads_order(void)
 	CK_ULONG lens[4];
 	struct pollfd pf;
 
-	tthreads = 3;
-	t_user_session(&h);
-	tthreads = 0;
-	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &gen, pt, 1, pt, 0, &pub, &priv) == CKR_OK);
+	t_rsa_session(3, &h, &pub, &priv);
 	CU_ASSERT_FATAL(ck_genpair(CONN_A, h, &ecgen, ect, 1, NULL, 0, &ecpub, &ecpriv) == CKR_OK);
 	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h2) == CKR_OK);
 	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h3) == CKR_OK);
