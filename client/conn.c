@@ -50,6 +50,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,6 +144,7 @@ struct cli_conn {
 	uint32_t inflight;     /* (L) waiters registered, abandoned ones included */
 	uint32_t timeout_ms;
 	int defer_init;             /* the configuration's defer_init */
+	struct proto_spin spin;     /* busy_poll_us: a lone caller's poll for its reply (drive) */
 	struct cli_waiter *waiters; /* (L) */
 	/* (L) the list; the frame at the head is the writer's while it writes it (io_write). */
 	struct cli_out *out_head, *out_tail;
@@ -1445,8 +1447,29 @@ io_ping(struct cli_conn *c, int *timeout)
 	return 0;
 }
 
+/* poll(2) on p[2] (the socket, the eventfd). A lone caller waiting since `since` (ns; 0:
+ * not one) first polls without blocking until the busy-poll budget from then is used. */
 static int
-io_step(struct cli_conn *c, int cap)
+io_poll(struct cli_conn *c, struct pollfd *p, int timeout, uint64_t since)
+{
+	uint64_t budget = proto_spin_budget(&c->spin);
+	int n;
+
+	if (since != 0 && budget > 0 && timeout != 0) {
+		while (proto_now_ns() - since < budget) {
+			if ((n = poll(p, 2, 0)) != 0) {
+				return n;
+			}
+			(void)sched_yield();
+		}
+	}
+	return poll(p, 2, timeout);
+}
+
+/* One turn of the driver: write what is queued, wait for the socket or the eventfd, read.
+ * since: when a lone caller driving for its reply began to wait (io_poll), or 0. */
+static int
+io_step(struct cli_conn *c, int cap, uint64_t since)
 {
 	struct pollfd p[2];
 	uint64_t drain;
@@ -1481,7 +1504,7 @@ io_step(struct cli_conn *c, int cap)
 	p[1].fd = c->evfd;
 	p[1].events = POLLIN;
 	p[1].revents = 0;
-	n = poll(p, 2, timeout);
+	n = io_poll(c, p, timeout, since);
 	pthread_mutex_lock(&c->lock);
 	c->polling = 0;
 	c->wake_pending = 0;
@@ -1568,23 +1591,30 @@ drive_goes_on_inlock(struct cli_conn *c, const struct cli_waiter *w)
 static int
 drive_until(struct cli_conn *c, const struct cli_waiter *w, uint64_t deadline)
 {
-	int left = -1, r = 0, go;
+	int left = -1, r = 0, go, alone = 0, done = 0;
+	uint64_t since = w != NULL ? proto_now_ns() : 0;
 
 	pthread_mutex_lock(&c->drive);
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
 		go = drive_goes_on_inlock(c, w);
+		alone = w != NULL && c->callers == 1;
+		done = w != NULL && waiter_done(w);
 		pthread_mutex_unlock(&c->lock);
 		if (!go || (w != NULL && (left = ms_left(deadline)) == 0)) {
 			break;
 		}
-		if ((r = io_step(c, left)) != 0) {
+		if ((r = io_step(c, left, alone ? since : 0)) != 0) {
 			pthread_mutex_lock(&c->lock);
 			conn_fail_inlock(c, r);
 			out_drop_inlock(c); /* holding `drive`: the writer */
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
+	}
+	if (alone && done) {
+		/* a lone caller's whole wait for its reply teaches the busy-poll budget */
+		proto_spin_learn(&c->spin, proto_now_ns() - since);
 	}
 	pthread_mutex_unlock(&c->drive);
 	pthread_mutex_lock(&c->lock);
@@ -1696,6 +1726,7 @@ cli_conn_open(const struct cli_target *t, struct cli_conn **out, char *err, size
 	c->target = t;
 	c->timeout_ms = t->cfg->timeout_ms;
 	c->defer_init = t->cfg->defer_init;
+	proto_spin_init(&c->spin, t->cfg->busy_poll_us);
 	cli_sessions_init(&c->sessions);
 	snprintf(c->peer, sizeof(c->peer), "%s", t->cfg->gateway);
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {

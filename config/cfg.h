@@ -113,6 +113,12 @@ struct cfg_audit {
 };
 #define CFG_MAX_SINKS 16
 
+/* busy_poll_us of the daemon (a worker's reply) and of the client module (a whole round
+ * trip), proto_spin: µs, 0 = never. */
+#define CFG_BUSY_POLL_US_DEFAULT        100
+#define CFG_CLIENT_BUSY_POLL_US_DEFAULT 200
+#define CFG_BUSY_POLL_US_MAX            10000
+
 struct cfg_daemon {
 	char *path;       /* the file this was loaded from (absolute) */
 	char *gateway_id; /* default: "hsmgated@<hostname>" */
@@ -123,6 +129,8 @@ struct cfg_daemon {
 	char *worker;            /* path of hsmgate-worker; default: beside hsmgated */
 	char *policy;            /* optional: the policy file (policy/); absent = allow all callers
 	                          * that authenticated, within their tenant */
+	uint32_t busy_poll_us;   /* the loop polls for a worker's reply up to this long before it
+	                          * sleeps (adaptive, proto_spin); default 100, 0 = never, <= 10000 */
 	struct cfg_audit *audit; /* optional block; never NULL once loaded (defaults filled in) */
 	struct cfg_tenant *tenants;
 	unsigned n_tenants;
@@ -154,6 +162,9 @@ struct cfg_client {
 	uint32_t timeout_ms;         /* per call, default 30000 */
 	uint32_t connect_timeout_ms; /* default 5000 */
 	bool defer_init;             /* send a known-good init with the next call; default true */
+	uint32_t busy_poll_us; /* a caller alone on the connection polls for its reply up to this
+	                        * long before it sleeps (adaptive, proto_spin); default 200,
+	                        * 0 = never, <= 10000 */
 };
 
 /* Exactly one of cert+key or api_key/api_key_file must be given. When api_key_file is set

@@ -38,6 +38,7 @@ static const cyaml_schema_field_t client_fields[] = {
         CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL, struct cfg_client, timeout_ms),
         CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, struct cfg_client,
                          connect_timeout_ms),
+        CYAML_FIELD_UINT("busy_poll_us", CYAML_FLAG_OPTIONAL, struct cfg_client, busy_poll_us),
         CYAML_FIELD_BOOL("defer_init", CYAML_FLAG_OPTIONAL, struct cfg_client, defer_init),
         CYAML_FIELD_END,
 };
@@ -201,6 +202,13 @@ client_check(struct cfg_src *s, struct cfg_client *c)
 	}
 	if (cfg_src_val(s, "defer_init") == NULL) {
 		c->defer_init = true;
+	}
+	if (cfg_src_val(s, "busy_poll_us") == NULL) {
+		c->busy_poll_us = CFG_CLIENT_BUSY_POLL_US_DEFAULT;
+	} else if (c->busy_poll_us > CFG_BUSY_POLL_US_MAX) {
+		return cfg_src_fail(s, CFG_ERR_INVALID, "busy_poll_us",
+		                    "%u is out of range (0..%u)", c->busy_poll_us,
+		                    CFG_BUSY_POLL_US_MAX);
 	}
 	if ((c->cert == NULL) != (c->key == NULL)) {
 		return cfg_src_fail(s, CFG_ERR_INVALID, c->cert != NULL ? "cert" : "key",

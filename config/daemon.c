@@ -145,6 +145,7 @@ static const cyaml_schema_field_t daemon_fields[] = {
         CYAML_FIELD_STRING_PTR("state_dir", REQ, struct cfg_daemon, state_dir, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("worker", OPT, struct cfg_daemon, worker, 1, PATH_LEN_MAX),
         CYAML_FIELD_STRING_PTR("policy", OPT, struct cfg_daemon, policy, 1, PATH_LEN_MAX),
+        CYAML_FIELD_UINT("busy_poll_us", CYAML_FLAG_OPTIONAL, struct cfg_daemon, busy_poll_us),
         CYAML_FIELD_MAPPING_PTR("audit", CYAML_FLAG_OPTIONAL, struct cfg_daemon, audit,
                                 audit_fields),
         CYAML_FIELD_SEQUENCE_COUNT("tenants", OPT, struct cfg_daemon, tenants, n_tenants,
@@ -636,7 +637,9 @@ daemon_check(struct cfg_src *s, struct cfg_daemon *c)
 	int r;
 
 	/* listen.port: its uint16_t type already bounds it to 0..65535 in the schema walk. */
-	if ((r = daemon_limits(s, &c->limits)) != 0) {
+	if ((r = daemon_limits(s, &c->limits)) != 0 ||
+	    (r = uint_check(s, "busy_poll_us", &c->busy_poll_us, CFG_BUSY_POLL_US_DEFAULT, 0,
+	                    CFG_BUSY_POLL_US_MAX)) != 0) {
 		return r;
 	}
 	if (strcmp(c->audit->durability, "sync") != 0 &&

@@ -404,6 +404,7 @@ conn_free(struct gw_conn *c, const char *why)
 		}
 		aud_event_free(f->ev);
 	}
+	s->n_calls -= c->n_inflight;
 	stage_drop(c);
 	TAILQ_REMOVE(&s->conns, c, link);
 	conn_unhash(c);
@@ -685,6 +686,7 @@ slot_release(struct gw_conn *c, struct gw_inflight *slot)
 	slot->state = GW_SLOT_FREE;
 	slot->worker = -1;
 	c->n_inflight--;
+	c->srv->n_calls--;
 }
 
 static int
@@ -922,6 +924,7 @@ conn_request(struct gw_conn *c, const struct proto_hdr *h, const uint8_t *body, 
 	slot->worker = -1;
 	slot->start = start;
 	c->n_inflight++;
+	s->n_calls++;
 	/* A failure leaves slot->ev NULL, and conn_answer then refuses (fail closed). */
 	if (gw_audit_request_event(s, &c->ctx, h->call,
 	                           rt.kind == GW_ROUTE_FORWARD ? &s->workers[rt.part].part : NULL,

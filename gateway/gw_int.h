@@ -255,6 +255,8 @@ struct gw_server {
 	struct gw_worker *workers;
 	unsigned n_workers;
 	unsigned cork; /* > 0: gw_worker_send and replies queue, gw_uncork writes (one per batch) */
+	struct proto_spin spin;     /* busy_poll_us: the loop's poll for a worker's reply */
+	uint64_t n_calls;           /* calls in flight, of all connections (their n_inflight) */
 	struct gw_conn_list staged; /* connections with frames staged while corked */
 	struct gw_part *parts;      /* n_workers entries, parallel to workers (for route.c) */
 	struct gw_conn_list conns;

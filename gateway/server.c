@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,6 +524,7 @@ reload(struct gw_server *s)
 	 * their SSL objects hold a reference to the old context: both can go now. */
 	old = s->cfg;
 	s->cfg = n;
+	proto_spin_init(&s->spin, n->busy_poll_us);
 	cfg_daemon_free(old);
 	SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = ctx;
@@ -609,6 +611,7 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->staged);
 	s->cfg = cfg;
+	proto_spin_init(&s->spin, cfg->busy_poll_us);
 	fd_limit_raise(s);
 	if ((r = conn_limit_apply(s, cfg->limits.max_connections, cfg->n_partitions,
 	                          cfg->audit != NULL ? cfg->audit->n_sinks : 0, err, errsz)) != 0) {
@@ -677,9 +680,11 @@ gw_server_new(struct cfg_daemon *cfg, const struct gw_opts *opts, struct gw_serv
 		goto out;
 	}
 	gw_log(GW_LOG_INFO, "gw", "listening",
-	       "address=%s gateway_id=%s partitions=%u worker=%s pid=%ld max_connections=%u",
+	       "address=%s gateway_id=%s partitions=%u worker=%s pid=%ld max_connections=%u "
+	       "busy_poll_us=%u",
 	       s->bound, cfg->gateway_id != NULL ? cfg->gateway_id : "-", s->n_workers,
-	       s->worker_path, (long)getpid(), s->max_conns);
+	       s->worker_path, (long)getpid(), s->max_conns,
+	       s->audit_sync ? 0 : cfg->busy_poll_us); /* gw_server_run: not with sync */
 	*out = s;
 	s = NULL; /* transferred */
 	r = 0;
@@ -691,11 +696,101 @@ out:
 	return r;
 }
 
+static uint64_t
+worker_calls_out(const struct gw_server *s)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < s->n_workers; i++) {
+		n += s->workers[i].n_inflight;
+	}
+	return n;
+}
+
+/* Whether the one call in flight, of all connections, is out at a worker. */
+static int
+one_call_out(const struct gw_server *s)
+{
+	return s->n_calls == 1 && worker_calls_out(s) == 1;
+}
+
+/* No call is out at a worker (the one that was has been answered). */
+static int
+worker_idle(const struct gw_server *s)
+{
+	return worker_calls_out(s) == 0;
+}
+
+static int
+loop_ended(struct gw_server *s)
+{
+	return event_base_got_exit(s->base) || event_base_got_break(s->base);
+}
+
+/*
+ * The loop with busy polling (busy_poll_us; gw_server_run uses it unless that is 0 or the
+ * audit log is synchronous): event_base_dispatch, except that while the one call in flight
+ * is out at a worker, the loop first polls (EVLOOP_NONBLOCK: other events are served
+ * meanwhile) for up to the budget before it sleeps in epoll_wait. A short call's reply
+ * comes back sooner than a sleeping process wakes up on a VM (docs/PERFORMANCE.md, "Busy
+ * polling"). With more calls in flight, work comes without waiting for it, and the cores
+ * are the workers' and the clients'; with durability sync a reply waits for an fdatasync
+ * that takes several times as long, and polling cost one caller 6-10% of its calls per
+ * second. The budget learns from the time between the call going out and its reply.
+ */
+static int
+loop_polling(struct gw_server *s)
+{
+	uint64_t since = 0; /* when the loop began to wait for the one call out */
+	int r;
+
+	for (;;) {
+		int one = one_call_out(s);
+		uint64_t budget = proto_spin_budget(&s->spin);
+
+		if (one && since == 0) {
+			since = proto_now_ns();
+		}
+		while (one && proto_now_ns() - since < budget && !loop_ended(s)) {
+			if (event_base_loop(s->base, EVLOOP_NONBLOCK) < 0) {
+				return GW_ERR_EVENT;
+			}
+			one = one_call_out(s);
+			(void)sched_yield(); /* a worker or client that waits for a core gets it */
+		}
+		if (loop_ended(s)) {
+			return 0;
+		}
+		if (one || since == 0) {
+			if ((r = event_base_loop(s->base, EVLOOP_ONCE)) < 0) {
+				return GW_ERR_EVENT;
+			}
+			if (r == 1 || loop_ended(s)) {
+				return 0; /* no events left, or loopexit */
+			}
+		}
+		if (since != 0 && !one_call_out(s)) {
+			if (worker_idle(s)) {
+				proto_spin_learn(&s->spin,
+				                 proto_now_ns() - since); /* its reply came */
+			}
+			since = 0;
+		}
+	}
+}
+
 int
 gw_server_run(struct gw_server *s)
 {
-	if (event_base_dispatch(s->base) < 0) {
-		return GW_ERR_EVENT;
+	int r;
+
+	if (s->audit_sync || s->spin.max_ns == 0) {
+		if (event_base_dispatch(s->base) < 0) {
+			return GW_ERR_EVENT;
+		}
+	} else if ((r = loop_polling(s)) != 0) {
+		return r;
 	}
 	gw_log(GW_LOG_INFO, "gw", "stopped",
 	       "accepted=%llu refused_limit=%llu auth_ok=%llu "

@@ -523,4 +523,31 @@ int proto_ipc_hdr_decode(const uint8_t *p, size_t avail, size_t max, uint8_t *ki
  */
 int proto_layout_skim(struct proto_cur *c, const char *layout, struct proto_arena *a) PROTO_WUR;
 
+/* ---- busy polling: how long a waiter for a reply polls before it sleeps ----------------- */
+
+/*
+ * On a VM whose idle vCPUs halt, waking a process that sleeps in poll(2) costs more than a
+ * short call (docs/PERFORMANCE.md, "Busy polling"). A thread that waits for a reply it
+ * expects soon may first poll without blocking for up to proto_spin_budget() ns, and then
+ * tells proto_spin_learn() how long the wait took in all. The budget adapts the way Linux's
+ * haltpoll cpuidle governor does: a wait that ended after the budget but within max_us
+ * grows it (doubling, from a quarter of max), a wait longer than max_us halves it (to 0
+ * below a quarter), so a caller of slow operations (an RSA signature, a disk sync) soon
+ * stops polling. max_us 0: never.
+ */
+struct proto_spin {
+	uint64_t max_ns;
+	uint64_t budget_ns;
+};
+
+void proto_spin_init(struct proto_spin *sp, uint32_t max_us);
+static inline uint64_t
+proto_spin_budget(const struct proto_spin *sp)
+{
+	return sp->budget_ns;
+}
+void proto_spin_learn(struct proto_spin *sp, uint64_t waited_ns);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t proto_now_ns(void);
+
 #endif /* HSMGATE_PROTO_H */

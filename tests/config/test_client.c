@@ -116,6 +116,7 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(c->timeout_ms, 30000);
 	CU_ASSERT_EQUAL(c->connect_timeout_ms, 5000);
 	CU_ASSERT_TRUE(c->defer_init);
+	CU_ASSERT_EQUAL(c->busy_poll_us, CFG_CLIENT_BUSY_POLL_US_DEFAULT);
 	CU_ASSERT_STRING_EQUAL(c->api_key, SECRET);
 	CU_ASSERT_PTR_NULL(c->cert);
 	CU_ASSERT_STRING_EQUAL(c->path, file);
@@ -133,6 +134,23 @@ test_defer_init_off(void)
 	                      0);
 	CU_ASSERT_FALSE(c->defer_init);
 	cfg_client_free(c);
+}
+
+static void
+test_busy_poll(void)
+{
+	struct cfg_client *c = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(load_text("gateway: gw:1\nca: ca.pem\napi_key: " SECRET "\n"
+	                                "busy_poll_us: 0\n",
+	                                &c),
+	                      0);
+	CU_ASSERT_EQUAL(c->busy_poll_us, 0); /* never */
+	cfg_client_free(c);
+	expect_fail("gateway: h:1\nca: ca\ncert: c\nkey: k\nbusy_poll_us: 10001\n", CFG_ERR_INVALID,
+	            5, "busy_poll_us: 10001 is out of range (0..10000)");
+	expect_fail("gateway: h:1\nca: ca\ncert: c\nkey: k\nbusy_poll_us: soon\n", CFG_ERR_SYNTAX,
+	            5, "key 'busy_poll_us': expected an unsigned integer");
 }
 
 static void
@@ -336,6 +354,7 @@ static const struct test_case cases[] = {
         {"example_loads", test_example_loads},
         {"defaults", test_defaults},
         {"defer_init: false", test_defer_init_off},
+        {"busy_poll_us: 0..10000", test_busy_poll},
         {"ipv6_gateway", test_ipv6_gateway},
         {"relative_paths", test_relative_paths},
         {"api_key_file_crlf", test_api_key_file_crlf},

@@ -173,6 +173,7 @@ test_defaults(void)
 	CU_ASSERT_PTR_NULL(c->tls.client_ca);
 	CU_ASSERT_EQUAL(c->limits.max_frame, 1048576);
 	CU_ASSERT_EQUAL(c->limits.max_inflight, 64);
+	CU_ASSERT_EQUAL(c->busy_poll_us, CFG_BUSY_POLL_US_DEFAULT);
 	CU_ASSERT_EQUAL(c->limits.max_connections, 4096);
 	CU_ASSERT_EQUAL(c->limits.handshake_timeout_ms, 10000);
 	CU_ASSERT_EQUAL(c->limits.idle_timeout_s, 600);
@@ -566,6 +567,23 @@ test_crypto_threads_out_of_range(void)
 	expect_fail(MINIMAL "tenants: [{name: t}]\npartitions:\n"
 	                    "  - {name: p, tenant: t, crypto_threads: two}\n",
 	            CFG_ERR_SYNTAX, 7, "crypto_threads");
+}
+
+static void
+test_busy_poll(void)
+{
+	struct cfg_daemon *c = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(MINIMAL "busy_poll_us: 0\n", &c), 0);
+	CU_ASSERT_EQUAL(c->busy_poll_us, 0); /* never */
+	cfg_daemon_free(c);
+	c = NULL;
+	CU_ASSERT_EQUAL_FATAL(load_text(MINIMAL "busy_poll_us: 10000\n", &c), 0);
+	CU_ASSERT_EQUAL(c->busy_poll_us, 10000);
+	cfg_daemon_free(c);
+	expect_fail(MINIMAL "busy_poll_us: 10001\n", CFG_ERR_INVALID, 5,
+	            "busy_poll_us: 10001 is out of range (0..10000)");
+	expect_fail(MINIMAL "busy_poll_us: -1\n", CFG_ERR_SYNTAX, 5, "busy_poll_us");
 }
 
 static void
@@ -1038,6 +1056,7 @@ static const struct test_case cases[] = {
         {"duplicate_default_slot", test_duplicate_default_slot},
         {"slot_out_of_range", test_slot_out_of_range},
         {"crypto_threads_out_of_range", test_crypto_threads_out_of_range},
+        {"busy_poll_us: 0..10000", test_busy_poll},
         {"unknown_tenant", test_unknown_tenant},
         {"bad_backend", test_bad_backend},
         {"pkcs11_needs_module", test_pkcs11_needs_module},

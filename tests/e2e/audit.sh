@@ -94,9 +94,6 @@ events | grep '"action":"hsmgate.session.connect"' | grep -q '"outcome":"failure
 events | grep -q '"action":"hsmgate.partition-worker.start"' && events | grep -q '"action":"hsmgate.gateway.start"' &&
 	pass "audit: gateway and worker start events" || fail "audit: gateway and worker start events"
 
-# --- async durability replies at once (and still records every call) --------------------------
-# (covered by the unit tests of the log; the e2e runs the default, sync.)
-
 # --- clean stop, then verify; no secret anywhere ------------------------------------------------
 e2e_stop
 events | grep -q '"action":"hsmgate.gateway.stop"' && pass "audit: gateway stop event" ||
@@ -223,4 +220,31 @@ n_start=$(events | grep -c '"action":"hsmgate.gateway.start"')
 if awk -F'\t' '$1 ~ / R$/' "$d"/audit/seg-*.log | grep -q 'hsmgate.audit.repair'; then
 	echo "  (the kill tore the last line: a repair record was written)"
 fi
+
+# --- durability async: replies at once, every call still recorded; busy polling -------------------
+# With async the gateway's loop polls for a worker's reply while one call is out, and the
+# client module polls for the reply of a caller alone on its connection (busy_poll_us,
+# docs/PERFORMANCE.md): one thread drives both, eight threads the ordinary paths.
+sed -i 's/^  durability: sync$/  durability: async/' "$d/hsmgated.yaml"
+e2e_start || { fail "async: start" "hsmgated did not start with durability async"; exit 1; }
+grep -q 'msg="listening".*busy_poll_us=100' "$d/hsmgated.log" &&
+	pass "async: the gateway polls for worker replies (busy_poll_us=100)" ||
+	fail "async: the gateway polls for worker replies" "$(grep 'msg="listening"' "$d/hsmgated.log" | tail -1)"
+before=$(requests_of tenant/acme/user/alice | grep -c '"outcome":"success"')
+total=0
+for t in 1 8; do
+	env HSMGATE_CONF="$d/alice.yaml" "$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" \
+		--threads $t --calls $((2400 / t)) --rsa >"$d/stress-async-$t.log" 2>&1
+	rc=$?
+	ok=$(sed -nE 's/^CALLS ok=([0-9]+)$/\1/p' "$d/stress-async-$t.log")
+	[ $rc = 0 ] && [ -n "$ok" ] && pass "async: $t thread(s) x $((2400 / t)) mixed calls, results checked" ||
+		fail "async: $t thread(s) x $((2400 / t)) mixed calls" "rc=$rc $(grep -m3 FAIL "$d/stress-async-$t.log")"
+	total=$((total + ${ok:-0}))
+done
+e2e_stop
+expect_output "async: the log verifies" '^OK ' verify "$d/audit"
+after=$(requests_of tenant/acme/user/alice | grep -c '"outcome":"success"')
+[ $((after - before)) -ge "$total" ] && [ "$total" -gt 0 ] &&
+	pass "async: every answered call has its event ($((after - before)) events >= $total calls)" ||
+	fail "async: every answered call has its event" "events=$((after - before)) calls=$total"
 exit 0
