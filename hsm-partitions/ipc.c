@@ -147,6 +147,30 @@ io_fill(struct ipc_io *io, size_t need)
 	return 0;
 }
 
+/* The key-level policy decision of the request just handled, if it made one, into io->out:
+ * it travels ahead of its reply, so the gateway can put it into that request's audit event
+ * before completing it. 0 or PART_ERR_NOMEM. */
+static int
+put_decision(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn,
+             struct proto_buf *msg)
+{
+	int r;
+
+	if (h->decision == NULL) {
+		return 0;
+	}
+	proto_buf_reset(msg);
+	if (proto_ipc_begin(msg, PROTO_IPC_AUDIT, conn) != 0 ||
+	    (r = h->decision(h->arg, msg)) < 0 || proto_ipc_finish(msg) != 0) {
+		return PART_ERR_NOMEM;
+	}
+	if (r == 1 && proto_put_raw(&io->out, msg->data, msg->len) != 0) {
+		return PART_ERR_NOMEM;
+	}
+	proto_buf_reset(msg);
+	return 0;
+}
+
 /* One PROTO_IPC_REQUEST body: the caller context, then the client frame. The decision (if
  * any) and the reply are appended to io->out. */
 static int
@@ -164,7 +188,8 @@ serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn
 	proto_buf_reset(frame);
 	proto_buf_reset(msg);
 	if ((r = h->handle(h->arg, conn, &ctx, c.p, c.len, frame)) == PART_LATER) {
-		return 0; /* its reply comes with io_flush; its init made the policy decision */
+		/* Its reply comes with io_flush; its decision (if it made one) goes now, ahead. */
+		return put_decision(h, io, conn, msg);
 	}
 	if (r != 0) {
 		return r;
@@ -172,20 +197,9 @@ serve_request(const struct part_ipc_handler *h, struct ipc_io *io, uint64_t conn
 	/* Calls answered later that ended before this one go out ahead of it: a call that had
 	 * to wait for one (a C_DestroyObject of the key a C_Sign uses) is then answered, and
 	 * audited, after it, as it happened. */
-	if (part_later_flush(h->later, h->arg, &io->out, 0) != 0) {
+	if (part_later_flush(h->later, h->arg, &io->out, 0) != 0 ||
+	    put_decision(h, io, conn, msg) != 0) {
 		return PART_ERR_NOMEM;
-	}
-	if (h->decision != NULL) {
-		/* The key-level policy decision travels just ahead of its reply, so the gateway
-		 * can put it into that request's audit event before completing it. */
-		if (proto_ipc_begin(msg, PROTO_IPC_AUDIT, conn) != 0 ||
-		    (r = h->decision(h->arg, msg)) < 0 || proto_ipc_finish(msg) != 0) {
-			return PART_ERR_NOMEM;
-		}
-		if (r == 1 && proto_put_raw(&io->out, msg->data, msg->len) != 0) {
-			return PART_ERR_NOMEM;
-		}
-		proto_buf_reset(msg);
 	}
 	if (proto_ipc_begin(msg, PROTO_IPC_REPLY, conn) != 0 ||
 	    proto_put_raw(msg, frame->data, frame->len) != 0 || proto_ipc_finish(msg) != 0 ||

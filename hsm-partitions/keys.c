@@ -154,50 +154,77 @@ out:
 	return rv;
 }
 
-CK_RV
-part_key_gen_pair(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
-                  const CK_ATTRIBUTE *pub, CK_ULONG npub, const CK_ATTRIBUTE *priv, CK_ULONG npriv,
-                  CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
+/* The two objects a key pair mechanism makes (their key type from the mechanism). */
+static CK_RV
+pair_newobjs(const CK_MECHANISM *m, struct part_newobj *pub, struct part_newobj *priv)
 {
-	struct part_newobj ndpub = {PART_ORIGIN_GENERATE, CKO_PUBLIC_KEY, 0, NULL, 0, 0, 0, 0};
-	struct part_newobj ndpriv = {PART_ORIGIN_GENERATE, CKO_PRIVATE_KEY, 0, NULL, 0, 0, 0, 0};
-	struct part_attrs *gpub = NULL, *gpriv = NULL;
-	struct part_object *opub = NULL, *opriv = NULL;
-	CK_ATTRIBUTE *xpub = NULL, *xpriv = NULL;
-	struct part_session *s;
+	static const struct part_newobj gen = {PART_ORIGIN_GENERATE, 0, 0, NULL, 0, 0, 0, 0};
 	CK_MECHANISM_INFO info;
-	CK_RV rv;
 
-	*pubh = CK_INVALID_HANDLE;
-	*privh = CK_INVALID_HANDLE;
-	if ((rv = part_session_get(t, conn, h, &s)) != CKR_OK) {
-		return rv;
-	}
-	if (m == NULL || (pub == NULL && npub != 0) || (priv == NULL && npriv != 0)) {
-		return CKR_ARGUMENTS_BAD;
-	}
+	*pub = *priv = gen;
+	pub->cls = CKO_PUBLIC_KEY;
+	priv->cls = CKO_PRIVATE_KEY;
 	if (part_mech_info(m->mechanism, &info) != CKR_OK ||
 	    (info.flags & CKF_GENERATE_KEY_PAIR) == 0) {
 		return CKR_MECHANISM_INVALID;
 	}
 	switch (m->mechanism) {
 	case CKM_RSA_PKCS_KEY_PAIR_GEN:
-		ndpub.sub = CKK_RSA;
+		pub->sub = CKK_RSA;
 		break;
 	case CKM_EC_KEY_PAIR_GEN:
-		ndpub.sub = CKK_EC;
+		pub->sub = CKK_EC;
 		break;
 	case CKM_EC_EDWARDS_KEY_PAIR_GEN:
-		ndpub.sub = CKK_EC_EDWARDS;
+		pub->sub = CKK_EC_EDWARDS;
 		break;
 	default:
 		return CKR_MECHANISM_INVALID;
 	}
-	ndpriv.sub = ndpub.sub;
-	ndpub.mech = ndpriv.mech = m->mechanism;
-	if ((rv = part_object_check(t, s, &ndpub, pub, npub)) != CKR_OK ||
-	    (rv = part_object_check(t, s, &ndpriv, priv, npriv)) != CKR_OK ||
-	    (rv = part_key_generate_pair(m, pub, npub, priv, npriv, &gpub, &gpriv)) != CKR_OK ||
+	priv->sub = pub->sub;
+	pub->mech = priv->mech = m->mechanism;
+	return CKR_OK;
+}
+
+CK_RV
+part_key_gen_pair_check(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                        const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
+                        const CK_ATTRIBUTE *priv, CK_ULONG npriv)
+{
+	struct part_newobj ndpub, ndpriv;
+	struct part_session *s;
+	CK_RV rv;
+
+	if ((rv = part_session_get(t, conn, h, &s)) != CKR_OK) {
+		return rv;
+	}
+	if (m == NULL || (pub == NULL && npub != 0) || (priv == NULL && npriv != 0)) {
+		return CKR_ARGUMENTS_BAD;
+	}
+	if ((rv = pair_newobjs(m, &ndpub, &ndpriv)) != CKR_OK ||
+	    (rv = part_object_check(t, s, &ndpub, pub, npub)) != CKR_OK) {
+		return rv;
+	}
+	return part_object_check(t, s, &ndpriv, priv, npriv);
+}
+
+CK_RV
+part_key_gen_pair_store(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                        const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
+                        const CK_ATTRIBUTE *priv, CK_ULONG npriv, const struct part_attrs *gpub,
+                        const struct part_attrs *gpriv, CK_OBJECT_HANDLE *pubh,
+                        CK_OBJECT_HANDLE *privh)
+{
+	struct part_newobj ndpub, ndpriv;
+	struct part_object *opub = NULL, *opriv = NULL;
+	CK_ATTRIBUTE *xpub = NULL, *xpriv = NULL;
+	struct part_session *s;
+	CK_RV rv;
+
+	*pubh = CK_INVALID_HANDLE;
+	*privh = CK_INVALID_HANDLE;
+	if ((rv = part_session_get(t, conn, h, &s)) != CKR_OK ||
+	    (rv = pair_newobjs(m, &ndpub, &ndpriv)) != CKR_OK ||
 	    (rv = flatten(gpub, &xpub, &ndpub.nextra)) != CKR_OK ||
 	    (rv = flatten(gpriv, &xpriv, &ndpriv.nextra)) != CKR_OK) {
 		goto out;
@@ -225,6 +252,24 @@ out:
 	part_object_discard(opriv);
 	free(xpub);
 	free(xpriv);
+	return rv;
+}
+
+CK_RV
+part_key_gen_pair(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
+                  const CK_ATTRIBUTE *pub, CK_ULONG npub, const CK_ATTRIBUTE *priv, CK_ULONG npriv,
+                  CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
+{
+	struct part_attrs *gpub = NULL, *gpriv = NULL;
+	CK_RV rv;
+
+	*pubh = CK_INVALID_HANDLE;
+	*privh = CK_INVALID_HANDLE;
+	if ((rv = part_key_gen_pair_check(t, conn, h, m, pub, npub, priv, npriv)) == CKR_OK &&
+	    (rv = part_key_generate_pair(m, pub, npub, priv, npriv, &gpub, &gpriv)) == CKR_OK) {
+		rv = part_key_gen_pair_store(t, conn, h, m, pub, npub, priv, npriv, gpub, gpriv,
+		                             pubh, privh);
+	}
 	part_attrs_free(gpub);
 	part_attrs_free(gpriv);
 	return rv;

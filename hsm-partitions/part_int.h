@@ -456,6 +456,19 @@ CK_RV part_key_gen_pair(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h
                         const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
                         const CK_ATTRIBUTE *priv, CK_ULONG npriv, CK_OBJECT_HANDLE *pubh,
                         CK_OBJECT_HANDLE *privh);
+/* part_key_gen_pair in three steps, so that the middle one, part_key_generate_pair (pure:
+ * no token state), can run on a crypto thread (worker.c): the checks of the session, the
+ * mechanism and both templates, then storing the generated halves as two objects (both or
+ * neither). Between the two, nothing may change the session, its login state or the
+ * templates (later.c holds every such call back). */
+CK_RV part_key_gen_pair_check(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                              const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
+                              const CK_ATTRIBUTE *priv, CK_ULONG npriv);
+CK_RV part_key_gen_pair_store(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
+                              const CK_MECHANISM *m, const CK_ATTRIBUTE *pub, CK_ULONG npub,
+                              const CK_ATTRIBUTE *priv, CK_ULONG npriv,
+                              const struct part_attrs *gpub, const struct part_attrs *gpriv,
+                              CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh);
 CK_RV part_key_wrap(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h, const CK_MECHANISM *m,
                     CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key, CK_BYTE *out,
                     CK_ULONG *outlen);

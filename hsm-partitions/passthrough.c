@@ -1054,11 +1054,123 @@ h_set_operation_state(struct call *c)
 
 /* ---- keys ------------------------------------------------------------------------------- */
 
+/*
+ * A C_GenerateKey or C_GenerateKeyPair made by the vendor from another thread: an HSM takes
+ * milliseconds to seconds for a key pair, and the partition's other sessions go on
+ * meanwhile. The mechanism and the templates live in `arena`, the request's, which the job
+ * took over (gen_later).
+ */
+struct pt_gen_job {
+	struct part_job base; /* first */
+	struct proto_arena *arena;
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE vh;
+	CK_MECHANISM m;
+	CK_ATTRIBUTE *pt, *st; /* st NULL: C_GenerateKey */
+	CK_ULONG pn, sn;
+	unsigned call;
+	uint32_t req_id;
+	CK_OBJECT_HANDLE key, pub, priv;
+	CK_RV rv;
+};
+
+/* The reply fields of C_GenerateKey (key) or C_GenerateKeyPair (pub, priv). */
+static CK_RV
+put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub,
+         CK_OBJECT_HANDLE priv)
+{
+	int r;
+
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if (call == PROTO_CALL_C_GenerateKey) {
+		return part_rv_encoded(proto_put_ulong(out, key), rv);
+	}
+	if ((r = proto_put_ulong(out, pub)) == 0) {
+		r = proto_put_ulong(out, priv);
+	}
+	return part_rv_encoded(r, rv);
+}
+
+static void
+gen_free(struct part_job *pj)
+{
+	struct pt_gen_job *j = (struct pt_gen_job *)pj;
+
+	proto_arena_free(j->arena); /* wiped */
+	free(j);
+}
+
+static void
+gen_run(struct part_task *t)
+{
+	struct pt_gen_job *j = (struct pt_gen_job *)t;
+
+	if (j->call == PROTO_CALL_C_GenerateKey) {
+		j->rv = j->f->C_GenerateKey(j->vh, &j->m, j->pt, j->pn, &j->key);
+	} else {
+		j->rv = j->f->C_GenerateKeyPair(j->vh, &j->m, j->pt, j->pn, j->st, j->sn, &j->pub,
+		                                &j->priv);
+	}
+}
+
+static int
+gen_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct pt_gen_job *j = (struct pt_gen_job *)pj;
+	struct part_pt *p = arg;
+	int r;
+
+	proto_buf_reset(&p->out);
+	r = part_reply_frame(&p->out, j->call, j->req_id,
+	                     put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv), frame);
+	proto_buf_reset(&p->out);
+	return r;
+}
+
+/* Hands a key generation to the vendor-calling threads: 1 (c->later set), or 0 to call the
+ * vendor in line (no threads, no memory). The job takes the request's arena. */
+static int
+gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m,
+          CK_ATTRIBUTE *pt, CK_ULONG pn, CK_ATTRIBUTE *st, CK_ULONG sn)
+{
+	struct proto_arena *fresh;
+	struct pt_gen_job *j;
+
+	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
+		return 0;
+	}
+	if ((fresh = proto_arena_new()) == NULL) {
+		free(j);
+		return 0;
+	}
+	j->arena = c->p->arena;
+	c->p->arena = c->a = fresh;
+	j->base.task.run = gen_run;
+	j->base.conn = c->conn;
+	j->base.h = h;
+	j->base.finish = gen_finish;
+	j->base.free = gen_free;
+	j->f = c->f;
+	j->vh = vh;
+	j->m = *m;
+	j->pt = pt;
+	j->pn = pn;
+	j->st = st;
+	j->sn = sn;
+	j->call = c->call;
+	j->req_id = c->req_id;
+	part_later_submit(c->p->later, c->p, &j->base);
+	c->later = 1;
+	return 1;
+}
+
 static CK_RV
 h_generate_key(struct call *c)
 {
 	CK_SESSION_HANDLE h, vh;
-	CK_OBJECT_HANDLE key;
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
 	CK_MECHANISM m;
 	CK_ATTRIBUTE *t;
 	CK_ULONG n;
@@ -1067,35 +1179,37 @@ h_generate_key(struct call *c)
 	if (!GET_U(h) || !GET_M(m) || !GET_A(t, n) || !END) {
 		return BAD;
 	}
-	if ((rv = vs(c, h, &vh)) != CKR_OK ||
-	    (rv = c->f->C_GenerateKey(vh, &m, t, n, &key)) != CKR_OK) {
+	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
-	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
+	if (gen_later(c, h, vh, &m, t, n, NULL, 0)) {
+		return CKR_OK; /* answered by gen_finish */
+	}
+	rv = c->f->C_GenerateKey(vh, &m, t, n, &key);
+	return put_keys(c->out, rv, c->call, key, 0, 0);
 }
 
 static CK_RV
 h_generate_key_pair(struct call *c)
 {
-	CK_OBJECT_HANDLE pub, priv;
+	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
 	CK_SESSION_HANDLE h, vh;
 	CK_ATTRIBUTE *pt, *st;
 	CK_ULONG pn, sn;
 	CK_MECHANISM m;
 	CK_RV rv;
-	int r;
 
 	if (!GET_U(h) || !GET_M(m) || !GET_A(pt, pn) || !GET_A(st, sn) || !END) {
 		return BAD;
 	}
-	if ((rv = vs(c, h, &vh)) != CKR_OK ||
-	    (rv = c->f->C_GenerateKeyPair(vh, &m, pt, pn, st, sn, &pub, &priv)) != CKR_OK) {
+	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
-	if ((r = proto_put_ulong(c->out, pub)) == 0) {
-		r = proto_put_ulong(c->out, priv);
+	if (gen_later(c, h, vh, &m, pt, pn, st, sn)) {
+		return CKR_OK; /* answered by gen_finish */
 	}
-	return part_rv_encoded(r, rv);
+	rv = c->f->C_GenerateKeyPair(vh, &m, pt, pn, st, sn, &pub, &priv);
+	return put_keys(c->out, rv, c->call, 0, pub, priv);
 }
 
 static CK_RV

@@ -44,6 +44,19 @@ struct worker_job {
 	CK_RV rv;
 };
 
+/* A C_GenerateKeyPair of an RSA key handed to the crypto threads (offload_pair). The
+ * mechanism and the templates live in `arena`, the request's, which the job took over. */
+struct pair_job {
+	struct part_job base; /* first */
+	struct proto_arena *arena;
+	CK_MECHANISM m;
+	CK_ATTRIBUTE *pub, *priv;
+	CK_ULONG npub, npriv;
+	uint32_t req_id;
+	struct part_attrs *gpub, *gpriv; /* what part_key_generate_pair made */
+	CK_RV rv;
+};
+
 struct part_worker {
 	struct part_token *tok;
 	struct worker_decision decision;
@@ -1150,6 +1163,101 @@ h_generate_key(struct call *c)
 	return part_rv_encoded(proto_put_ulong(c->out, key), rv);
 }
 
+/* The reply fields of C_GenerateKeyPair: the two handles. */
+static CK_RV
+put_pair(struct proto_buf *out, CK_RV rv, CK_OBJECT_HANDLE pubh, CK_OBJECT_HANDLE privh)
+{
+	int r;
+
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if ((r = proto_put_ulong(out, pubh)) != 0 || (r = proto_put_ulong(out, privh)) != 0) {
+		return part_rv_encoded(r, rv);
+	}
+	return rv;
+}
+
+static void
+pair_free(struct part_job *pj)
+{
+	struct pair_job *j = (struct pair_job *)pj;
+
+	part_attrs_free(j->gpub);
+	part_attrs_free(j->gpriv);
+	proto_arena_free(j->arena); /* wiped */
+	free(j);
+}
+
+static void
+pair_run(struct part_task *t)
+{
+	struct pair_job *j = (struct pair_job *)t;
+
+	j->rv = part_key_generate_pair(&j->m, j->pub, j->npub, j->priv, j->npriv, &j->gpub,
+	                               &j->gpriv);
+}
+
+/* Back on the loop thread: the halves become objects as part_key_gen_pair would have made
+ * them (the checks held: later.c kept back every call that could change them). */
+static int
+pair_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct pair_job *j = (struct pair_job *)pj;
+	struct part_worker *w = arg;
+	CK_OBJECT_HANDLE pubh = CK_INVALID_HANDLE, privh = CK_INVALID_HANDLE;
+	CK_RV rv = j->rv;
+	int r;
+
+	if (rv == CKR_OK) {
+		rv = part_key_gen_pair_store(w->tok, pj->conn, pj->h, &j->m, j->pub, j->npub,
+		                             j->priv, j->npriv, j->gpub, j->gpriv, &pubh, &privh);
+	}
+	proto_buf_reset(&w->out);
+	r = part_reply_frame(&w->out, PROTO_CALL_C_GenerateKeyPair, j->req_id,
+	                     put_pair(&w->out, rv, pubh, privh), frame);
+	proto_buf_reset(&w->out);
+	return r;
+}
+
+/* Hands an RSA key pair generation (tens of ms for 2048 bits, seconds for 4096) to the
+ * crypto threads, so that the loop thread serves other sessions' calls meanwhile: 1, with
+ * c->later set; 0 when it is to be made in line (memory short). The job takes the
+ * request's arena, where the mechanism and the templates were decoded. */
+static int
+offload_pair(struct call *c, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTRIBUTE *pub,
+             CK_ULONG npub, CK_ATTRIBUTE *priv, CK_ULONG npriv)
+{
+	struct part_worker *w = c->w;
+	struct proto_arena *fresh;
+	struct pair_job *j;
+
+	if (c->a != w->arena || (j = calloc(1, sizeof(*j))) == NULL) {
+		return 0;
+	}
+	if ((fresh = proto_arena_new()) == NULL) {
+		free(j);
+		return 0;
+	}
+	j->arena = w->arena;
+	w->arena = fresh;
+	c->a = fresh;
+	j->base.task.run = pair_run;
+	j->base.conn = c->conn;
+	j->base.h = h;
+	j->base.finish = pair_finish;
+	j->base.free = pair_free;
+	j->m = *m;
+	j->pub = pub;
+	j->npub = npub;
+	j->priv = priv;
+	j->npriv = npriv;
+	j->req_id = c->dec->req_id;
+	part_later_submit(w->later, w, &j->base);
+	c->later = 1;
+	return 1;
+}
+
 static CK_RV
 h_generate_key_pair(struct call *c)
 {
@@ -1159,7 +1267,6 @@ h_generate_key_pair(struct call *c)
 	CK_ULONG npub, npriv;
 	CK_MECHANISM m;
 	CK_RV rv;
-	int r;
 
 	if (proto_get_ulong(&c->in, &h) != 0 || proto_get_mechanism(&c->in, c->a, &m) != 0 ||
 	    proto_get_template(&c->in, c->a, &pub, &npub) != 0 ||
@@ -1174,14 +1281,17 @@ h_generate_key_pair(struct call *c)
 	                                         .ntmpl = npriv})) != CKR_OK) {
 		return rv;
 	}
+	if (m.mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN && c->w->later != NULL) {
+		if ((rv = part_key_gen_pair_check(c->t, c->conn, h, &m, pub, npub, priv, npriv)) !=
+		    CKR_OK) {
+			return rv;
+		}
+		if (offload_pair(c, h, &m, pub, npub, priv, npriv)) {
+			return CKR_OK; /* answered by pair_finish */
+		}
+	}
 	rv = part_key_gen_pair(c->t, c->conn, h, &m, pub, npub, priv, npriv, &pubh, &privh);
-	if (rv != CKR_OK) {
-		return rv;
-	}
-	if ((r = proto_put_ulong(c->out, pubh)) != 0 || (r = proto_put_ulong(c->out, privh)) != 0) {
-		return part_rv_encoded(r, rv);
-	}
-	return rv;
+	return put_pair(c->out, rv, pubh, privh);
 }
 
 static CK_RV
@@ -1471,7 +1581,8 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	proto_buf_reset(&w->out);
 	fn = hdr.call < PROTO_CALL_COUNT ? handlers[hdr.call] : NULL;
 	rv = fn != NULL ? fn(&c) : CKR_FUNCTION_NOT_SUPPORTED;
-	/* A call handed over made no policy decision (its init did) and has no reply yet. */
+	/* A call handed over has no reply yet; the IPC loop sends its policy decision now (if
+	 * it made one: a one-shot call's init made it), and its reply when it ends. */
 	r = c.later ? PART_LATER : part_reply_frame(&w->out, hdr.call, hdr.req_id, rv, reply);
 	/* Both may hold secrets (attribute values, random bytes): wiped before reuse. */
 	proto_buf_reset(&w->out);

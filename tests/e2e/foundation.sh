@@ -69,6 +69,28 @@ kill -0 "$E2E_PID" 2>/dev/null && pass "hsmgated still running" || fail "hsmgate
 check "8 threads x 1000 mixed calls (cert)" env HSMGATE_CONF="$d/alice.yaml" \
 	"$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" --threads 8 --calls 1000 --rsa
 
+# --- an RSA key pair made on a crypto thread while other sessions sign ------------------------
+# (pkcs11-tool's C_GenerateKeyPair goes to the worker's crypto threads; the stress tool's
+# calls, on another connection, go on meanwhile or wait for it, and all must be right)
+p11 alice --slot 1 --login --pin 1234-user --keypairgen --key-type rsa:3072 --id 0a \
+	--label during-stress >"$d/keygen-stress.log" 2>&1 &
+kpid=$!
+check "4 threads x 300 mixed calls during an RSA-3072 key pair generation" env \
+	HSMGATE_CONF="$d/alice.yaml" "$STRESS" --module "$MODULE" --token a1 --pin-file "$d/user-pin" \
+	--threads 4 --calls 300 --rsa
+wait $kpid && pass "the RSA-3072 key pair was made alongside" ||
+	fail "the RSA-3072 key pair was made alongside" "$(tail -n 5 "$d/keygen-stress.log")"
+printf 'made on a crypto thread' >"$d/kg.txt"
+if p11 alice --slot 1 --login --pin 1234-user --sign -m SHA256-RSA-PKCS --id 0a -i "$d/kg.txt" \
+	-o "$d/kg.sig" >/dev/null 2>&1 &&
+	p11 alice --slot 1 --read-object --type pubkey --id 0a -o "$d/kg.pub.der" >/dev/null 2>&1 &&
+	openssl pkey -pubin -inform DER -in "$d/kg.pub.der" -out "$d/kg.pub.pem" 2>/dev/null; then
+	expect_output "its signature verifies with OpenSSL" 'Verified OK' \
+		openssl dgst -sha256 -verify "$d/kg.pub.pem" -signature "$d/kg.sig" "$d/kg.txt"
+else
+	fail "sign with the new key and read its public key" "$(tail -n 3 "$d/keygen-stress.log")"
+fi
+
 # --- a worker killed with SIGKILL: its partition recovers, the other tenant notices nothing ---
 env HSMGATE_CONF="$d/bob.yaml" "$STRESS" --module "$MODULE" --token g1 --pin-file "$d/user-pin" \
 	--threads 2 --calls 1500 >"$d/globex-stress.log" 2>&1 &

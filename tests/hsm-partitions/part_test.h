@@ -46,6 +46,7 @@ t_open_worker(void)
 	int r;
 
 	o.partition = "demo";
+	o.tenant = "demo"; /* key-level policy: crn:hsmgate:demo:partition:demo */
 	o.store_dir = tstore;
 	o.token_label = "demo-token";
 	o.slot = SLOT;

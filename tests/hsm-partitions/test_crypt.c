@@ -310,9 +310,10 @@ test_rsa_private_calls(void)
 	CK_ULONG l, l2, cl, ol;
 	CK_OBJECT_HANDLE pub, priv;
 	CK_SESSION_HANDLE h;
-	unsigned later = tlater;
+	unsigned later;
 
-	t_rsa_session(tthreads, &h, &pub, &priv);
+	t_rsa_session(tthreads, &h, &pub, &priv); /* its key pair too is made on a thread */
+	later = tlater;
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
 	l = 0;
 	CU_ASSERT_EQUAL(ck_io(PROTO_CALL_C_Sign, h, msg, 64, NULL, &l), CKR_OK);

@@ -170,6 +170,64 @@ test_serve_threads(void)
 	t_teardown();
 }
 
+/* A C_GenerateKeyPair of an RSA key handed to the crypto threads made its key-level policy
+ * decision before it left: the decision goes to the gateway at once (it would otherwise be
+ * lost to the next request's), the reply after it, once the pair is made. */
+static void
+test_serve_threads_decision(void)
+{
+	static const char pol[] =
+	        "version: 1\nname: t\ntenant: demo\nprincipals:\n"
+	        "  alice: tenant/demo/user/alice\nstatements:\n"
+	        "  - sid: AliceKeys\n    effect: allow\n    principals: [principal:alice]\n"
+	        "    actions: [\"hsm.*\"]\n"
+	        "    resources: [\"crn:hsmgate:demo:partition:demo\", "
+	        "\"crn:hsmgate:demo:partition:demo:*\"]\n";
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pt[] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)}};
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SESSION_HANDLE h;
+	struct proto_buf b;
+	struct proto_cur c;
+	uint8_t buf[4096], kind, result = 0;
+	char action[64], sids[64];
+	uint32_t blen, req = 0;
+	uint64_t conn;
+	unsigned call;
+	int sv[2];
+
+	t_rsa_session(3, &h, &pub, &priv);
+	CU_ASSERT_FATAL(part_worker_set_policy(W, (const uint8_t *)pol, sizeof(pol) - 1) == 0);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	proto_buf_init(&b);
+	CU_ASSERT(proto_put_ulong(&b, h) == 0 && proto_put_mechanism(&b, &gen) == 0 &&
+	          proto_put_template(&b, pt, 1) == 0 && proto_put_template(&b, NULL, 0) == 0);
+	put_request(sv[0], CONN_A, PROTO_CALL_C_GenerateKeyPair, &b);
+	shutdown(sv[0], SHUT_WR);
+	CU_ASSERT_EQUAL(part_worker_serve(W, sv[1]), 0);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
+
+	CU_ASSERT_FATAL(recv(sv[0], buf, PROTO_IPC_HDR_BYTES, MSG_WAITALL) == PROTO_IPC_HDR_BYTES);
+	CU_ASSERT_FATAL(proto_ipc_hdr_decode(buf, PROTO_IPC_HDR_BYTES, sizeof(buf), &kind, &conn,
+	                                     &blen) == 0);
+	CU_ASSERT_EQUAL_FATAL(kind, PROTO_IPC_AUDIT);
+	CU_ASSERT_FATAL(recv(sv[0], buf, blen, MSG_WAITALL) == (ssize_t)blen);
+	proto_cur_init(&c, buf, blen);
+	CU_ASSERT(proto_get_u32(&c, &req) == 0 &&
+	          proto_get_string(&c, action, sizeof(action)) == 0 &&
+	          proto_get_u8(&c, &result) == 0 && proto_get_string(&c, sids, sizeof(sids)) == 0);
+	CU_ASSERT(conn == CONN_A && req == 9 && result == 2);
+	CU_ASSERT_STRING_EQUAL(action, "hsm.keys.generatepair");
+	CU_ASSERT_STRING_EQUAL(sids, "AliceKeys");
+	CU_ASSERT_EQUAL(get_reply_call(sv[0], &conn, &call), CKR_OK);
+	CU_ASSERT(conn == CONN_A && call == PROTO_CALL_C_GenerateKeyPair);
+	close(sv[0]);
+	close(sv[1]);
+	proto_buf_free(&b);
+	t_teardown();
+}
+
 /* The gateway closes its end with signatures still out: they end, their replies cannot be
  * written, and the loop still ends as for any EOF (0), not as an I/O error. */
 static void
@@ -204,6 +262,8 @@ static const struct test_case cases[] = {
         {"serve with crypto threads: a call that waited is answered after", test_serve_threads},
         {"serve with crypto threads: the gateway gone with calls out",
          test_serve_threads_gateway_gone},
+        {"serve with crypto threads: a key pair's policy decision goes ahead",
+         test_serve_threads_decision},
         {NULL, NULL},
 };
 

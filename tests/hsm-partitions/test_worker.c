@@ -128,23 +128,20 @@ test_open_refusals(void)
 
 /* ---- crypto threads ---------------------------------------------------------------------- */
 
-/* A C_Sign (t_put_sign) on session h, request id `id`, as connection `conn`, straight to
- * part_worker_handle: its return, and the reply if it came at once. */
+/* The request frame `req` (request id `id`), as connection `conn`, straight to
+ * part_worker_handle: its return; *rv the CK_RV when it was answered at once. Frees req. */
 static int
-sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
+handle_raw(uint64_t conn, struct proto_buf *req, uint32_t id, CK_RV *rv)
 {
-	struct proto_buf req, reply;
+	struct proto_buf reply;
 	struct proto_hdr hdr;
 	struct proto_cur c;
 	uint64_t v = 0;
 	int r;
 
-	proto_buf_init(&req);
 	proto_buf_init(&reply);
-	CU_ASSERT_FATAL(proto_frame_begin(&req, PROTO_MSG_REQUEST, PROTO_CALL_C_Sign, 0, id) == 0);
-	t_put_sign(&req, h);
-	CU_ASSERT_FATAL(proto_frame_finish(&req) == 0);
-	r = part_worker_handle(W, conn, &tctx, req.data, req.len, &reply);
+	CU_ASSERT_FATAL(proto_frame_finish(req) == 0);
+	r = part_worker_handle(W, conn, &tctx, req->data, req->len, &reply);
 	if (r == PART_LATER) {
 		CU_ASSERT_EQUAL(reply.len, 0);
 	} else if (r == 0) {
@@ -154,9 +151,45 @@ sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
 		CU_ASSERT(proto_get_u64(&c, &v) == 0);
 	}
 	*rv = (CK_RV)v;
-	proto_buf_free(&req);
+	proto_buf_free(req);
 	proto_buf_free(&reply);
 	return r;
+}
+
+/* A C_Sign (t_put_sign) on session h as request `id` of connection `conn` (handle_raw). */
+static int
+sign_raw(uint64_t conn, CK_SESSION_HANDLE h, uint32_t id, CK_RV *rv)
+{
+	struct proto_buf req;
+
+	proto_buf_init(&req);
+	CU_ASSERT_FATAL(proto_frame_begin(&req, PROTO_MSG_REQUEST, PROTO_CALL_C_Sign, 0, id) == 0);
+	t_put_sign(&req, h);
+	return handle_raw(conn, &req, id, rv);
+}
+
+/* The next reply message in out[*off..]: 1 with its connection, header, CK_RV and `c` on
+ * the fields after the CK_RV (*off moved past it), 0 at the end. */
+static int
+next_reply(const struct proto_buf *out, size_t *off, uint64_t *conn, struct proto_hdr *hdr,
+           struct proto_cur *c, uint64_t *rv)
+{
+	uint32_t len;
+	uint8_t kind;
+
+	if (*off >= out->len) {
+		CU_ASSERT_EQUAL(*off, out->len);
+		return 0;
+	}
+	CU_ASSERT_FATAL(proto_ipc_hdr_decode(out->data + *off, out->len - *off, out->len - *off,
+	                                     &kind, conn, &len) == 0);
+	CU_ASSERT(kind == PROTO_IPC_REPLY);
+	*off += PROTO_IPC_HDR_BYTES;
+	CU_ASSERT_FATAL(proto_hdr_decode(out->data + *off, len, 0, hdr) == 0);
+	proto_cur_init(c, out->data + *off + PROTO_HDR_BYTES, hdr->body_len);
+	CU_ASSERT_FATAL(proto_get_u64(c, rv) == 0);
+	*off += len;
+	return 1;
 }
 
 /* Takes the replies of calls answered later (all: waiting for them) into ids[]/rvs[], with
@@ -169,21 +202,13 @@ later_replies(int all, uint64_t conn, uint32_t *ids, CK_RV *rvs, CK_ULONG *lens,
 	struct proto_cur c;
 	CK_BYTE sig[512];
 	size_t off = 0;
-	uint32_t len;
 	uint64_t cid, v;
-	uint8_t kind;
 	unsigned n = 0;
 
 	proto_buf_init(&out);
 	CU_ASSERT_FATAL(part_worker_flush(W, &out, all) == 0);
-	while (off < out.len && n < max) {
-		CU_ASSERT_FATAL(proto_ipc_hdr_decode(out.data + off, out.len - off, out.len - off,
-		                                     &kind, &cid, &len) == 0);
-		CU_ASSERT(kind == PROTO_IPC_REPLY && cid == conn);
-		off += PROTO_IPC_HDR_BYTES;
-		CU_ASSERT_FATAL(proto_hdr_decode(out.data + off, len, 0, &hdr) == 0);
-		proto_cur_init(&c, out.data + off + PROTO_HDR_BYTES, hdr.body_len);
-		CU_ASSERT(proto_get_u64(&c, &v) == 0);
+	while (n < max && next_reply(&out, &off, &cid, &hdr, &c, &v)) {
+		CU_ASSERT(cid == conn);
 		ids[n] = hdr.req_id;
 		rvs[n] = (CK_RV)v;
 		lens[n] = 0;
@@ -192,7 +217,6 @@ later_replies(int all, uint64_t conn, uint32_t *ids, CK_RV *rvs, CK_ULONG *lens,
 			CU_ASSERT(proto_get_outbuf_reply(&c, sig, &lens[n]) == 0);
 		}
 		n++;
-		off += len;
 	}
 	CU_ASSERT_EQUAL(off, out.len);
 	proto_buf_free(&out);
@@ -273,12 +297,126 @@ test_threads_order(void)
 	t_teardown();
 }
 
+/* A C_GenerateKeyPair (h, RSA, modulus bits, the private template) as request `id` of
+ * CONN_A (handle_raw). */
+static int
+genpair_raw(CK_SESSION_HANDLE h, uint32_t id, CK_ULONG bits, CK_ATTRIBUTE *priv, CK_ULONG npriv,
+            CK_RV *rv)
+{
+	CK_MECHANISM gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ATTRIBUTE pt[] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)}};
+	struct proto_buf req;
+
+	proto_buf_init(&req);
+	CU_ASSERT_FATAL(proto_frame_begin(&req, PROTO_MSG_REQUEST, PROTO_CALL_C_GenerateKeyPair, 0,
+	                                  id) == 0);
+	CU_ASSERT_FATAL(proto_put_ulong(&req, h) == 0 && proto_put_mechanism(&req, &gen) == 0 &&
+	                proto_put_template(&req, pt, 1) == 0 &&
+	                proto_put_template(&req, priv, npriv) == 0);
+	return handle_raw(CONN_A, &req, id, rv);
+}
+
+/* Waits for every call answered later and finds the reply of C_GenerateKeyPair `id` among
+ * them: its CK_RV and handles; the number of replies. */
+static unsigned
+pair_reply(uint32_t id, CK_RV *rv, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	struct proto_buf out;
+	struct proto_hdr hdr;
+	struct proto_cur c;
+	size_t off = 0;
+	uint64_t cid, v;
+	unsigned n = 0;
+
+	*rv = CKR_GENERAL_ERROR;
+	*pub = *priv = CK_INVALID_HANDLE;
+	proto_buf_init(&out);
+	CU_ASSERT_FATAL(part_worker_flush(W, &out, 1) == 0);
+	for (; next_reply(&out, &off, &cid, &hdr, &c, &v); n++) {
+		if (hdr.req_id == id && hdr.call == PROTO_CALL_C_GenerateKeyPair) {
+			*rv = (CK_RV)v;
+			if (v == CKR_OK) {
+				CU_ASSERT(proto_get_ulong(&c, pub) == 0 &&
+				          proto_get_ulong(&c, priv) == 0 && proto_cur_end(&c) == 0);
+			}
+		}
+	}
+	proto_buf_free(&out);
+	return n;
+}
+
+/* An RSA key pair is made on a crypto thread: the call is answered later, another session's
+ * crypto calls go on meanwhile, a call that could see objects waits for it, and the pair
+ * (a token object, stored when the thread is done) works and lasts. Refusals of the checks
+ * come at once; a failure of the generation itself with the reply. */
+static void
+test_threads_keygen(void)
+{
+	CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
+	CK_BBOOL yes = CK_TRUE;
+	CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
+	CK_ATTRIBUTE tok[] = {{CKA_TOKEN, &yes, sizeof(yes)}, {CKA_SIGN, &yes, sizeof(yes)}};
+	CK_ATTRIBUTE bad[] = {{CKA_CLASS, &secret, sizeof(secret)}};
+	CK_OBJECT_CLASS pk = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE privs[] = {{CKA_CLASS, &pk, sizeof(pk)}};
+	CK_SESSION_HANDLE h, h2;
+	CK_OBJECT_HANDLE pub, priv, gpub, gpriv, found[8];
+	struct proto_cur c;
+	CK_ULONG n;
+	CK_RV rv;
+
+	t_rsa_session(3, &h, &pub, &priv);
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h2) == CKR_OK);
+
+	CU_ASSERT_EQUAL_FATAL(genpair_raw(h2, 2001, 2048, tok, 2, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	/* another session's signature does not wait for it */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 2002, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 2);
+	/* C_FindObjectsInit could see the new objects: it waits for both calls */
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsInit, NULL, (PUTU(h), PUTT(privs, 1))), CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
+	CU_ASSERT_EQUAL(pair_reply(2001, &rv, &gpub, &gpriv), 2);
+	CU_ASSERT_EQUAL_FATAL(rv, CKR_OK);
+	CU_ASSERT(gpub != CK_INVALID_HANDLE && gpriv != CK_INVALID_HANDLE && gpub != gpriv);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsFinal, NULL, PUTU(h)), CKR_OK);
+
+	/* the new private key signs */
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, gpriv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 2003, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(pair_reply(0, &rv, &pub, &priv), 1);
+
+	/* a template the checks refuse is answered at once, nothing handed over */
+	CU_ASSERT_EQUAL(genpair_raw(h2, 2004, 2048, bad, 1, &rv), 0);
+	CU_ASSERT_EQUAL(rv, CKR_TEMPLATE_INCONSISTENT);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
+	/* a size the engine refuses: the thread's CK_RV comes with the reply, no object made */
+	CU_ASSERT_EQUAL(genpair_raw(h2, 2005, 100, tok, 2, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(pair_reply(2005, &rv, &pub, &priv), 1);
+	CU_ASSERT_EQUAL(rv, CKR_ATTRIBUTE_VALUE_INVALID);
+	CU_ASSERT_EQUAL(pub, CK_INVALID_HANDLE);
+	/* the session of a call out closes: the pair is made first, and stays (token objects) */
+	CU_ASSERT_EQUAL(genpair_raw(h2, 2006, 2048, tok, 2, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(ck_close(CONN_A, h2), CKR_OK);
+	CU_ASSERT_EQUAL(pair_reply(2006, &rv, &pub, &priv), 1);
+	CU_ASSERT_EQUAL(rv, CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsInit, NULL, (PUTU(h), PUTT(privs, 1))), CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjects, &c, (PUTU(h), PUTL(1, 8))), CKR_OK);
+	n = 8;
+	CU_ASSERT(proto_get_ulongs_reply(&c, found, &n) == 0);
+	CU_ASSERT_EQUAL(n, 3); /* the session's first, and the two token pairs */
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsFinal, NULL, PUTU(h)), CKR_OK);
+	t_teardown();
+}
+
 static const struct test_case cases[] = {
         {"malformed bodies: CKR_ARGUMENTS_BAD, worker goes on", test_malformed_bodies},
         {"unsupported calls", test_unsupported_calls},
         {"broken frame header: PART_ERR_IPC", test_broken_header},
         {"part_worker_open refusals", test_open_refusals},
         {"crypto threads: calls after one handed over see it done", test_threads_order},
+        {"crypto threads: an RSA key pair is made on one", test_threads_keygen},
         {NULL, NULL},
 };
 
