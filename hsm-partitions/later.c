@@ -5,13 +5,13 @@
  *
  * A job is a call on one session (connection, client session handle). While jobs are out,
  * the backend asks part_later_may_overlap() before serving a request: an init or a one-shot
- * call of the crypt family on a session no job holds may go ahead (it touches its own
- * session, and a job touches only what it was handed); anything else first waits for every
- * job (part_later_settle). A job that has run is finished on the loop thread (its finish()
- * ends what the in-line call would have ended and puts the reply frame), and its reply,
- * as a PROTO_IPC_REPLY message, waits in `done` until part_later_flush() hands it to the IPC
- * loop, which writes it ahead of any reply it builds afterwards: a call that waited for a
- * job is answered, and audited, after it.
+ * call of the crypt family, or a key generation, on a session no job holds may go ahead (it
+ * touches its own session and what it creates, and a job touches only what it was handed);
+ * anything else first waits for every job (part_later_settle). A job that has run is finished on
+ * the loop thread (its finish() ends what the in-line call would have ended and puts the reply
+ * frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until part_later_flush()
+ * hands it to the IPC loop, which writes it ahead of any reply it builds afterwards: a call that
+ * waited for a job is answered, and audited, after it.
  */
 #include "hsm-partitions/part_int.h"
 
@@ -142,7 +142,7 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 		return 1;
 	}
 	if ((ci = proto_call_get(call)) == NULL ||
-	    (ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT)) == 0) {
+	    (ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_KEYGEN)) == 0) {
 		return 0;
 	}
 	proto_cur_init(&cur, body, len);

@@ -12,15 +12,16 @@
 
 #include <stddef.h>
 
-#define LOCAL PROTO_CF_LOCAL
-#define GW    PROTO_CF_ROUTE_GATEWAY
-#define SLOT  PROTO_CF_ROUTE_SLOT
-#define SESS  PROTO_CF_ROUTE_SESSION
-#define SIN   PROTO_CF_SECRET_IN
-#define SOUT  PROTO_CF_SECRET_OUT
-#define STATE PROTO_CF_STATE
-#define INIT  PROTO_CF_OP_INIT
-#define ONE   PROTO_CF_OP_ONESHOT
+#define LOCAL  PROTO_CF_LOCAL
+#define GW     PROTO_CF_ROUTE_GATEWAY
+#define SLOT   PROTO_CF_ROUTE_SLOT
+#define SESS   PROTO_CF_ROUTE_SESSION
+#define SIN    PROTO_CF_SECRET_IN
+#define SOUT   PROTO_CF_SECRET_OUT
+#define STATE  PROTO_CF_STATE
+#define INIT   PROTO_CF_OP_INIT
+#define ONE    PROTO_CF_OP_ONESHOT
+#define KEYGEN PROTO_CF_KEYGEN
 
 #define CALL(fn, rq, rs, act, fl) [PROTO_CALL_##fn] = {PROTO_CALL_##fn, #fn, rq, rs, act, fl}
 
@@ -98,9 +99,9 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         CALL(C_SignEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
         CALL(C_DecryptVerifyUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
         /* Keys. */
-        CALL(C_GenerateKey, "uMa", "u", "hsm.keys.generate", SESS | STATE),
+        CALL(C_GenerateKey, "uMa", "u", "hsm.keys.generate", SESS | STATE | KEYGEN),
         /* public template, private template → public handle, private handle */
-        CALL(C_GenerateKeyPair, "uMaa", "uu", "hsm.keys.generatepair", SESS | STATE),
+        CALL(C_GenerateKeyPair, "uMaa", "uu", "hsm.keys.generatepair", SESS | STATE | KEYGEN),
         /* wrapping key, key */
         CALL(C_WrapKey, "uMuuo", "O", "hsm.keys.wrap", SESS | SOUT),
         /* unwrapping key, wrapped key, template */

@@ -294,6 +294,9 @@ enum proto_call {
  * action continue (C_SignInit ...), or is a whole single-part one (C_Sign ...). */
 #define PROTO_CF_OP_INIT    0x80u
 #define PROTO_CF_OP_ONESHOT 0x100u
+/* Makes a new key (C_GenerateKey, C_GenerateKeyPair): reads its session and login state,
+ * changes nothing but the objects it adds (the workers' calls answered later). */
+#define PROTO_CF_KEYGEN 0x200u
 
 /*
  * Layout strings name the fields of a request and of a reply (after the CK_RV), one letter

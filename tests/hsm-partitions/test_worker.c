@@ -359,7 +359,10 @@ test_threads_keygen(void)
 	CK_ATTRIBUTE bad[] = {{CKA_CLASS, &secret, sizeof(secret)}};
 	CK_OBJECT_CLASS pk = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE privs[] = {{CKA_CLASS, &pk, sizeof(pk)}};
-	CK_SESSION_HANDLE h, h2;
+	CK_MECHANISM aes = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ULONG aeslen = 32;
+	CK_ATTRIBUTE aesl[] = {{CKA_VALUE_LEN, &aeslen, sizeof(aeslen)}};
+	CK_SESSION_HANDLE h, h2, h3;
 	CK_OBJECT_HANDLE pub, priv, gpub, gpriv, found[8];
 	struct proto_cur c;
 	CK_ULONG n;
@@ -381,6 +384,20 @@ test_threads_keygen(void)
 	CU_ASSERT_EQUAL_FATAL(rv, CKR_OK);
 	CU_ASSERT(gpub != CK_INVALID_HANDLE && gpriv != CK_INVALID_HANDLE && gpub != gpriv);
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsFinal, NULL, PUTU(h)), CKR_OK);
+
+	/* key generations on other sessions do not wait either: a second RSA pair is handed over
+	 * beside the first, an AES key is made in line */
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h3) == CKR_OK);
+	CU_ASSERT_EQUAL(genpair_raw(h2, 2007, 2048, tok, 2, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(genpair_raw(h3, 2008, 2048, tok, 0, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 2);
+	CU_ASSERT_EQUAL(CALL(CONN_A, C_GenerateKey, &c,
+	                     (PUTU(h), (void)!proto_put_mechanism(&b, &aes), PUTT(aesl, 1))),
+	                CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 2);
+	CU_ASSERT_EQUAL(pair_reply(2008, &rv, &pub, &priv), 2);
+	CU_ASSERT_EQUAL(rv, CKR_OK);
+	CU_ASSERT_EQUAL(ck_close(CONN_A, h3), CKR_OK);
 
 	/* the new private key signs */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &sha, gpriv), CKR_OK);
@@ -405,7 +422,7 @@ test_threads_keygen(void)
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjects, &c, (PUTU(h), PUTL(1, 8))), CKR_OK);
 	n = 8;
 	CU_ASSERT(proto_get_ulongs_reply(&c, found, &n) == 0);
-	CU_ASSERT_EQUAL(n, 3); /* the session's first, and the two token pairs */
+	CU_ASSERT_EQUAL(n, 4); /* the session's first, three token pairs (2008's went with h3) */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsFinal, NULL, PUTU(h)), CKR_OK);
 	t_teardown();
 }
