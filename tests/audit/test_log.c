@@ -231,6 +231,100 @@ test_callbacks_async(void)
 	callbacks_in_mode(AUD_DURABILITY_ASYNC, "cb-async");
 }
 
+/* Which thread ran a record's callback. */
+struct whostate {
+	pthread_mutex_t mu;
+	pthread_t caller;
+	unsigned calls, by_caller, bad;
+};
+
+static void
+who_cb(void *arg, uint64_t seq, int status)
+{
+	struct whostate *s = arg;
+
+	(void)seq;
+	pthread_mutex_lock(&s->mu);
+	s->calls++;
+	s->by_caller += pthread_equal(pthread_self(), s->caller) != 0;
+	s->bad += status != 0;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* One append with who_cb; its seq. */
+static uint64_t
+append_who(struct aud_log *log, struct whostate *s, unsigned i)
+{
+	struct aud_event *ev = mk_event(i);
+	uint64_t seq = 0;
+
+	CU_ASSERT(aud_log_append(log, ev, who_cb, s, &seq) == 0);
+	aud_event_free(ev);
+	return seq;
+}
+
+/* Async: a batch that needs no sync is written by the appending thread, which runs its
+ * callbacks before aud_log_append (or the release of a hold) returns, instead of waking the
+ * writer; a batch with a checkpoint, which is synced, still goes to the writer. */
+static void
+test_async_inline(void)
+{
+	struct whostate s = {PTHREAD_MUTEX_INITIALIZER, pthread_self(), 0, 0, 0};
+	struct aud_log_options o;
+	struct aud_log *log = NULL;
+	struct aud_verify_result res;
+	unsigned i, before, inline_seen = 0, n = 0;
+	uint64_t seq = 0;
+
+	fresh_dir("async-inline");
+	opts(&o);
+	o.durability = AUD_DURABILITY_ASYNC;
+	o.checkpoint_every = 1000;
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	/* The writer may still be finishing the start-up batch: then the append wakes it, and
+	 * the next one finds it waiting. */
+	for (i = 0; i < 100 && !inline_seen; i++) {
+		before = s.by_caller;
+		seq = append_who(log, &s, n++);
+		inline_seen = s.by_caller == before + 1; /* ran before the append returned */
+		CU_ASSERT(aud_log_wait(log, seq) == 0);
+	}
+	CU_ASSERT_FATAL(inline_seen);
+	CU_ASSERT(aud_log_durable_seq(log) >= seq);
+	/* held: nothing is written until the release, which writes the three at once */
+	aud_log_hold(log);
+	before = s.calls;
+	for (i = 0; i < 3; i++) {
+		seq = append_who(log, &s, n++);
+	}
+	aud_log_release(log);
+	CU_ASSERT(aud_log_wait(log, seq) == 0);
+	CU_ASSERT_EQUAL(s.calls, before + 3);
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT_EQUAL(s.calls, n);
+	CU_ASSERT_EQUAL(s.bad, 0);
+	CU_ASSERT(verify_dir(&res) == 0);
+
+	/* every record a checkpoint follows: each batch is synced, by the writer */
+	fresh_dir("async-ckpt");
+	opts(&o);
+	o.durability = AUD_DURABILITY_ASYNC;
+	o.checkpoint_every = 1;
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.mu, NULL);
+	s.caller = pthread_self();
+	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
+	for (i = 0; i < 20; i++) {
+		CU_ASSERT(aud_log_wait(log, append_who(log, &s, i)) == 0);
+	}
+	CU_ASSERT(aud_log_close(log) == 0);
+	CU_ASSERT_EQUAL(s.calls, 20);
+	CU_ASSERT_EQUAL(s.by_caller, 0);
+	CU_ASSERT(verify_dir(&res) == 0);
+	CU_ASSERT(count_type('C') >= 20);
+	pthread_mutex_destroy(&s.mu);
+}
+
 static void
 test_checkpoint_every_n(void)
 {
@@ -787,7 +881,7 @@ test_hold_release(void)
 }
 
 static void
-test_fail_closed(void)
+fail_closed_in_mode(enum aud_durability d, const char *tag)
 {
 	struct aud_log_options o;
 	struct aud_log *log = NULL;
@@ -797,8 +891,9 @@ test_fail_closed(void)
 	uint64_t seq;
 	int i;
 
-	fresh_dir("failclosed");
+	fresh_dir(tag);
 	opts(&o);
+	o.durability = d; /* async: the failing write is the appender's own (write_inline) */
 	CU_ASSERT_FATAL(aud_log_open(&log, &o) == 0);
 	CU_ASSERT(append_n(log, 5) == 0);
 	aud_log_inject_fault(log, ENOSPC);
@@ -823,6 +918,18 @@ test_fail_closed(void)
 	CU_ASSERT(aud_log_close(log) == 0);
 	CU_ASSERT(verify_dir(&res) == 0);
 	CU_ASSERT(count_type('E') == 8);
+}
+
+static void
+test_fail_closed(void)
+{
+	fail_closed_in_mode(AUD_DURABILITY_SYNC, "failclosed");
+}
+
+static void
+test_fail_closed_async(void)
+{
+	fail_closed_in_mode(AUD_DURABILITY_ASYNC, "failclosed-async");
 }
 
 static void
@@ -904,6 +1011,7 @@ static const struct test_case cases[] = {
         {"open, append, close; the log verifies", test_open_append_close_verify},
         {"sync durability: one callback per record, in order", test_callbacks_sync},
         {"async durability: callbacks and a verifiable log", test_callbacks_async},
+        {"async: the appender writes a batch that needs no sync itself", test_async_inline},
         {"a checkpoint every N records", test_checkpoint_every_n},
         {"heartbeat checkpoints while idle", test_heartbeat_when_idle},
         {"segments roll, sealed by checkpoints; reopen continues", test_segment_roll_and_reopen},
@@ -924,6 +1032,7 @@ static const struct test_case cases[] = {
          test_zeros_in_earlier_segment_refused},
         {"hold and release: nested, waits override", test_hold_release},
         {"fail closed after a write error, until reopened", test_fail_closed},
+        {"async: a failed write fails closed too", test_fail_closed_async},
         {"a second writer is locked out", test_second_writer_locked},
         {"bad options and a public key as signing key are refused", test_bad_options},
         {"4 threads x 2000 appends", test_concurrent_appenders},
