@@ -130,7 +130,8 @@ int part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct pro
 /*
  * Crypto threads (pool.c, later.c). With part_worker_threads(w, n), n > 1,
  * part_worker_handle() may hand a one-shot RSA private-key call (C_Sign, C_SignRecover,
- * C_Decrypt) to one of n - 1 helper threads and return PART_LATER with nothing in `reply`.
+ * C_Decrypt) or the computation of an RSA key pair (C_GenerateKeyPair) to one of n - 1
+ * helper threads and return PART_LATER with nothing in `reply`.
  * Its reply, a whole PROTO_IPC_REPLY message for its connection, is appended to `out` by a
  * later part_worker_flush(): with `all`, that waits for every call handed over (running
  * those no helper has started); without, it takes those that have ended. Calls are still

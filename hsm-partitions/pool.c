@@ -1,6 +1,7 @@
 /*
- * hsm-partitions/pool.c — the crypto threads of a soft worker: RSA private-key operations
- * (part_op_heavy) of several sessions run side by side on several cores, while the token
+ * hsm-partitions/pool.c — the crypto threads of a worker: RSA private-key operations
+ * (part_op_heavy) and RSA key pair generation of a soft worker, a passthrough worker's
+ * vendor calls, of several sessions run side by side on several cores, while the token
  * model stays on the loop thread.
  *
  * What runs here is a task that owns everything it touches: the worker hands over one
