@@ -771,9 +771,8 @@ loop_polling(struct gw_server *s)
 			}
 		}
 		if (since != 0 && !one_call_out(s)) {
-			if (worker_idle(s)) {
-				proto_spin_learn(&s->spin,
-				                 proto_now_ns() - since); /* its reply came */
+			if (worker_idle(s)) { /* its reply came */
+				proto_spin_learn(&s->spin, proto_now_ns() - since);
 			}
 			since = 0;
 		}
