@@ -27,6 +27,11 @@
  * with crypto threads (later.c) answers some requests of a batch later: their replies join
  * a write as those calls end.
  */
+/* What the I/O helpers return when the gateway has gone away: EOF on a read, or EPIPE /
+ * ECONNRESET on a write (replies of calls that ended after the gateway closed its end). Not
+ * an error: the loop ends with 0. */
+#define IPC_GONE 1
+
 struct ipc_io {
 	const struct part_ipc_handler *h;
 	int fd;
@@ -44,6 +49,9 @@ write_full(int fd, const uint8_t *p, size_t len)
 		n = write(fd, p, len);
 		if (n < 0 && errno == EINTR) {
 			continue;
+		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			return IPC_GONE;
 		}
 		if (n <= 0) {
 			return PART_ERR_IO;
@@ -111,8 +119,8 @@ io_idle(struct ipc_io *io)
 }
 
 /* Makes `need` bytes available at in[off]: flushes the replies first if the read may
- * block, moves the unserved bytes to the front, reads. 0, 1 on EOF at a message boundary,
- * or a PART_ERR_*. */
+ * block, moves the unserved bytes to the front, reads. 0, IPC_GONE on EOF at a message
+ * boundary or when a reply could not be written to a closed socket, or a PART_ERR_*. */
 static int
 io_fill(struct ipc_io *io, size_t need)
 {
@@ -140,7 +148,7 @@ io_fill(struct ipc_io *io, size_t need)
 			return PART_ERR_IO;
 		}
 		if (n == 0) {
-			return io->len == io->off ? 1 : PART_ERR_IPC;
+			return io->len == io->off ? IPC_GONE : PART_ERR_IPC;
 		}
 		io->len += (size_t)n;
 	}
@@ -220,7 +228,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 	uint32_t body_len;
 	uint64_t conn;
 	uint8_t kind;
-	int policy_noted = 0, gone = 0, r;
+	int policy_noted = 0, gone = 0, r, fr;
 
 	proto_buf_init(&frame);
 	proto_buf_init(&msg);
@@ -234,7 +242,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 		goto out;
 	}
 	for (;;) {
-		if ((r = io_fill(&io, PROTO_IPC_HDR_BYTES)) == 1) {
+		if ((r = io_fill(&io, PROTO_IPC_HDR_BYTES)) == IPC_GONE) {
 			r = 0; /* the gateway went away */
 			gone = 1;
 			break;
@@ -251,7 +259,7 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 		}
 		need = PROTO_IPC_HDR_BYTES + (size_t)body_len;
 		if ((r = io_fill(&io, need)) != 0) {
-			r = r == 1 ? PART_ERR_IPC : r;
+			r = r == IPC_GONE ? PART_ERR_IPC : r; /* gone in the middle of a message */
 			goto out;
 		}
 		body = io.in + io.off + PROTO_IPC_HDR_BYTES;
@@ -287,6 +295,11 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 		io.off += need;
 		proto_buf_reset(&frame);
 		proto_buf_reset(&msg);
+		if (r == IPC_GONE) {
+			r = 0; /* a reply could not be written: the gateway went away */
+			gone = 1;
+			break;
+		}
 		if (r != 0) {
 			goto out;
 		}
@@ -294,8 +307,8 @@ part_ipc_serve(const struct part_ipc_handler *h, int fd)
 out:
 	/* Whatever ends the loop, the requests served before it get their replies (calls
 	 * still out end first). A gateway that went away may not read them: not an error. */
-	if (io_flush(&io, 1) != 0 && r == 0 && !gone) {
-		r = PART_ERR_IO;
+	if ((fr = io_flush(&io, 1)) != 0 && fr != IPC_GONE && r == 0 && !gone) {
+		r = fr;
 	}
 	if (io.in != NULL) {
 		OPENSSL_clear_free(io.in, io.cap);
