@@ -4,14 +4,17 @@
  * as if it served one call at a time.
  *
  * A job is a call on one session (connection, client session handle). While jobs are out,
- * the backend asks part_later_may_overlap() before serving a request: an init or a one-shot
- * call of the crypt family, or a key generation, on a session no job holds may go ahead (it
- * touches its own session and what it creates, and a job touches only what it was handed);
- * anything else first waits for every job (part_later_settle). A job that has run is finished on
- * the loop thread (its finish() ends what the in-line call would have ended and puts the reply
- * frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until part_later_flush()
- * hands it to the IPC loop, which writes it ahead of any reply it builds afterwards: a call that
- * waited for a job is answered, and audited, after it.
+ * the backend asks part_later_may_overlap() before serving a request. A job touches only
+ * what it was handed (its session's operation, copies of its input), so a request may go
+ * ahead if it cannot touch that: from a connection with no job out, anything that does not
+ * change what others may be using (PROTO_CF_SHARED: destroying or changing objects, the
+ * token and its PINs, a vendor's login or sessions); from a connection with jobs out, an
+ * init or a one-shot call of the crypt family, or a key generation, on a session no job
+ * holds. Anything else first waits for every job (part_later_settle). A job that has run is
+ * finished on the loop thread (its finish() ends what the in-line call would have ended and puts
+ * the reply frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until
+ * part_later_flush() hands it to the IPC loop, which writes it ahead of any reply it builds
+ * afterwards: a call that waited for a job is answered, and audited, after it.
  */
 #include "hsm-partitions/part_int.h"
 
@@ -141,8 +144,15 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 	if (l == NULL || l->n_jobs == 0) {
 		return 1;
 	}
-	if ((ci = proto_call_get(call)) == NULL ||
-	    (ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_KEYGEN)) == 0) {
+	if ((ci = proto_call_get(call)) == NULL) {
+		return 0;
+	}
+	for (i = 0; i < l->n_jobs && l->jobs[i]->conn != conn; i++) {
+	}
+	if (i == l->n_jobs) {
+		return (ci->flags & PROTO_CF_SHARED) == 0; /* the connection has nothing out */
+	}
+	if ((ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_KEYGEN)) == 0) {
 		return 0;
 	}
 	proto_cur_init(&cur, body, len);

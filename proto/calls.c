@@ -22,6 +22,7 @@
 #define INIT   PROTO_CF_OP_INIT
 #define ONE    PROTO_CF_OP_ONESHOT
 #define KEYGEN PROTO_CF_KEYGEN
+#define SHARED PROTO_CF_SHARED
 
 #define CALL(fn, rq, rs, act, fl) [PROTO_CALL_##fn] = {PROTO_CALL_##fn, #fn, rq, rs, act, fl}
 
@@ -39,26 +40,26 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         CALL(C_GetMechanismList, "ul", "L", "hsm.token.mechanisms", SLOT),
         CALL(C_GetMechanismInfo, "uu", "m", "hsm.token.mechanisms", SLOT),
         /* pin, label (32 bytes, blank padded) */
-        CALL(C_InitToken, "uyy", "", "hsm.token.init", SLOT | SIN | STATE),
-        CALL(C_InitPIN, "uy", "", "hsm.token.initpin", SESS | SIN | STATE),
-        CALL(C_SetPIN, "uyy", "", "hsm.token.setpin", SESS | SIN | STATE),
+        CALL(C_InitToken, "uyy", "", "hsm.token.init", SLOT | SIN | STATE | SHARED),
+        CALL(C_InitPIN, "uy", "", "hsm.token.initpin", SESS | SIN | STATE | SHARED),
+        CALL(C_SetPIN, "uyy", "", "hsm.token.setpin", SESS | SIN | STATE | SHARED),
         /* Sessions. C_OpenSession's pApplication and Notify stay in the client. */
         CALL(C_OpenSession, "uu", "u", "hsm.session.open", SLOT),
         CALL(C_CloseSession, "u", "", "hsm.session.close", SESS),
-        CALL(C_CloseAllSessions, "u", "", "hsm.session.close", SLOT),
+        CALL(C_CloseAllSessions, "u", "", "hsm.session.close", SLOT | SHARED),
         CALL(C_GetSessionInfo, "u", "N", "hsm.session.read", SESS),
         CALL(C_GetOperationState, "uo", "O", "hsm.session.getstate", SESS | SOUT),
         /* state, encryption key, authentication key */
         CALL(C_SetOperationState, "uyuu", "", "hsm.session.setstate", SESS | SIN),
         CALL(C_Login, "uuy", "", "hsm.session.login", SESS | SIN),
-        CALL(C_Logout, "u", "", "hsm.session.logout", SESS),
+        CALL(C_Logout, "u", "", "hsm.session.logout", SESS | SHARED),
         /* Objects. */
         CALL(C_CreateObject, "ua", "u", "hsm.keys.import", SESS | SIN | STATE),
         CALL(C_CopyObject, "uua", "u", "hsm.keys.copy", SESS | STATE),
-        CALL(C_DestroyObject, "uu", "", "hsm.keys.destroy", SESS | STATE),
+        CALL(C_DestroyObject, "uu", "", "hsm.keys.destroy", SESS | STATE | SHARED),
         CALL(C_GetObjectSize, "uu", "u", "hsm.keys.readattributes", SESS),
         CALL(C_GetAttributeValue, "uuA", "Q", "hsm.keys.readattributes", SESS | SOUT),
-        CALL(C_SetAttributeValue, "uua", "", "hsm.keys.setattributes", SESS | SIN | STATE),
+        CALL(C_SetAttributeValue, "uua", "", "hsm.keys.setattributes", SESS | SIN | STATE | SHARED),
         CALL(C_FindObjectsInit, "ua", "", "hsm.keys.list", SESS),
         /* phObject is always a buffer of ulMaxObjectCount handles */
         CALL(C_FindObjects, "ul", "L", "hsm.keys.list", SESS),

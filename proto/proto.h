@@ -297,6 +297,10 @@ enum proto_call {
 /* Makes a new key (C_GenerateKey, C_GenerateKeyPair): reads its session and login state,
  * changes nothing but the objects it adds (the workers' calls answered later). */
 #define PROTO_CF_KEYGEN 0x200u
+/* Changes what other connections' calls may be using: an object's existence or attributes,
+ * the token or its PINs, a vendor module's login or its sessions (the workers' calls
+ * answered later: such a call waits for every call out). */
+#define PROTO_CF_SHARED 0x400u
 
 /*
  * Layout strings name the fields of a request and of a reply (after the CK_RV), one letter

@@ -362,7 +362,7 @@ test_threads_keygen(void)
 	CK_MECHANISM aes = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_ULONG aeslen = 32;
 	CK_ATTRIBUTE aesl[] = {{CKA_VALUE_LEN, &aeslen, sizeof(aeslen)}};
-	CK_SESSION_HANDLE h, h2, h3;
+	CK_SESSION_HANDLE h, h2, h3, hb;
 	CK_OBJECT_HANDLE pub, priv, gpub, gpriv, found[8];
 	struct proto_cur c;
 	CK_ULONG n;
@@ -404,6 +404,24 @@ test_threads_keygen(void)
 	CU_ASSERT_EQUAL(sign_raw(CONN_A, h, 2003, &rv), PART_LATER);
 	CU_ASSERT_EQUAL(pair_reply(0, &rv, &pub, &priv), 1);
 
+	/* another connection is not held up by this one's key generation: it opens a session,
+	 * logs in, lists the token's private keys; its C_DestroyObject of one, which could be an
+	 * object in use, waits for the generation */
+	CU_ASSERT_EQUAL(genpair_raw(h2, 2009, 2048, tok, 2, &rv), PART_LATER);
+	CU_ASSERT_FATAL(ck_open(CONN_B, RW, &hb) == CKR_OK);
+	CU_ASSERT_EQUAL(ck_login(CONN_B, hb, CKU_USER, USER_PIN), CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_B, C_FindObjectsInit, NULL, (PUTU(hb), PUTT(privs, 1))), CKR_OK);
+	CU_ASSERT_EQUAL(CALL(CONN_B, C_FindObjects, &c, (PUTU(hb), PUTL(1, 8))), CKR_OK);
+	n = 8;
+	CU_ASSERT(proto_get_ulongs_reply(&c, found, &n) == 0 && n >= 1);
+	CU_ASSERT_EQUAL(CALL(CONN_B, C_FindObjectsFinal, NULL, PUTU(hb)), CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	CU_ASSERT_EQUAL(CALL(CONN_B, C_DestroyObject, NULL, (PUTU(hb), PUTU(found[0]))), CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
+	CU_ASSERT_EQUAL(pair_reply(2009, &rv, &pub, &priv), 1);
+	CU_ASSERT_EQUAL(rv, CKR_OK);
+	CU_ASSERT_EQUAL(ck_close(CONN_B, hb), CKR_OK);
+
 	/* a template the checks refuse is answered at once, nothing handed over */
 	CU_ASSERT_EQUAL(genpair_raw(h2, 2004, 2048, bad, 1, &rv), 0);
 	CU_ASSERT_EQUAL(rv, CKR_TEMPLATE_INCONSISTENT);
@@ -422,7 +440,7 @@ test_threads_keygen(void)
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjects, &c, (PUTU(h), PUTL(1, 8))), CKR_OK);
 	n = 8;
 	CU_ASSERT(proto_get_ulongs_reply(&c, found, &n) == 0);
-	CU_ASSERT_EQUAL(n, 4); /* the session's first, three token pairs (2008's went with h3) */
+	CU_ASSERT_EQUAL(n, 4); /* the session's, four token pairs (2008's went with h3), one gone */
 	CU_ASSERT_EQUAL(CALL(CONN_A, C_FindObjectsFinal, NULL, PUTU(h)), CKR_OK);
 	t_teardown();
 }
