@@ -7,8 +7,9 @@
  * the backend asks part_later_may_overlap() before serving a request. A job touches only
  * what it was handed (its session's operation, copies of its input), so a request may go
  * ahead if it cannot touch that: from a connection with no job out, anything that does not
- * change what others may be using (PROTO_CF_SHARED: destroying or changing objects, the
- * token and its PINs, a vendor's login or sessions); from a connection with jobs out, an
+ * change what others may be using (the backend's `shared` flags: destroying or changing
+ * objects, the token and its PINs; for a vendor module also its login and sessions); from a
+ * connection with jobs out, an
  * init or a one-shot call of the crypt family, or a key generation, on a session no job
  * holds. Anything else first waits for every job (part_later_settle). A job that has run is
  * finished on the loop thread (its finish() ends what the in-line call would have ended and puts
@@ -134,7 +135,7 @@ part_later_settle(struct part_later *l, void *arg)
 
 int
 part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
-                       const uint8_t *body, size_t len)
+                       const uint8_t *body, size_t len, uint32_t shared)
 {
 	const struct proto_call_info *ci;
 	CK_SESSION_HANDLE h;
@@ -147,10 +148,8 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 	if ((ci = proto_call_get(call)) == NULL) {
 		return 0;
 	}
-	for (i = 0; i < l->n_jobs && l->jobs[i]->conn != conn; i++) {
-	}
-	if (i == l->n_jobs) {
-		return (ci->flags & PROTO_CF_SHARED) == 0; /* the connection has nothing out */
+	if (!part_later_conn_busy(l, conn)) {
+		return (ci->flags & shared) == 0;
 	}
 	if ((ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_KEYGEN)) == 0) {
 		return 0;
@@ -187,6 +186,19 @@ part_later_flush(struct part_later *l, void *arg, struct proto_buf *out, int all
 	return r;
 }
 
+int
+part_later_conn_busy(const struct part_later *l, uint64_t conn)
+{
+	unsigned i;
+
+	for (i = 0; l != NULL && i < l->n_jobs; i++) {
+		if (l->jobs[i]->conn == conn) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 unsigned
 part_later_pending(const struct part_later *l)
 {
@@ -196,7 +208,7 @@ part_later_pending(const struct part_later *l)
 int
 part_later_help(struct part_later *l)
 {
-	return l != NULL && part_pool_run_one(l->pool);
+	return l != NULL && part_pool_run_short(l->pool);
 }
 
 int

@@ -392,6 +392,8 @@ void part_crypt_settle(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
 struct part_task {
 	void (*run)(struct part_task *t); /* on a helper or on the loop thread */
 	struct part_task *next;           /* the pool's */
+	int long_run; /* seconds, not µs (a key pair): an idle loop thread leaves it to a
+	               * helper (part_pool_run_short), so that it keeps serving requests */
 };
 struct part_pool;
 /* PART_ERR_INVALID (too many), PART_ERR_NOMEM, PART_ERR_SYS (pthread_create failed). */
@@ -399,6 +401,8 @@ int part_pool_new(unsigned helpers, struct part_pool **out) PART_WUR;
 void part_pool_submit(struct part_pool *p, struct part_task *t);
 /* Runs one queued task on the calling thread: 1, or 0 when none is queued. */
 int part_pool_run_one(struct part_pool *p);
+/* The same, for the first queued task that is not long_run. */
+int part_pool_run_short(struct part_pool *p);
 /* Runs the queued tasks on the calling thread, waits for those running: all have ended. */
 void part_pool_wait(struct part_pool *p);
 /* Takes the tasks that have run (linked by `next`, any order), or NULL. */
@@ -433,14 +437,19 @@ int part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req
  * PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS. */
 int part_later_new(unsigned threads, struct part_later **out) PART_WUR;
 void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
-/* Whether a request may be served now, or must wait for the jobs (part_later_settle). */
+/* Whether a request may be served now, or must wait for the jobs (part_later_settle).
+ * shared: the PROTO_CF_* flags of calls that change what another connection's job may use
+ * in this backend (PROTO_CF_SHARED, with PROTO_CF_VENDOR_SHARED for a vendor module). */
 int part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
-                           const uint8_t *body, size_t len);
+                           const uint8_t *body, size_t len, uint32_t shared);
+/* Whether connection `conn` has a job out (0 for NULL). */
+int part_later_conn_busy(const struct part_later *l, uint64_t conn);
 void part_later_settle(struct part_later *l, void *arg);
 /* Appends the replies of the jobs that have ended (all: after waiting for every job, running
  * those no helper has started) as PROTO_IPC_REPLY messages; PART_ERR_NOMEM when a reply could
- * not be built. pending: the jobs not yet finished; help: runs one no helper has started on
- * the calling thread (1) or finds none (0); fd: readable when some have ended (-1 for NULL). */
+ * not be built. pending: the jobs not yet finished; help: runs one no helper has started (not a
+ * long_run one) on the calling thread (1) or finds none (0); fd: readable when some have ended (-1
+ * for NULL). */
 int part_later_flush(struct part_later *l, void *arg, struct proto_buf *out, int all) PART_WUR;
 unsigned part_later_pending(const struct part_later *l);
 int part_later_help(struct part_later *l);

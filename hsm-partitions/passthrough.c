@@ -1148,6 +1148,7 @@ gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_ME
 	j->arena = c->p->arena;
 	c->p->arena = c->a = fresh;
 	j->base.task.run = gen_run;
+	j->base.task.long_run = 1;
 	j->base.conn = c->conn;
 	j->base.h = h;
 	j->base.finish = gen_finish;
@@ -1459,7 +1460,7 @@ part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *ctx,
 		return PART_ERR_IPC;
 	}
 	if (!part_later_may_overlap(p->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
-	                            hdr.body_len)) {
+	                            hdr.body_len, PROTO_CF_SHARED | PROTO_CF_VENDOR_SHARED)) {
 		part_later_settle(p->later, p);
 	}
 	memset(&c, 0, sizeof(c));
@@ -1483,7 +1484,9 @@ part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *ctx,
 void
 part_pt_conn_closed(struct part_pt *p, uint64_t conn_id)
 {
-	part_later_settle(p->later, p); /* its sessions may be in a call */
+	/* Its sessions may be in a call; and the vendor's session objects are visible to every
+	 * session of this process, so another connection's call may be using one: all wait. */
+	part_later_settle(p->later, p);
 	conn_close_all(p, conn_id);
 }
 

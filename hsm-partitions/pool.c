@@ -57,6 +57,29 @@ take_inlock(struct part_pool *p)
 	return t;
 }
 
+/* The first queued task that is not long_run, unlinked; NULL if none. */
+static struct part_task *
+take_short_inlock(struct part_pool *p)
+{
+	struct part_task *t, *prev = NULL;
+
+	for (t = p->head; t != NULL && t->long_run; t = t->next) {
+		prev = t;
+	}
+	if (t == NULL) {
+		return NULL;
+	}
+	if (prev == NULL) {
+		return take_inlock(p);
+	}
+	prev->next = t->next;
+	if (p->tail == t) {
+		p->tail = prev;
+	}
+	t->next = NULL;
+	return t;
+}
+
 static void
 done_inlock(struct part_pool *p, struct part_task *t)
 {
@@ -163,13 +186,13 @@ part_pool_submit(struct part_pool *p, struct part_task *t)
 	pthread_mutex_unlock(&p->mu);
 }
 
-int
-part_pool_run_one(struct part_pool *p)
+static int
+run_taken(struct part_pool *p, int any)
 {
 	struct part_task *t;
 
 	pthread_mutex_lock(&p->mu);
-	if ((t = take_inlock(p)) != NULL) {
+	if ((t = any ? take_inlock(p) : take_short_inlock(p)) != NULL) {
 		pthread_mutex_unlock(&p->mu);
 		t->run(t);
 		pthread_mutex_lock(&p->mu);
@@ -177,6 +200,18 @@ part_pool_run_one(struct part_pool *p)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return t != NULL;
+}
+
+int
+part_pool_run_one(struct part_pool *p)
+{
+	return run_taken(p, 1);
+}
+
+int
+part_pool_run_short(struct part_pool *p)
+{
+	return run_taken(p, 0);
 }
 
 void

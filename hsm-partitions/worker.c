@@ -1243,6 +1243,7 @@ offload_pair(struct call *c, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTR
 	w->arena = fresh;
 	c->a = fresh;
 	j->base.task.run = pair_run;
+	j->base.task.long_run = 1;
 	j->base.conn = c->conn;
 	j->base.h = h;
 	j->base.finish = pair_finish;
@@ -1522,7 +1523,11 @@ part_worker_max_frame(const struct part_worker *w)
 void
 part_worker_conn_closed(struct part_worker *w, uint64_t conn_id)
 {
-	part_later_settle(w->later, w); /* its sessions may be lent out */
+	/* Its sessions may be lent out. Another connection's jobs cannot see its sessions or
+	 * their objects (an application's session objects are its own), so they go on. */
+	if (part_later_conn_busy(w->later, conn_id)) {
+		part_later_settle(w->later, w);
+	}
 	part_session_drop_conn(w->tok, conn_id);
 }
 
@@ -1561,7 +1566,7 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 		return PART_ERR_IPC;
 	}
 	if (!part_later_may_overlap(w->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
-	                            hdr.body_len)) {
+	                            hdr.body_len, PROTO_CF_SHARED)) {
 		part_later_settle(w->later, w);
 	}
 	memset(&c, 0, sizeof(c));

@@ -12,17 +12,18 @@
 
 #include <stddef.h>
 
-#define LOCAL  PROTO_CF_LOCAL
-#define GW     PROTO_CF_ROUTE_GATEWAY
-#define SLOT   PROTO_CF_ROUTE_SLOT
-#define SESS   PROTO_CF_ROUTE_SESSION
-#define SIN    PROTO_CF_SECRET_IN
-#define SOUT   PROTO_CF_SECRET_OUT
-#define STATE  PROTO_CF_STATE
-#define INIT   PROTO_CF_OP_INIT
-#define ONE    PROTO_CF_OP_ONESHOT
-#define KEYGEN PROTO_CF_KEYGEN
-#define SHARED PROTO_CF_SHARED
+#define LOCAL   PROTO_CF_LOCAL
+#define GW      PROTO_CF_ROUTE_GATEWAY
+#define SLOT    PROTO_CF_ROUTE_SLOT
+#define SESS    PROTO_CF_ROUTE_SESSION
+#define SIN     PROTO_CF_SECRET_IN
+#define SOUT    PROTO_CF_SECRET_OUT
+#define STATE   PROTO_CF_STATE
+#define INIT    PROTO_CF_OP_INIT
+#define ONE     PROTO_CF_OP_ONESHOT
+#define KEYGEN  PROTO_CF_KEYGEN
+#define SHARED  PROTO_CF_SHARED
+#define VSHARED PROTO_CF_VENDOR_SHARED
 
 #define CALL(fn, rq, rs, act, fl) [PROTO_CALL_##fn] = {PROTO_CALL_##fn, #fn, rq, rs, act, fl}
 
@@ -46,13 +47,13 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         /* Sessions. C_OpenSession's pApplication and Notify stay in the client. */
         CALL(C_OpenSession, "uu", "u", "hsm.session.open", SLOT),
         CALL(C_CloseSession, "u", "", "hsm.session.close", SESS),
-        CALL(C_CloseAllSessions, "u", "", "hsm.session.close", SLOT | SHARED),
+        CALL(C_CloseAllSessions, "u", "", "hsm.session.close", SLOT | VSHARED),
         CALL(C_GetSessionInfo, "u", "N", "hsm.session.read", SESS),
         CALL(C_GetOperationState, "uo", "O", "hsm.session.getstate", SESS | SOUT),
         /* state, encryption key, authentication key */
         CALL(C_SetOperationState, "uyuu", "", "hsm.session.setstate", SESS | SIN),
         CALL(C_Login, "uuy", "", "hsm.session.login", SESS | SIN),
-        CALL(C_Logout, "u", "", "hsm.session.logout", SESS | SHARED),
+        CALL(C_Logout, "u", "", "hsm.session.logout", SESS | VSHARED),
         /* Objects. */
         CALL(C_CreateObject, "ua", "u", "hsm.keys.import", SESS | SIN | STATE),
         CALL(C_CopyObject, "uua", "u", "hsm.keys.copy", SESS | STATE),

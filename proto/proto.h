@@ -297,10 +297,12 @@ enum proto_call {
 /* Makes a new key (C_GenerateKey, C_GenerateKeyPair): reads its session and login state,
  * changes nothing but the objects it adds (the workers' calls answered later). */
 #define PROTO_CF_KEYGEN 0x200u
-/* Changes what other connections' calls may be using: an object's existence or attributes,
- * the token or its PINs, a vendor module's login or its sessions (the workers' calls
- * answered later: such a call waits for every call out). */
-#define PROTO_CF_SHARED 0x400u
+/* Changes what other connections' calls may be using (the workers' calls answered later:
+ * such a call waits for every call out): an object's existence or attributes, the token or
+ * its PINs (SHARED); in a vendor module, whose login and sessions belong to the one
+ * application the worker is, also the login or all sessions (VENDOR_SHARED). */
+#define PROTO_CF_SHARED        0x400u
+#define PROTO_CF_VENDOR_SHARED 0x800u
 
 /*
  * Layout strings name the fields of a request and of a reply (after the CK_RV), one letter

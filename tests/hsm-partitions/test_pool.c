@@ -91,6 +91,40 @@ test_no_helper(void)
 	part_pool_free(p);
 }
 
+/* An idle loop thread takes short tasks only (part_pool_run_short), in order, from
+ * anywhere in the queue; a long_run one (a key pair) stays for a helper or a wait. */
+static void
+test_run_short(void)
+{
+	struct part_pool *p = NULL;
+
+	tasks_reset();
+	tasks[0].t.long_run = 1;
+	tasks[2].t.long_run = 1;
+	tasks[3].t.long_run = 1;
+	CU_ASSERT_FATAL(part_pool_new(0, &p) == 0);
+	for (unsigned i = 0; i < 4; i++) {
+		part_pool_submit(p, &tasks[i].t);
+	}
+	CU_ASSERT_EQUAL(part_pool_run_short(p), 1);
+	CU_ASSERT(atomic_load(&tasks[0].runs) == 0 && atomic_load(&tasks[1].runs) == 1);
+	CU_ASSERT_EQUAL(part_pool_run_short(p), 0); /* only long ones left */
+	CU_ASSERT_EQUAL(take_done(p), 1);
+	tasks[4].t.long_run = 0;
+	part_pool_submit(p, &tasks[4].t); /* behind two long ones, after the tail moved */
+	CU_ASSERT_EQUAL(part_pool_run_short(p), 1);
+	CU_ASSERT_EQUAL(atomic_load(&tasks[4].runs), 1);
+	part_pool_submit(p, &tasks[5].t); /* the tail is still right */
+	CU_ASSERT_EQUAL(part_pool_run_short(p), 1);
+	CU_ASSERT_EQUAL(part_pool_run_short(p), 0);
+	part_pool_wait(p); /* a wait runs the long ones too, in order */
+	CU_ASSERT(atomic_load(&tasks[0].runs) == 1 && atomic_load(&tasks[2].runs) == 1 &&
+	          atomic_load(&tasks[3].runs) == 1);
+	CU_ASSERT_EQUAL(take_done(p), 5);
+	CU_ASSERT_EQUAL(part_pool_run_one(p), 0);
+	part_pool_free(p);
+}
+
 static void
 test_helpers(void)
 {
@@ -162,6 +196,7 @@ test_register(void)
 	        {"three helpers: each task once, done list and eventfd", test_helpers},
 	        {"free runs what is queued first", test_free_runs_queued},
 	        {"more helpers than PART_POOL_MAX refused", test_limit},
+	        {"an idle loop thread leaves long tasks to the helpers", test_run_short},
 	        {NULL, NULL},
 	};
 

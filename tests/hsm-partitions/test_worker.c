@@ -416,6 +416,15 @@ test_threads_keygen(void)
 	CU_ASSERT(proto_get_ulongs_reply(&c, found, &n) == 0 && n >= 1);
 	CU_ASSERT_EQUAL(CALL(CONN_B, C_FindObjectsFinal, NULL, PUTU(hb)), CKR_OK);
 	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	/* its logout neither (a soft token's login state is its connection's) */
+	CU_ASSERT_EQUAL(CALL(CONN_B, C_Logout, NULL, PUTU(hb)), CKR_OK);
+	CU_ASSERT_EQUAL(ck_login(CONN_B, hb, CKU_USER, USER_PIN), CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	/* nor does another connection going away (its sessions are its own) */
+	CU_ASSERT_FATAL(ck_open(CONN_B + 1, RW, &h3) == CKR_OK);
+	part_worker_conn_closed(W, CONN_B + 1);
+	CU_ASSERT_EQUAL(ck_close(CONN_B + 1, h3), CKR_SESSION_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
 	CU_ASSERT_EQUAL(CALL(CONN_B, C_DestroyObject, NULL, (PUTU(hb), PUTU(found[0]))), CKR_OK);
 	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
 	CU_ASSERT_EQUAL(pair_reply(2009, &rv, &pub, &priv), 1);

@@ -270,10 +270,11 @@ test_secret_flags(void)
 		                i == PROTO_CALL_C_GenerateKey || i == PROTO_CALL_C_GenerateKeyPair);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_SHARED) != 0,
 		                i == PROTO_CALL_C_InitToken || i == PROTO_CALL_C_InitPIN ||
-		                        i == PROTO_CALL_C_SetPIN || i == PROTO_CALL_C_Logout ||
-		                        i == PROTO_CALL_C_CloseAllSessions ||
+		                        i == PROTO_CALL_C_SetPIN ||
 		                        i == PROTO_CALL_C_DestroyObject ||
 		                        i == PROTO_CALL_C_SetAttributeValue);
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_VENDOR_SHARED) != 0,
+		                i == PROTO_CALL_C_Logout || i == PROTO_CALL_C_CloseAllSessions);
 	}
 	CU_ASSERT_FALSE(proto_calls[PROTO_CALL_C_Sign].flags &
 	                (PROTO_CF_SECRET_OUT | PROTO_CF_STATE));
