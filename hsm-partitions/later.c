@@ -74,6 +74,19 @@ part_later_new(unsigned threads, struct part_later **out)
 	return 0;
 }
 
+int
+part_later_take_arena(struct part_job *j, struct proto_arena **owner)
+{
+	struct proto_arena *fresh = proto_arena_new();
+
+	if (fresh == NULL) {
+		return PART_ERR_NOMEM;
+	}
+	j->arena = *owner;
+	*owner = fresh;
+	return 0;
+}
+
 void
 part_later_submit(struct part_later *l, void *arg, struct part_job *j)
 {
@@ -105,6 +118,7 @@ finish(struct part_later *l, void *arg, struct part_job *j)
 	l->jobs[j->idx] = l->jobs[--l->n_jobs];
 	l->jobs[j->idx]->idx = j->idx;
 	l->jobs[l->n_jobs] = NULL;
+	proto_arena_free(j->arena); /* wiped */
 	j->free(j);
 }
 

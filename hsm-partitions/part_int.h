@@ -426,6 +426,9 @@ struct part_job {
 	 * appends the reply frame; 0 or a PART_ERR_*. */
 	int (*finish)(struct part_job *j, void *arg, struct proto_buf *frame);
 	void (*free)(struct part_job *j); /* wipes what it held */
+	/* The request's arena, when the job keeps pointers into it (part_later_take_arena);
+	 * freed, wiped, with the job. */
+	struct proto_arena *arena;
 };
 struct part_later;
 /* A reply frame (both backends): REPLY, `call`, `req_id`, the CK_RV, then `fields` when the
@@ -437,6 +440,10 @@ int part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req
  * PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS. */
 int part_later_new(unsigned threads, struct part_later **out) PART_WUR;
 void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
+/* Gives j the arena the request was decoded in (*owner, the backend's), so that what was
+ * decoded (a mechanism, templates) lives as long as the job, and puts a fresh one in its
+ * place; the caller's own pointers to *owner must follow. PART_ERR_NOMEM: nothing moved. */
+int part_later_take_arena(struct part_job *j, struct proto_arena **owner) PART_WUR;
 /* Whether a request may be served now, or must wait for the jobs (part_later_settle).
  * shared: the PROTO_CF_* flags of calls that change what another connection's job may use
  * in this backend (PROTO_CF_SHARED, with PROTO_CF_VENDOR_SHARED for a vendor module). */

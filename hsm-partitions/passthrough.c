@@ -1057,12 +1057,11 @@ h_set_operation_state(struct call *c)
 /*
  * A C_GenerateKey or C_GenerateKeyPair made by the vendor from another thread: an HSM takes
  * milliseconds to seconds for a key pair, and the partition's other sessions go on
- * meanwhile. The mechanism and the templates live in `arena`, the request's, which the job
+ * meanwhile. The mechanism and the templates live in the request's arena, which the job
  * took over (gen_later).
  */
 struct pt_gen_job {
-	struct part_job base; /* first */
-	struct proto_arena *arena;
+	struct part_job base; /* first; base.arena holds m's parameter and the templates */
 	CK_FUNCTION_LIST *f;
 	CK_SESSION_HANDLE vh;
 	CK_MECHANISM m;
@@ -1096,10 +1095,7 @@ put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, C
 static void
 gen_free(struct part_job *pj)
 {
-	struct pt_gen_job *j = (struct pt_gen_job *)pj;
-
-	proto_arena_free(j->arena); /* wiped */
-	free(j);
+	free(pj);
 }
 
 static void
@@ -1135,18 +1131,16 @@ static int
 gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m,
           CK_ATTRIBUTE *pt, CK_ULONG pn, CK_ATTRIBUTE *st, CK_ULONG sn)
 {
-	struct proto_arena *fresh;
 	struct pt_gen_job *j;
 
 	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
 		return 0;
 	}
-	if ((fresh = proto_arena_new()) == NULL) {
+	if (part_later_take_arena(&j->base, &c->p->arena) != 0) {
 		free(j);
 		return 0;
 	}
-	j->arena = c->p->arena;
-	c->p->arena = c->a = fresh;
+	c->a = c->p->arena;
 	j->base.task.run = gen_run;
 	j->base.task.long_run = 1;
 	j->base.conn = c->conn;

@@ -45,10 +45,9 @@ struct worker_job {
 };
 
 /* A C_GenerateKeyPair of an RSA key handed to the crypto threads (offload_pair). The
- * mechanism and the templates live in `arena`, the request's, which the job took over. */
+ * mechanism and the templates live in the request's arena, which the job took over. */
 struct pair_job {
-	struct part_job base; /* first */
-	struct proto_arena *arena;
+	struct part_job base; /* first; base.arena holds m's parameter and the templates */
 	CK_MECHANISM m;
 	CK_ATTRIBUTE *pub, *priv;
 	CK_ULONG npub, npriv;
@@ -1185,7 +1184,6 @@ pair_free(struct part_job *pj)
 
 	part_attrs_free(j->gpub);
 	part_attrs_free(j->gpriv);
-	proto_arena_free(j->arena); /* wiped */
 	free(j);
 }
 
@@ -1229,19 +1227,16 @@ offload_pair(struct call *c, CK_SESSION_HANDLE h, const CK_MECHANISM *m, CK_ATTR
              CK_ULONG npub, CK_ATTRIBUTE *priv, CK_ULONG npriv)
 {
 	struct part_worker *w = c->w;
-	struct proto_arena *fresh;
 	struct pair_job *j;
 
 	if (c->a != w->arena || (j = calloc(1, sizeof(*j))) == NULL) {
 		return 0;
 	}
-	if ((fresh = proto_arena_new()) == NULL) {
+	if (part_later_take_arena(&j->base, &w->arena) != 0) {
 		free(j);
 		return 0;
 	}
-	j->arena = w->arena;
-	w->arena = fresh;
-	c->a = fresh;
+	c->a = w->arena;
 	j->base.task.run = pair_run;
 	j->base.task.long_run = 1;
 	j->base.conn = c->conn;
