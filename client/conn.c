@@ -206,10 +206,7 @@ cli_strerror(int err)
 static uint64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return proto_now_ns() / 1000000u;
 }
 
 static void

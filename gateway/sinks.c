@@ -84,10 +84,7 @@ struct gw_sinks {
 static uint64_t
 mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return proto_now_ns() / 1000000u;
 }
 
 /* ---- what a thread reports ---------------------------------------------------------------- */
