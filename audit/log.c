@@ -531,6 +531,24 @@ run_callbacks(const struct queue *b, size_t n, int status)
 	}
 }
 
+/* After batch b was written (status 0) or not: the log's durable count, or its sticky
+ * failure; waiters woken. Returns the status b's callbacks get (0 or AUD_ERR_FAILED);
+ * _inlock. */
+static int
+batch_end_inlock(struct aud_log *log, const struct queue *b, int status)
+{
+	if (status != 0) {
+		/* The operator alert belongs to the gateway's structured log; here the failure
+		 * is kept, sticky, for aud_log_failed(). */
+		log->failed = AUD_ERR_FAILED;
+		status = AUD_ERR_FAILED;
+	} else if (b->n > 0) {
+		log->durable_n = b->v[b->n - 1].seq + 1;
+	}
+	pthread_cond_broadcast(&log->cv_done);
+	return status;
+}
+
 /* Moves up to max records from the log's queue into *b (empty on entry); _inlock. */
 static int
 queue_take_inlock(struct aud_log *log, struct queue *b, size_t max)
@@ -629,12 +647,8 @@ write_inline_unlock(struct aud_log *log)
 	                                : seg_write(log, log->inl.buf.data, (size_t)bytes);
 	if (status == 0) {
 		log->unsynced += bytes;
-		log->durable_n = log->inl.v[n - 1].seq + 1;
-	} else {
-		log->failed = AUD_ERR_FAILED; /* sticky, as the writer would have made it */
-		status = AUD_ERR_FAILED;
 	}
-	pthread_cond_broadcast(&log->cv_done);
+	status = batch_end_inlock(log, &log->inl, status);
 	log->inl_busy = 1;
 	pthread_mutex_unlock(&log->mu);
 	run_callbacks(&log->inl, n, status);
@@ -696,18 +710,9 @@ writer_main(void *arg)
 		}
 
 		pthread_mutex_lock(&log->mu);
-		if (status != 0) {
-			if (log->failed == 0) {
-				/* The operator alert belongs to the gateway's structured log; here
-				 * the failure is kept, sticky, for aud_log_failed(). */
-				log->failed = AUD_ERR_FAILED;
-			}
-		} else if (b.n > 0) {
-			log->durable_n = b.v[b.n - 1].seq + 1;
-		}
-		pthread_cond_broadcast(&log->cv_done);
+		status = batch_end_inlock(log, &b, status);
 		pthread_mutex_unlock(&log->mu);
-		run_callbacks(&b, b.n, status == 0 ? 0 : AUD_ERR_FAILED);
+		run_callbacks(&b, b.n, status);
 		b.n = 0;
 		b.buf.len = 0;
 		pthread_mutex_lock(&log->mu);
