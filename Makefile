@@ -171,9 +171,11 @@ fuzz_libs_config      := cfg
 fuzz_libs_policy      := pol
 fuzz_libs_audit       := aud
 
+# -fno-sanitize-recover: a UBSan finding aborts the input, so that the run fails on it.
 fuzz-build: deps
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SANITIZE=0 \
-	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" LDFLAGS="-fsanitize=address,undefined" \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" \
 	  $(foreach l,proto cfg pol aud,$(FUZZ_BUILD)/lib/lib$(l).a) fuzz-bins
 
 # FUZZ_BUILD-relative rules run in the sub-make above.
