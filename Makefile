@@ -170,6 +170,7 @@ fuzz_libs_proto_frame := proto
 fuzz_libs_config      := cfg
 fuzz_libs_policy      := pol
 fuzz_libs_audit       := aud
+fuzz_libs_sink        := aud
 
 # -fno-sanitize-recover: a UBSan finding aborts the input, so that the run fails on it.
 fuzz-build: deps
@@ -197,7 +198,7 @@ fuzz: fuzz-build
 DEB_PKGS := gcc make pkg-config openssl clang libclang-rt-14-dev \
             libevent-dev libssl-dev liblmdb-dev libcjson-dev libcyaml-dev libcunit1-dev libp11-kit-dev \
             opensc gnutls-bin libengine-pkcs11-openssl softhsm2 p11-kit lmdb-utils \
-            rsyslog rsyslog-gnutls python3
+            rsyslog rsyslog-gnutls rsyslog-relp python3
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

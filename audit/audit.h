@@ -548,6 +548,8 @@ int aud_hex_decode(const char *in, size_t len, uint8_t *out, size_t n) AUD_WUR;
  * Destinations (url):
  *   file:PATH                  JSON lines: the stored event bytes, one per line, fsync'd
  *   syslog://HOST:PORT         RFC 5424 messages over TLS, RFC 5425 octet-counting
+ *   relp://HOST:PORT           the same messages as RELP "syslog" commands over TLS,
+ *                              each acknowledged by the server (rsyslog imrelp)
  *   https://HOST:PORT/PATH     POST of JSON-array batches with a bearer token
  *   http://HOST:PORT/PATH      the same without TLS: for tests on loopback only
  */
@@ -570,7 +572,7 @@ struct aud_sink_options {
 	const char *key_file;        /* its private key (PEM), or NULL */
 	const char *token_file;      /* https: a file holding the bearer token, or NULL */
 	const char *quarantine_path; /* https: rejected batches; NULL: <cursor_path>.quarantine */
-	const char *hostname;        /* syslog HOSTNAME; NULL: gethostname() */
+	const char *hostname;        /* syslog, relp HOSTNAME; NULL: gethostname() */
 	uint32_t batch_max;          /* records per write or POST; default 256 */
 	uint32_t window_max;         /* unacknowledged records in flight; default 4096 */
 	uint32_t poll_ms;            /* how often to look for new records when following; 200 */

@@ -267,8 +267,8 @@ static const struct aud_sink_driver *
 driver_for(const char *url, const char **target)
 {
 	static const struct aud_sink_driver *const drivers[] = {
-	        &aud_sink_file_driver, &aud_sink_syslog_driver, &aud_sink_https_driver,
-	        &aud_sink_http_driver};
+	        &aud_sink_file_driver, &aud_sink_syslog_driver, &aud_sink_relp_driver,
+	        &aud_sink_https_driver, &aud_sink_http_driver};
 	size_t i, n;
 
 	for (i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {

@@ -47,6 +47,7 @@ struct aud_sink_driver {
 extern const struct aud_sink_driver aud_sink_file_driver;
 extern const struct aud_sink_driver aud_sink_syslog_driver;
 extern const struct aud_sink_driver aud_sink_https_driver;
+extern const struct aud_sink_driver aud_sink_relp_driver;
 extern const struct aud_sink_driver aud_sink_http_driver; /* plain TCP: tests only */
 
 /* ---- targets and connections (sink_tls.c) --------------------------------------------- */
@@ -63,6 +64,12 @@ int aud_sink_target_parse(const char *target, uint16_t def_port, char *host, uin
 int aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctx, char *why,
                      size_t whysz) AUD_WUR;
 
+/* host, port and a TLS context for a driver whose target is HOST[:PORT] without a path
+ * (syslog, relp): def_port when the target names none, 0 if it must. The reason of a
+ * failure is logged as "<kind> sink <target>: ...". */
+int aud_sink_tls_endpoint(const struct aud_sink_env *env, const char *kind, const char *target,
+                          uint16_t def_port, char *host, uint16_t *port, SSL_CTX **ctx) AUD_WUR;
+
 struct aud_sink_conn;
 
 /* Connects to host:port (TCP, then TLS when ctx is not NULL, checking that the certificate
@@ -75,12 +82,21 @@ int aud_sink_conn_write(struct aud_sink_conn *c, const void *buf, size_t len,
 /* Reads what is available (at least one byte, waiting up to timeout_ms); *n = 0 at EOF. */
 int aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n,
                        uint32_t timeout_ms) AUD_WUR;
+/* As aud_sink_conn_read, but a wait of wait_ms with nothing to read is not an error:
+ * AUD_ERR_EOF then (*n = 0); 0 with *n = 0 still means the peer closed. */
+int aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n,
+                            uint32_t wait_ms) AUD_WUR;
 /* 1 if the peer has neither closed nor reset the connection, without blocking. Incoming
  * application bytes (a syslog receiver sends none) are read and dropped. */
 int aud_sink_conn_alive(struct aud_sink_conn *c);
 void aud_sink_conn_close(struct aud_sink_conn *c);
 
 /* ---- encoders (tested byte for byte) -------------------------------------------------- */
+
+/* The RFC 5424 message for record m (what a syslog frame or a RELP syslog command carries),
+ * appended to b. procid is the PROCID field ("-" for none). */
+int aud_sink_syslog_msg(struct aud_buf *b, const char *origin, const char *hostname,
+                        const char *procid, const struct aud_sink_msg *m) AUD_WUR;
 
 /*
  * One RFC 5425 frame ("MSG-LEN SP SYSLOG-MSG") carrying the RFC 5424 message for record
@@ -98,5 +114,39 @@ int aud_sink_https_body(struct aud_buf *b, const char *origin, const struct aud_
  * ms (0 if absent or unparsable; HTTP-date relative to now_unix). */
 int aud_sink_http_response(const char *buf, size_t len, int *status, uint32_t *retry_ms,
                            int64_t now_unix) AUD_WUR;
+
+/* ---- RELP (sink_relp.c) ---------------------------------------------------------------- */
+
+#define AUD_RELP_TXNR_MAX 999999999u /* TXNR = 1*9DIGIT; after the largest comes 1 again */
+#define AUD_RELP_RSP_MAX  8192u      /* the largest frame the sink accepts from a server */
+
+/* One RELP frame: TXNR SP COMMAND SP DATALEN [SP DATA] LF. data points into the buffer. */
+struct aud_relp_frame {
+	uint32_t txnr;
+	char command[33]; /* 1*32ALPHA */
+	const char *data;
+	size_t data_len;
+};
+
+/*
+ * Parses the frame at the start of buf[len]: 0 with *f and *used (its length, LF included);
+ * AUD_ERR_EOF when buf holds only the beginning of a valid frame (read more);
+ * AUD_ERR_TOO_LARGE when DATALEN exceeds max_data; AUD_ERR_MALFORMED otherwise.
+ */
+int aud_sink_relp_parse(const char *buf, size_t len, size_t max_data, struct aud_relp_frame *f,
+                        size_t *used) AUD_WUR;
+
+/*
+ * Parses a "rsp" frame's data: STATUS (3 digits) [SP HUMAN-TEXT] [LF CMDDATA]. *status,
+ * the text (without LF) and what follows the first LF (NULL, 0 if nothing).
+ * AUD_ERR_MALFORMED if it does not start with three digits followed by SP, LF or its end.
+ */
+int aud_sink_relp_rsp(const char *data, size_t len, int *status, const char **text,
+                      size_t *text_len, const char **rest, size_t *rest_len) AUD_WUR;
+
+/* Checks the offers of a server's "open" answer (LF-separated NAME[=VALUE[,VALUE]...]): a
+ * relp_version offer must be present, and the "commands" offer must list syslog. 0, or
+ * AUD_ERR_INVALID with the reason (static text) in *why. */
+int aud_sink_relp_offers(const char *offers, size_t len, const char **why) AUD_WUR;
 
 #endif

@@ -13,8 +13,8 @@
  * reset it); if the connection breaks first, every message still inside that window is
  * sent again on a new connection. That covers a receiver that stops or restarts (its
  * unread socket buffer is lost with the connection), but not a receiver that crashes after
- * reading a message and before writing it to disk: only RELP (RFC-less, rsyslog's
- * imrelp) acknowledges processing. AUDIT.md "Sinks" says the same to operators.
+ * reading a message and before writing it to disk: the relp sink (sink_relp.c) sends the
+ * same message and is answered for each. AUDIT.md "Sinks" says the same to operators.
  */
 #include "audit/sink_int.h"
 
@@ -111,17 +111,16 @@ put_param_value(struct aud_buf *b, const char *s, size_t n)
 }
 
 int
-aud_sink_syslog_frame(struct aud_buf *b, const char *origin, const char *hostname,
-                      const char *procid, const struct aud_sink_msg *m)
+aud_sink_syslog_msg(struct aud_buf *msg, const char *origin, const char *hostname,
+                    const char *procid, const struct aud_sink_msg *m)
 {
 	const struct aud_record_view *rec = &m->rec;
-	char leaf[2 * AUD_HASH_LEN + 1], chain[2 * AUD_HASH_LEN + 1], ts[96], len[24];
-	struct aud_buf msg = {0};
+	char leaf[2 * AUD_HASH_LEN + 1], chain[2 * AUD_HASH_LEN + 1], ts[96];
 	const char *action;
 	size_t alen = 0, i;
 	struct tm tm;
 	time_t secs = (time_t)(rec->time_ns / 1000000000u);
-	int r, ok_msgid;
+	int ok_msgid;
 
 	if (gmtime_r(&secs, &tm) == NULL) {
 		return AUD_ERR_INVALID;
@@ -142,24 +141,35 @@ aud_sink_syslog_frame(struct aud_buf *b, const char *origin, const char *hostnam
 	aud_hex_encode(rec->chain, AUD_HASH_LEN, chain);
 	/* RFC 5424 §6: HEADER = PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP
 	 * MSGID; PRI = "<" PRIVAL ">", PRIVAL = Facility * 8 + Severity (§6.2.1). */
-	(void)aud_buf_printf(&msg, "<%d>1 %s ", FACILITY_AUDIT * 8 + severity_of(rec), ts);
-	(void)aud_buf_puts(&msg, hostname);
-	(void)aud_buf_puts(&msg, " " APP_NAME " ");
-	(void)aud_buf_puts(&msg, procid);
-	(void)aud_buf_puts(&msg, " ");
+	(void)aud_buf_printf(msg, "<%d>1 %s ", FACILITY_AUDIT * 8 + severity_of(rec), ts);
+	(void)aud_buf_puts(msg, hostname);
+	(void)aud_buf_puts(msg, " " APP_NAME " ");
+	(void)aud_buf_puts(msg, procid);
+	(void)aud_buf_puts(msg, " ");
 	if (ok_msgid) {
-		(void)aud_buf_put(&msg, action, alen);
+		(void)aud_buf_put(msg, action, alen);
 	} else {
-		(void)aud_buf_puts(&msg, "-");
+		(void)aud_buf_puts(msg, "-");
 	}
-	(void)aud_buf_puts(&msg, " [" SD_ID " origin=\"");
-	put_param_value(&msg, origin, strlen(origin));
-	(void)aud_buf_printf(&msg, "\" seq=\"%" PRIu64 "\" leaf=\"%s\"", rec->seq, leaf);
-	(void)aud_buf_printf(&msg, " chain=\"%s\"] ", chain);
+	(void)aud_buf_puts(msg, " [" SD_ID " origin=\"");
+	put_param_value(msg, origin, strlen(origin));
+	(void)aud_buf_printf(msg, "\" seq=\"%" PRIu64 "\" leaf=\"%s\"", rec->seq, leaf);
+	(void)aud_buf_printf(msg, " chain=\"%s\"] ", chain);
 	/* RFC 5424 §6.4: MSG = MSG-ANY / MSG-UTF8. The event is UTF-8 JSON; it goes without a
 	 * BOM (MSG-ANY) so that MSG is exactly the hashed bytes. */
-	(void)aud_buf_put(&msg, rec->payload, rec->payload_len);
-	if ((r = msg.failed) != 0) {
+	(void)aud_buf_put(msg, rec->payload, rec->payload_len);
+	return msg->failed;
+}
+
+int
+aud_sink_syslog_frame(struct aud_buf *b, const char *origin, const char *hostname,
+                      const char *procid, const struct aud_sink_msg *m)
+{
+	struct aud_buf msg = {0};
+	char len[24];
+	int r;
+
+	if ((r = aud_sink_syslog_msg(&msg, origin, hostname, procid, m)) != 0) {
 		aud_buf_free(&msg);
 		return r;
 	}
@@ -176,7 +186,6 @@ static int
 syslog_open(void **st, const struct aud_sink_env *env, const char *target)
 {
 	struct syslog_sink *s;
-	char why[1200];
 	int r;
 
 	*st = NULL;
@@ -186,11 +195,8 @@ syslog_open(void **st, const struct aud_sink_env *env, const char *target)
 	s->env = env;
 	s->cap = env->o->window_max;
 	/* RFC 5425 §4.1: port 6514 is assigned to syslog over TLS. */
-	why[0] = '\0';
-	if ((r = aud_sink_target_parse(target, 6514, s->host, &s->port, NULL)) != 0 ||
-	    (r = aud_sink_tls_ctx(env->o, &s->ctx, why, sizeof(why))) != 0) {
-		env->logf(env, LOG_ERR, "syslog sink %s: %s", target,
-		          why[0] != '\0' ? why : aud_strerror(r));
+	if ((r = aud_sink_tls_endpoint(env, "syslog", target, 6514, s->host, &s->port, &s->ctx)) !=
+	    0) {
 		free(s);
 		return r;
 	}

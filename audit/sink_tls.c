@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 
 struct aud_sink_conn {
@@ -200,6 +201,27 @@ out:
 	return r;
 }
 
+int
+aud_sink_tls_endpoint(const struct aud_sink_env *env, const char *kind, const char *target,
+                      uint16_t def_port, char *host, uint16_t *port, SSL_CTX **ctx)
+{
+	char why[1200];
+	int r;
+
+	why[0] = '\0';
+	if ((r = aud_sink_target_parse(target, def_port, host, port, NULL)) == 0 && *port == 0) {
+		snprintf(why, sizeof(why), "a %s:// URL needs a port (%s://HOST:PORT)", kind, kind);
+		r = AUD_ERR_INVALID;
+	}
+	if (r != 0 || (r = aud_sink_tls_ctx(env->o, ctx, why, sizeof(why))) != 0) {
+		env->logf(env, LOG_ERR, "%s sink %s: %s", kind, target,
+		          why[0] != '\0' ? why : aud_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+/* 0 when fd is ready, AUD_ERR_EOF when timeout_ms passed first, AUD_ERR_IO on an error. */
 static int
 wait_fd(int fd, short ev, uint32_t timeout_ms)
 {
@@ -209,10 +231,10 @@ wait_fd(int fd, short ev, uint32_t timeout_ms)
 	do {
 		n = poll(&p, 1, (int)timeout_ms);
 	} while (n < 0 && errno == EINTR);
-	return n > 0 ? 0 : AUD_ERR_IO;
+	return n > 0 ? 0 : n == 0 ? AUD_ERR_EOF : AUD_ERR_IO;
 }
 
-/* Waits for what an SSL call asked for; AUD_ERR_IO on a real error or timeout. */
+/* Waits for what an SSL call asked for: as wait_fd, and AUD_ERR_IO on a real error. */
 static int
 ssl_wait(struct aud_sink_conn *c, int ret, uint32_t timeout_ms)
 {
@@ -374,13 +396,15 @@ aud_sink_conn_write(struct aud_sink_conn *c, const void *buf, size_t len, uint32
 	return r;
 }
 
-int
-aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
+/* Reads what is available, waiting up to timeout_ms: 1 with *n > 0 bytes, 0 with *n = 0 at
+ * EOF, AUD_ERR_EOF on timeout (nothing came), AUD_ERR_IO on an error. */
+static int
+conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
 {
 	*n = 0;
 	for (;;) {
 		ssize_t got;
-		int ret;
+		int ret, w;
 
 		if (c->ssl == NULL) {
 			got = recv(c->fd, buf, cap, 0);
@@ -388,8 +412,8 @@ aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, ui
 				continue;
 			}
 			if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				if (wait_fd(c->fd, POLLIN, timeout_ms) != 0) {
-					return AUD_ERR_IO;
+				if ((w = wait_fd(c->fd, POLLIN, timeout_ms)) != 0) {
+					return w;
 				}
 				continue;
 			}
@@ -397,20 +421,41 @@ aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, ui
 				return AUD_ERR_IO;
 			}
 			*n = (size_t)got;
-			return 0;
+			return got > 0;
 		}
 		if ((ret = SSL_read(c->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap)) > 0) {
 			*n = (size_t)ret;
-			return 0;
+			return 1;
 		}
 		if (SSL_get_error(c->ssl, ret) == SSL_ERROR_ZERO_RETURN) {
 			return 0;
 		}
-		if (ssl_wait(c, ret, timeout_ms) != 0) {
+		if ((w = ssl_wait(c, ret, timeout_ms)) != 0) {
 			ERR_clear_error();
-			return AUD_ERR_IO;
+			return w;
 		}
 	}
+}
+
+int
+aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
+{
+	int r = conn_read(c, buf, cap, n, timeout_ms);
+
+	return r < 0 ? AUD_ERR_IO : 0;
+}
+
+int
+aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t wait_ms)
+{
+	struct pipe_guard g;
+	int r;
+
+	/* SSL_read may write (a TLS 1.3 KeyUpdate answer, an alert). */
+	pipe_block(&g);
+	r = conn_read(c, buf, cap, n, wait_ms);
+	pipe_restore(&g);
+	return r < 0 ? r : 0;
 }
 
 static int

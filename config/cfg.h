@@ -86,14 +86,15 @@ struct cfg_limits {
 struct cfg_audit_sink {
 	char *name;          /* required, unique: [a-z0-9][a-z0-9-]{0,62} */
 	char *url;           /* required: file:PATH (made absolute), syslog://HOST[:PORT],
-	                      * https://HOST[:PORT][/PATH] */
-	char *ca;            /* syslog, https: CA bundle for the receiver; default: system store */
-	char *cert;          /* syslog, https: client certificate (PEM), with key */
+	                      * relp://HOST:PORT, https://HOST[:PORT][/PATH] */
+	char *ca;            /* syslog, relp, https: CA bundle for the receiver; default: system
+	                      * store */
+	char *cert;          /* syslog, relp, https: client certificate (PEM), with key */
 	char *key;           /* its private key (PEM) */
 	char *token_file;    /* https: file whose first line is the bearer token */
 	char *cursor;        /* default <state_dir>/audit-sinks/<name>.cursor; unique */
 	char *quarantine;    /* https: rejected batches; default <cursor>.quarantine */
-	char *hostname;      /* syslog: HOSTNAME field; default gethostname() */
+	char *hostname;      /* syslog, relp: HOSTNAME field; default gethostname() */
 	uint64_t spool_soft; /* records of lag that raise a critical event; default 1000000,
 	                      * 0 = never */
 	uint64_t spool_hard; /* records of lag that make the gateway refuse requests (when

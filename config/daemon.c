@@ -477,9 +477,10 @@ partition_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
 }
 
 /* "HOST[:PORT]" or "[V6]:PORT", then a path when allowed: the shape the sink's own parser
- * (audit/sink_tls.c) takes, checked here so that a typo stops the load, not the sink. */
+ * (audit/sink_tls.c) takes, checked here so that a typo stops the load, not the sink.
+ * need_port: a scheme without an assigned port (relp). */
 static const char *
-sink_target_error(const char *t, int path_ok)
+sink_target_error(const char *t, int path_ok, int need_port)
 {
 	const char *p = t, *host_end;
 	unsigned long port = 0;
@@ -518,6 +519,8 @@ sink_target_error(const char *t, int path_ok)
 		if (port == 0) {
 			return "the port is out of range (1..65535)";
 		}
+	} else if (need_port) {
+		return "no port (HOST:PORT): RELP has no assigned port";
 	}
 	if (*p == '\0') {
 		return NULL;
@@ -526,7 +529,7 @@ sink_target_error(const char *t, int path_ok)
 		return "unexpected characters after the host and port";
 	}
 	if (!path_ok) {
-		return "a syslog:// URL takes no path";
+		return "a path after the port (this kind of URL takes none)";
 	}
 	for (; *p != '\0'; p++) {
 		if (*p <= ' ' || *p >= 0x7f) {
@@ -575,18 +578,21 @@ sink_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
 		why = k->url[5] == '\0' ? "file: needs a path (file:PATH)" : NULL;
 	} else if (strncmp(k->url, "syslog://", 9) == 0) {
 		kind = "syslog";
-		why = sink_target_error(k->url + 9, 0);
+		why = sink_target_error(k->url + 9, 0, 0);
+	} else if (strncmp(k->url, "relp://", 7) == 0) {
+		kind = "relp";
+		why = sink_target_error(k->url + 7, 0, 1);
 	} else if (strncmp(k->url, "https://", 8) == 0) {
 		kind = "https";
-		why = sink_target_error(k->url + 8, 1);
+		why = sink_target_error(k->url + 8, 1, 0);
 	} else if (strncmp(k->url, "http://", 7) == 0) {
 		return cfg_src_fail(s, CFG_ERR_INVALID, path,
 		                    "http:// sends events without TLS; use https://");
 	} else {
 		/* Not quoted: a URL may carry a credential someone pasted into it. */
 		return cfg_src_fail(s, CFG_ERR_INVALID, path,
-		                    "unknown URL scheme (file:PATH, syslog://HOST[:PORT] or "
-		                    "https://HOST[:PORT]/PATH)");
+		                    "unknown URL scheme (file:PATH, syslog://HOST[:PORT], "
+		                    "relp://HOST:PORT or https://HOST[:PORT]/PATH)");
 	}
 	if (why != NULL) {
 		return cfg_src_fail(s, CFG_ERR_INVALID, path, "bad %s URL: %s", kind, why);
@@ -601,7 +607,7 @@ sink_check(struct cfg_src *s, const struct cfg_daemon *c, unsigned i)
 	     (r = sink_key_unused(s, i, "quarantine", k->quarantine, kind)) != 0)) {
 		return r;
 	}
-	if (strcmp(kind, "syslog") != 0 &&
+	if (strcmp(kind, "syslog") != 0 && strcmp(kind, "relp") != 0 &&
 	    (r = sink_key_unused(s, i, "hostname", k->hostname, kind)) != 0) {
 		return r;
 	}

@@ -9,9 +9,14 @@
 #include "audit/sink_int.h"
 #include "tests/lib/test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -164,6 +169,84 @@ fix_count_line(const char *text, const char *line)
 		p += n + (nl != NULL);
 	}
 	return c;
+}
+
+/* A self-signed P-256 certificate for cn with the SAN IP:127.0.0.1 (and its key, unless
+ * key_path is NULL), made with EVP: for the TLS receivers of the sink tests. 0 or -1. */
+static FIX_UNUSED int
+fix_write_cert(const char *cert_path, const char *key_path, const char *cn)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+	FILE *f;
+	int ok = 0;
+
+	if (pk == NULL || x == NULL) {
+		goto out;
+	}
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, pk);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1")) == NULL ||
+	    X509_add_ext(x, ext, -1) != 1 || X509_sign(x, pk, EVP_sha256()) == 0) {
+		goto out;
+	}
+	if ((f = fopen(cert_path, "w")) == NULL) {
+		goto out;
+	}
+	ok = PEM_write_X509(f, x) == 1;
+	fclose(f);
+	if (ok && key_path != NULL) {
+		ok = (f = fopen(key_path, "w")) != NULL &&
+		     PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1;
+		if (f != NULL) {
+			fclose(f);
+		}
+	}
+out:
+	X509_EXTENSION_free(ext);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return ok ? 0 : -1;
+}
+
+/* A TCP socket listening on 127.0.0.1 at a free port. 0 or -1. */
+static FIX_UNUSED int
+fix_listen_loopback(int *lfd, uint16_t *port)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((*lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(*lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(*lfd, 8) != 0 ||
+	    getsockname(*lfd, (struct sockaddr *)&a, &alen) != 0) {
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return 0;
+}
+
+/* A TLS server's context for cert/key and a socket listening on 127.0.0.1. 0 or -1. */
+static FIX_UNUSED int
+fix_tls_listen(const char *cert, const char *key, SSL_CTX **ctx, int *lfd, uint16_t *port)
+{
+	*ctx = SSL_CTX_new(TLS_server_method());
+	if (*ctx == NULL || SSL_CTX_use_certificate_file(*ctx, cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(*ctx, key, SSL_FILETYPE_PEM) != 1) {
+		return -1;
+	}
+	return fix_listen_loopback(lfd, port);
 }
 
 /* Log lines of the sink, kept for assertions. */

@@ -220,23 +220,14 @@ srv_main(void *arg)
 static int
 srv_start(struct server *sv, const char *const *script, size_t n)
 {
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
 	memset(sv, 0, sizeof(*sv));
 	pthread_mutex_init(&sv->mu, NULL);
 	sv->script = script;
 	sv->nscript = n;
 	sv->auth_ok = 1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((sv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(sv->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(sv->lfd, 8) != 0 ||
-	    getsockname(sv->lfd, (struct sockaddr *)&a, &alen) != 0) {
+	if (fix_listen_loopback(&sv->lfd, &sv->port) != 0) {
 		return -1;
 	}
-	sv->port = ntohs(a.sin_port);
 	return pthread_create(&sv->th, NULL, srv_main, sv) == 0 ? 0 : -1;
 }
 

@@ -139,51 +139,6 @@ test_msgid(void)
 
 /* ---- a TLS receiver on loopback ------------------------------------------------------- */
 
-static int
-write_cert(const char *cert_path, const char *key_path, const char *cn)
-{
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	X509V3_CTX v3;
-	X509_EXTENSION *ext = NULL;
-	FILE *f;
-	int ok = 0;
-
-	if (pk == NULL || x == NULL) {
-		goto out;
-	}
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -60);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	                           (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	X509_set_pubkey(x, pk);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1")) == NULL ||
-	    X509_add_ext(x, ext, -1) != 1 || X509_sign(x, pk, EVP_sha256()) == 0) {
-		goto out;
-	}
-	if ((f = fopen(cert_path, "w")) == NULL) {
-		goto out;
-	}
-	ok = PEM_write_X509(f, x) == 1;
-	fclose(f);
-	if (ok && key_path != NULL) {
-		ok = (f = fopen(key_path, "w")) != NULL &&
-		     PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1;
-		if (f != NULL) {
-			fclose(f);
-		}
-	}
-out:
-	X509_EXTENSION_free(ext);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	return ok ? 0 : -1;
-}
-
 struct receiver {
 	int lfd;
 	uint16_t port;
@@ -280,27 +235,12 @@ rcv_main(void *arg)
 static int
 rcv_start(struct receiver *rv, int drop_after)
 {
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
 	memset(rv, 0, sizeof(*rv));
 	pthread_mutex_init(&rv->mu, NULL);
 	rv->drop_after = drop_after;
-	rv->ctx = SSL_CTX_new(TLS_server_method());
-	if (rv->ctx == NULL ||
-	    SSL_CTX_use_certificate_file(rv->ctx, certp, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(rv->ctx, keyp, SSL_FILETYPE_PEM) != 1) {
+	if (fix_tls_listen(certp, keyp, &rv->ctx, &rv->lfd, &rv->port) != 0) {
 		return -1;
 	}
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((rv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(rv->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(rv->lfd, 8) != 0 ||
-	    getsockname(rv->lfd, (struct sockaddr *)&a, &alen) != 0) {
-		return -1;
-	}
-	rv->port = ntohs(a.sin_port);
 	return pthread_create(&rv->th, NULL, rcv_main, rv) == 0 ? 0 : -1;
 }
 
@@ -326,8 +266,8 @@ suite_init(void)
 	snprintf(keyp, sizeof(keyp), "%s/server.key", tmp);
 	snprintf(othercertp, sizeof(othercertp), "%s/other.crt", tmp);
 	snprintf(logd, sizeof(logd), "%s/log", tmp);
-	if (write_cert(certp, keyp, "localhost") != 0 ||
-	    write_cert(othercertp, NULL, "other") != 0) {
+	if (fix_write_cert(certp, keyp, "localhost") != 0 ||
+	    fix_write_cert(othercertp, NULL, "other") != 0) {
 		return -1;
 	}
 	return fix_log_append(logd, keyprefix, 0, 120, 0) == 0 ? 0 : -1;

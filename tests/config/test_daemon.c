@@ -769,11 +769,19 @@ test_sink_explicit_values(void)
 	                                        "      hostname: gw1\n"
 	                                        "      spool_soft: 20\n"
 	                                        "      spool_hard: 20\n"
-	                                        "      required: true\n",
+	                                        "      required: true\n"
+	                                        "    - name: relp\n"
+	                                        "      url: relp://[fd00::7]:2514\n"
+	                                        "      ca: /etc/ca.pem\n"
+	                                        "      cert: c.pem\n"
+	                                        "      key: c.key\n"
+	                                        "      hostname: gw1\n",
 	                                &c),
 	                      0);
 	CU_ASSERT_FALSE(c->audit->enabled);
-	CU_ASSERT_EQUAL_FATAL(c->audit->n_sinks, 2);
+	CU_ASSERT_EQUAL_FATAL(c->audit->n_sinks, 3);
+	CU_ASSERT_STRING_EQUAL(c->audit->sinks[2].url, "relp://[fd00::7]:2514");
+	CU_ASSERT_STRING_EQUAL(c->audit->sinks[2].hostname, "gw1");
 	k = &c->audit->sinks[0];
 	CU_ASSERT_STRING_EQUAL(k->url, "https://[::1]:8443/v1/ingest");
 	CU_ASSERT_STRING_EQUAL(k->token_file, "/etc/token");
@@ -843,7 +851,11 @@ test_sink_bad_target(void)
 	        {"syslog://h:0", "bad syslog URL: the port is out of range"},
 	        {"syslog://h:65536", "bad syslog URL: the port is out of range"},
 	        {"syslog://h:x", "bad syslog URL: the port is not a number"},
-	        {"syslog://h:514/path", "bad syslog URL: a syslog:// URL takes no path"},
+	        {"syslog://h:514/path", "bad syslog URL: a path after the port"},
+	        {"relp://h", "bad relp URL: no port (HOST:PORT): RELP has no assigned port"},
+	        {"relp://[::1]", "bad relp URL: no port"},
+	        {"relp://h:2514/x", "bad relp URL: a path after the port"},
+	        {"relp://:2514", "bad relp URL: no host"},
 	        {"syslog://h x", "bad syslog URL: the host has a character"},
 	        {"https://[::1/x", "bad https URL: a bracketed IPv6 address needs"},
 	        {"https://h:443x", "bad https URL: unexpected characters after the host"},
@@ -899,6 +911,8 @@ test_sink_key_not_applicable(void)
 	expect_fail(SINKS "    - name: a\n      url: syslog://h\n      token_file: t\n",
 	            CFG_ERR_INVALID, 9,
 	            "audit.sinks[0].token_file: does not apply to a syslog sink");
+	expect_fail(SINKS "    - name: a\n      url: relp://h:2514\n      quarantine: q\n",
+	            CFG_ERR_INVALID, 9, "audit.sinks[0].quarantine: does not apply to a relp sink");
 	expect_fail(SINKS "    - name: a\n      url: https://h/\n      hostname: gw\n",
 	            CFG_ERR_INVALID, 9, "audit.sinks[0].hostname: does not apply to a https sink");
 }
