@@ -42,6 +42,14 @@
 #   BENCH_PROFILE=0     skip the callgrind profile of one ecdsa call path (default: on)
 #   BENCH_AUDIT=0       skip the in-process audit operations (default: on)
 #   BENCH_IDLE_CONNS    idle logged-in connections held for issue 6's bar (default 1000; 0 skips)
+#
+# Servers as daemons: hsmgated and `p11-kit server` are started with setsid, each in a
+# session of its own, as systemd (or any daemon manager) runs them, and apart from the
+# benchmark client. With the kernel's autogroup scheduling (sched_autogroup_enabled=1 here)
+# a server started in the client's own session shares one scheduling group with it, and
+# the scheduler then tends to put the client and hsmgated on one CPU: random32 1x1 through
+# hsmgated (audit async) measured 89-99 us p50 that way against 43-53 us in a session of
+# its own; p11-kit server measured 60-65 us either way (docs/PERFORMANCE.md).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
@@ -173,7 +181,9 @@ YAML
 	"$build/bin/hsmctl" token init --config "$d/hsmgated.yaml" --partition bench --label bench \
 		--so-pin-file "$dir/so-pin" --user-pin-file "$dir/user-pin" >/dev/null ||
 		{ echo "run-bench: hsmctl token init failed" >&2; return 1; }
-	${GW_WRAP:-} "$build/bin/hsmgated" --config "$d/hsmgated.yaml" --ready-file "$d/ready" >"$d/hsmgated.log" 2>&1 &
+	# setsid: a session of its own, as a daemon runs (see "Servers as daemons" above).
+	setsid ${GW_WRAP:-} "$build/bin/hsmgated" --config "$d/hsmgated.yaml" --ready-file "$d/ready" \
+		>"$d/hsmgated.log" 2>&1 </dev/null &
 	pid=$!
 	gw_pids+=" $pid"
 	for i in $(seq 1 1200); do
@@ -213,8 +223,8 @@ fi
 # P11_KIT_SERVER_ADDRESS=...; P11_KIT_SERVER_PID=...; it needs a runtime directory for its
 # socket.
 mkdir -p "$dir/run" && chmod 700 "$dir/run"
-XDG_RUNTIME_DIR=$dir/run p11-kit server -f -s --provider "$softhsm" "pkcs11:token=bench" \
-	>"$dir/p11kit.out" 2>&1 &
+XDG_RUNTIME_DIR=$dir/run setsid p11-kit server -f -s --provider "$softhsm" "pkcs11:token=bench" \
+	>"$dir/p11kit.out" 2>&1 </dev/null &
 p11_pid=$!
 p11_addr=
 for i in $(seq 1 100); do
@@ -499,6 +509,8 @@ tmp_report=$dir/report.md
 	echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
 	echo "- Client and servers on the same host. This machine is shared and noisy (other builds and tests"
 	echo "  ran during the measurement): compare ratios within this one run, never absolute numbers across runs."
+	echo "- Servers as daemons: hsmgated and \`p11-kit server\` each run in a session of their own (setsid),"
+	echo "  apart from the benchmark client's (docs/PERFORMANCE.md, \"Servers in a session of their own\")."
 	echo
 	echo "Peers:"
 	for p in $peers hsmgate-async hsmgate-noaudit; do echo "- **$p**: $(peer_desc "$p")"; done
