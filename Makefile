@@ -154,13 +154,19 @@ endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULE,$(m))))
 
 # End-to-end helpers written in C (they load the client module with dlopen).
-E2E_SRCS := $(wildcard tests/e2e/*.c)
+E2E_SRCS := $(filter-out tests/e2e/latch_module.c,$(wildcard tests/e2e/*.c))
 E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRCS))
 $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/lib/libtestlib.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ldl -lpthread $(LIB_SSL)
 
-tests: all $(UNIT_BINS) $(E2E_BINS)
+# A PKCS #11 module for the tests, in front of a vendor's (tests/e2e/latch_module.c).
+E2E_LATCH := $(BUILD)/tests/e2e/liblatch-pkcs11.so
+$(E2E_LATCH): $(BUILD)/obj/tests/e2e/latch_module.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ -ldl -lpthread
+
+tests: all $(UNIT_BINS) $(E2E_BINS) $(E2E_LATCH)
 
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)

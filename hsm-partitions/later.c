@@ -1,7 +1,7 @@
 /*
  * hsm-partitions/later.c — calls answered later: the bookkeeping a backend (worker.c,
- * passthrough.c) needs to hand one-shot calls to a pool of threads (pool.c) and still answer
- * as if it served one call at a time.
+ * passthrough.c) needs to hand calls to a pool of threads (pool.c) and still answer as if
+ * it served one call at a time.
  *
  * A job is a call on one session (connection, client session handle). While jobs are out,
  * the backend asks part_later_may_overlap() before serving a request. A job touches only
@@ -9,13 +9,13 @@
  * ahead if it cannot touch that: from a connection with no job out, anything that does not
  * change what others may be using (the backend's `shared` flags: destroying or changing
  * objects, the token and its PINs; for a vendor module also its login and sessions); from a
- * connection with jobs out, an
- * init or a one-shot call of the crypt family, or a key generation, on a session no job
- * holds. Anything else first waits for every job (part_later_settle). A job that has run is
- * finished on the loop thread (its finish() ends what the in-line call would have ended and puts
- * the reply frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until
- * part_later_flush() hands it to the IPC loop, which writes it ahead of any reply it builds
- * afterwards: a call that waited for a job is answered, and audited, after it.
+ * connection with jobs out, a call of the crypt family (an init, a one-shot call, an update
+ * or a final), a key generation or a random number, on a session no job holds. Anything else first
+ * waits for every job (part_later_settle). A job that has run is finished on the loop thread (its
+ * finish() ends what the in-line call would have ended and puts the reply frame), and its
+ * reply, as a PROTO_IPC_REPLY message, waits in `done` until part_later_flush() hands it to
+ * the IPC loop, which writes it ahead of any reply it builds afterwards: a call that waited
+ * for a job is answered, and audited, after it.
  */
 #include "hsm-partitions/part_int.h"
 
@@ -165,7 +165,8 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 	if (!part_later_conn_busy(l, conn)) {
 		return (ci->flags & shared) == 0;
 	}
-	if ((ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_KEYGEN)) == 0) {
+	if ((ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_OP_PART |
+	                  PROTO_CF_KEYGEN | PROTO_CF_OWN_SESSION)) == 0) {
 		return 0;
 	}
 	proto_cur_init(&cur, body, len);

@@ -392,8 +392,9 @@ void part_crypt_settle(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
 struct part_task {
 	void (*run)(struct part_task *t); /* on a helper or on the loop thread */
 	struct part_task *next;           /* the pool's */
-	int long_run; /* seconds, not µs (a key pair): an idle loop thread leaves it to a
-	               * helper (part_pool_run_short), so that it keeps serving requests */
+	int long_run; /* may take seconds (a key pair, any vendor call): an idle loop thread
+	               * leaves it to a helper (part_pool_run_short), so that it keeps serving
+	               * requests */
 };
 struct part_pool;
 /* PART_ERR_INVALID (too many), PART_ERR_NOMEM, PART_ERR_SYS (pthread_create failed). */
@@ -413,7 +414,7 @@ unsigned part_pool_helpers(const struct part_pool *p);
 /* Waits (part_pool_wait) and joins the helpers. NULL is a no-op. */
 void part_pool_free(struct part_pool *p);
 
-/* later.c: one-shot calls a backend hands to a pool and answers later (see its top comment).
+/* later.c: calls a backend hands to a pool and answers later (see its top comment).
  * A NULL part_later (threads <= 1) hands nothing over; every function accepts it. `arg` is
  * the backend's, passed to finish(). */
 #define PART_LATER_JOBS 64 /* jobs out at once; the next waits for all of them */

@@ -97,21 +97,25 @@ struct call {
 	struct proto_buf *out;
 	unsigned call;
 	uint32_t req_id;
-	int later; /* handed to a thread (vendor_later): no reply now */
+	int later; /* handed to a thread (job_submit): no reply now */
 };
 
 /*
- * A one-shot call made to the vendor from another thread (later.c): the vendor's own time
- * (a network HSM's round trip, its cryptography) no longer holds up the partition's other
- * sessions. PKCS #11 allows calls on different sessions from different threads of a module
- * initialised with CKF_OS_LOCKING_OK (part_pt_open); later.c keeps the calls of one session
- * in order. The input is a copy: the IPC buffer is wiped and reused before the call runs.
+ * A call on a session's cryptographic operation made to the vendor from another thread
+ * (later.c): a one-shot call, an update or a final. The vendor's own time (a network HSM's
+ * round trip, its cryptography) no longer holds up the partition's other sessions. PKCS #11
+ * allows calls on different sessions from different threads of a module initialised with
+ * CKF_OS_LOCKING_OK (part_pt_open); later.c keeps the calls of one session in order. The
+ * input is a copy: the IPC buffer is wiped and reused before the call runs. One of the four
+ * function pointers is set, after the shape of the call.
  */
 struct pt_job {
 	struct part_job base; /* first */
 	CK_SESSION_HANDLE vh;
 	CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
 	CK_RV (*verify)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG);
+	CK_RV (*fn_in)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG);      /* updates */
+	CK_RV (*fn_out)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR); /* finals */
 	unsigned call;
 	uint32_t req_id;
 	uint8_t *in, *in2, *out; /* OPENSSL_clear_free */
@@ -299,12 +303,16 @@ job_run(struct part_task *t)
 {
 	struct pt_job *j = (struct pt_job *)t;
 
+	j->len = j->cap;
 	if (j->verify != NULL) {
 		j->rv = j->verify(j->vh, j->in, j->inlen, j->in2, j->in2len);
-		return;
+	} else if (j->fn_in != NULL) {
+		j->rv = j->fn_in(j->vh, j->in, j->inlen);
+	} else if (j->fn_out != NULL) {
+		j->rv = j->fn_out(j->vh, j->has ? j->out : NULL, &j->len);
+	} else {
+		j->rv = j->fn(j->vh, j->in, j->inlen, j->has ? j->out : NULL, &j->len);
 	}
-	j->len = j->cap;
-	j->rv = j->fn(j->vh, j->in, j->inlen, j->has ? j->out : NULL, &j->len);
 }
 
 /* Back on the loop thread: the reply part_pt_handle would have built. */
@@ -318,7 +326,7 @@ job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
 	int r;
 
 	proto_buf_reset(&p->out);
-	if (j->verify == NULL) {
+	if (j->fn != NULL || j->fn_out != NULL) {
 		rv = put_out(&c, j->rv, j->has ? j->out : NULL, j->cap, j->len);
 	}
 	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
@@ -326,39 +334,40 @@ job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
 	return r;
 }
 
-/* Hands a one-shot call to the vendor-calling threads: 1 (c->later set), or 0 to call the
- * vendor in line (no threads, or no memory for the copies: the same answer, slower). `in2`
- * is C_Verify's signature; `fn` is NULL for C_Verify. */
-static int
-vendor_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh,
-             CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR),
-             const CK_BYTE *in, CK_ULONG inlen, const CK_BYTE *in2, CK_ULONG in2len, int has,
-             CK_ULONG cap)
+/* A job for the vendor-calling threads with copies of the input (in2: C_Verify's
+ * signature) and an output buffer when the client sent one; NULL to call the vendor in line
+ * (no threads, or no memory for the copies: the same answer, slower). The caller sets one
+ * of its functions and hands it over with job_submit(). */
+static struct pt_job *
+job_new(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_BYTE *in,
+        CK_ULONG inlen, const CK_BYTE *in2, CK_ULONG in2len, int has, CK_ULONG cap)
 {
 	struct pt_job *j;
 
 	if (c->p->later == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
-		return 0;
+		return NULL;
 	}
 	j->base.task.run = job_run;
+	/* A vendor call may take as long as the vendor likes (a network HSM's round trip, a
+	 * latch in a test): an idle loop thread never runs one itself, or it would hold up
+	 * every other session meanwhile. */
+	j->base.task.long_run = 1;
 	j->base.conn = c->conn;
 	j->base.h = h;
 	j->base.finish = job_finish;
 	j->base.free = job_free;
 	j->vh = vh;
-	j->fn = fn;
-	j->verify = fn == NULL ? c->f->C_Verify : NULL;
 	j->call = c->call;
 	j->req_id = c->req_id;
 	j->has = has;
 	j->inlen = inlen;
 	j->in2len = in2len;
 	j->cap = has ? out_cap(c, cap) : 0;
-	if ((j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL ||
-	    (j->verify != NULL && (j->in2 = OPENSSL_malloc(in2len != 0 ? in2len : 1)) == NULL) ||
+	if ((in != NULL && (j->in = OPENSSL_malloc(inlen != 0 ? inlen : 1)) == NULL) ||
+	    (in2 != NULL && (j->in2 = OPENSSL_malloc(in2len != 0 ? in2len : 1)) == NULL) ||
 	    (has && (j->out = OPENSSL_malloc(j->cap != 0 ? j->cap : 1)) == NULL)) {
 		job_free(&j->base);
-		return 0;
+		return NULL;
 	}
 	if (inlen != 0) {
 		memcpy(j->in, in, inlen);
@@ -366,9 +375,23 @@ vendor_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh,
 	if (in2len != 0) {
 		memcpy(j->in2, in2, in2len);
 	}
+	return j;
+}
+
+static CK_RV
+job_submit(struct call *c, struct pt_job *j)
+{
 	part_later_submit(c->p->later, c->p, &j->base);
 	c->later = 1;
-	return 1;
+	return CKR_OK;
+}
+
+/* Whether this call goes to the vendor-calling threads: a one-shot call or a part of a
+ * multi-part operation (an update, a final), never one that begins or ends a session. */
+static int
+later_call(const struct call *c)
+{
+	return (proto_call_get(c->call)->flags & (PROTO_CF_OP_ONESHOT | PROTO_CF_OP_PART)) != 0;
 }
 
 static CK_RV
@@ -954,6 +977,7 @@ h_in_out(struct call *c,
 	const CK_BYTE *in;
 	CK_ULONG inlen, cap, len;
 	CK_BYTE *buf;
+	struct pt_job *j;
 	int has;
 	CK_RV rv;
 
@@ -963,9 +987,9 @@ h_in_out(struct call *c,
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
-	if ((proto_call_get(c->call)->flags & PROTO_CF_OP_ONESHOT) != 0 &&
-	    vendor_later(c, h, vh, fn, in, inlen, NULL, 0, has, cap)) {
-		return CKR_OK;
+	if (later_call(c) && (j = job_new(c, h, vh, in, inlen, NULL, 0, has, cap)) != NULL) {
+		j->fn = fn;
+		return job_submit(c, j);
 	}
 	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
 		return rv;
@@ -982,13 +1006,21 @@ h_out(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
 	CK_SESSION_HANDLE h, vh;
 	CK_ULONG cap, len;
 	CK_BYTE *buf;
+	struct pt_job *j;
 	int has;
 	CK_RV rv;
 
 	if (!GET_U(h) || !GET_O(has, cap) || !END) {
 		return BAD;
 	}
-	if ((rv = vs(c, h, &vh)) != CKR_OK || (rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
+	if ((rv = vs(c, h, &vh)) != CKR_OK) {
+		return rv;
+	}
+	if (later_call(c) && (j = job_new(c, h, vh, NULL, 0, NULL, 0, has, cap)) != NULL) {
+		j->fn_out = fn;
+		return job_submit(c, j);
+	}
+	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
 		return rv;
 	}
 	len = cap;
@@ -1003,6 +1035,7 @@ h_in(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
 	CK_SESSION_HANDLE h, vh;
 	const CK_BYTE *in;
 	CK_ULONG inlen;
+	struct pt_job *j;
 	CK_RV rv;
 
 	if (!GET_U(h) || !GET_Y(in, inlen) || !END) {
@@ -1010,6 +1043,10 @@ h_in(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
 	}
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
+	}
+	if (later_call(c) && (j = job_new(c, h, vh, in, inlen, NULL, 0, 0, 0)) != NULL) {
+		j->fn_in = fn;
+		return job_submit(c, j);
 	}
 	return fn(vh, (CK_BYTE_PTR)in, inlen);
 }
@@ -1020,6 +1057,7 @@ h_verify(struct call *c)
 	CK_SESSION_HANDLE h, vh;
 	const CK_BYTE *data, *sig;
 	CK_ULONG dlen, slen;
+	struct pt_job *j;
 	CK_RV rv;
 
 	if (!GET_U(h) || !GET_Y(data, dlen) || !GET_Y(sig, slen) || !END) {
@@ -1028,8 +1066,9 @@ h_verify(struct call *c)
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
-	if (vendor_later(c, h, vh, NULL, data, dlen, sig, slen, 0, 0)) {
-		return CKR_OK;
+	if ((j = job_new(c, h, vh, data, dlen, sig, slen, 0, 0)) != NULL) {
+		j->verify = c->f->C_Verify;
+		return job_submit(c, j);
 	}
 	return c->f->C_Verify(vh, (CK_BYTE_PTR)data, dlen, (CK_BYTE_PTR)sig, slen);
 }

@@ -21,6 +21,8 @@
 #define STATE   PROTO_CF_STATE
 #define INIT    PROTO_CF_OP_INIT
 #define ONE     PROTO_CF_OP_ONESHOT
+#define PART    PROTO_CF_OP_PART
+#define OWN     PROTO_CF_OWN_SESSION
 #define KEYGEN  PROTO_CF_KEYGEN
 #define SHARED  PROTO_CF_SHARED
 #define VSHARED PROTO_CF_VENDOR_SHARED
@@ -68,38 +70,38 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         /* Encryption. */
         CALL(C_EncryptInit, "uMu", "", "hsm.crypto.encrypt", SESS | INIT),
         CALL(C_Encrypt, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | ONE),
-        CALL(C_EncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
-        CALL(C_EncryptFinal, "uo", "O", "hsm.crypto.encrypt", SESS),
+        CALL(C_EncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | PART),
+        CALL(C_EncryptFinal, "uo", "O", "hsm.crypto.encrypt", SESS | PART),
         CALL(C_DecryptInit, "uMu", "", "hsm.crypto.decrypt", SESS | INIT),
         CALL(C_Decrypt, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT | ONE),
-        CALL(C_DecryptUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
-        CALL(C_DecryptFinal, "uo", "O", "hsm.crypto.decrypt", SESS | SOUT),
+        CALL(C_DecryptUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT | PART),
+        CALL(C_DecryptFinal, "uo", "O", "hsm.crypto.decrypt", SESS | SOUT | PART),
         /* Digests. */
         CALL(C_DigestInit, "uM", "", "hsm.crypto.digest", SESS | INIT),
         CALL(C_Digest, "uyo", "O", "hsm.crypto.digest", SESS | ONE),
-        CALL(C_DigestUpdate, "uy", "", "hsm.crypto.digest", SESS),
+        CALL(C_DigestUpdate, "uy", "", "hsm.crypto.digest", SESS | PART),
         CALL(C_DigestKey, "uu", "", "hsm.crypto.digest", SESS),
-        CALL(C_DigestFinal, "uo", "O", "hsm.crypto.digest", SESS),
+        CALL(C_DigestFinal, "uo", "O", "hsm.crypto.digest", SESS | PART),
         /* Signatures. */
         CALL(C_SignInit, "uMu", "", "hsm.crypto.sign", SESS | INIT),
         CALL(C_Sign, "uyo", "O", "hsm.crypto.sign", SESS | ONE),
-        CALL(C_SignUpdate, "uy", "", "hsm.crypto.sign", SESS),
-        CALL(C_SignFinal, "uo", "O", "hsm.crypto.sign", SESS),
+        CALL(C_SignUpdate, "uy", "", "hsm.crypto.sign", SESS | PART),
+        CALL(C_SignFinal, "uo", "O", "hsm.crypto.sign", SESS | PART),
         CALL(C_SignRecoverInit, "uMu", "", "hsm.crypto.sign", SESS | INIT),
         CALL(C_SignRecover, "uyo", "O", "hsm.crypto.sign", SESS | ONE),
         CALL(C_VerifyInit, "uMu", "", "hsm.crypto.verify", SESS | INIT),
         /* data, signature */
         CALL(C_Verify, "uyy", "", "hsm.crypto.verify", SESS | ONE),
-        CALL(C_VerifyUpdate, "uy", "", "hsm.crypto.verify", SESS),
-        CALL(C_VerifyFinal, "uy", "", "hsm.crypto.verify", SESS),
+        CALL(C_VerifyUpdate, "uy", "", "hsm.crypto.verify", SESS | PART),
+        CALL(C_VerifyFinal, "uy", "", "hsm.crypto.verify", SESS | PART),
         CALL(C_VerifyRecoverInit, "uMu", "", "hsm.crypto.verify", SESS | INIT),
         CALL(C_VerifyRecover, "uyo", "O", "hsm.crypto.verify", SESS | SOUT | ONE),
         /* Dual-function updates: both operations were authorised at their Init; the action
          * names the one whose output leaves the token. */
-        CALL(C_DigestEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
-        CALL(C_DecryptDigestUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
-        CALL(C_SignEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN),
-        CALL(C_DecryptVerifyUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT),
+        CALL(C_DigestEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | PART),
+        CALL(C_DecryptDigestUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT | PART),
+        CALL(C_SignEncryptUpdate, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | PART),
+        CALL(C_DecryptVerifyUpdate, "uyo", "O", "hsm.crypto.decrypt", SESS | SOUT | PART),
         /* Keys. */
         CALL(C_GenerateKey, "uMa", "u", "hsm.keys.generate", SESS | STATE | KEYGEN),
         /* public template, private template → public handle, private handle */
@@ -111,8 +113,8 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         /* base key, template; derivation data in the mechanism may be secret */
         CALL(C_DeriveKey, "uMua", "u", "hsm.keys.derive", SESS | SIN | STATE),
         /* Random numbers. C_GenerateRandom's buffer is an 'o' of exactly ulRandomLen. */
-        CALL(C_SeedRandom, "uy", "", "hsm.random.seed", SESS),
-        CALL(C_GenerateRandom, "uo", "O", "hsm.random.generate", SESS | SOUT),
+        CALL(C_SeedRandom, "uy", "", "hsm.random.seed", SESS | OWN),
+        CALL(C_GenerateRandom, "uo", "O", "hsm.random.generate", SESS | SOUT | OWN),
         /* Legacy: a v2.40 token answers CKR_FUNCTION_NOT_PARALLEL. */
         CALL(C_GetFunctionStatus, "u", "", "hsm.session.read", SESS),
         CALL(C_CancelFunction, "u", "", "hsm.session.read", SESS),

@@ -294,6 +294,13 @@ enum proto_call {
  * action continue (C_SignInit ...), or is a whole single-part one (C_Sign ...). */
 #define PROTO_CF_OP_INIT    0x80u
 #define PROTO_CF_OP_ONESHOT 0x100u
+/* Continues the operation an init began, touching nothing else: the updates and finals of
+ * encryption, decryption, digests, signatures and verification, and the dual-function
+ * updates (not C_DigestKey, which reads a key object). */
+#define PROTO_CF_OP_PART 0x1000u
+/* Uses nothing of the token but its own session and random number generator
+ * (C_GenerateRandom, C_SeedRandom): may go ahead of calls out on other sessions. */
+#define PROTO_CF_OWN_SESSION 0x2000u
 /* Makes a new key (C_GenerateKey, C_GenerateKeyPair): reads its session and login state,
  * changes nothing but the objects it adds (the workers' calls answered later). */
 #define PROTO_CF_KEYGEN 0x200u

@@ -14,23 +14,7 @@
 
 #include <p11-kit/pkcs11.h>
 
-static int
-read_pin(const char *path, char *pin, size_t pinsz)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL) {
-		return -1;
-	}
-	n = fread(pin, 1, pinsz - 1, f);
-	fclose(f);
-	while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r')) {
-		n--;
-	}
-	pin[n] = '\0';
-	return 0;
-}
+#include "tests/lib/pin.h"
 
 int
 main(int argc, char **argv)
@@ -71,7 +55,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (module == NULL || token == NULL || pin_file == NULL || label == NULL ||
-	    read_pin(pin_file, pin, sizeof(pin)) != 0) {
+	    test_read_pin(pin_file, pin, sizeof(pin)) != 0) {
 		fprintf(stderr, "p11_genpair: missing or unreadable arguments\n");
 		return 2;
 	}

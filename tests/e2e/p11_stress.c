@@ -44,6 +44,8 @@
 #include <openssl/sha.h>
 #include <p11-kit/pkcs11.h>
 
+#include "tests/lib/pin.h"
+
 enum op { OP_RANDOM, OP_DIGEST, OP_SESSION, OP_TOKEN, OP_OBJECT, OP_RSA, OP_COUNT };
 static const char *op_names[OP_COUNT] = {"random", "digest", "session", "token", "object", "rsa"};
 
@@ -615,24 +617,6 @@ usage(void)
 }
 
 static int
-read_pin(const char *path, char *pin, size_t pinsz)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL || fgets(pin, (int)pinsz, f) == NULL) {
-		if (f != NULL) {
-			fclose(f);
-		}
-		return -1;
-	}
-	fclose(f);
-	n = strcspn(pin, "\r\n");
-	pin[n] = '\0';
-	return n > 0 ? 0 : -1;
-}
-
-static int
 find_slot(const char *want)
 {
 	CK_SLOT_ID *slots = NULL;
@@ -728,7 +712,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (pin_file != NULL) {
-		if (read_pin(pin_file, pin, sizeof(pin)) != 0) {
+		if (test_read_pin(pin_file, pin, sizeof(pin)) != 0) {
 			printf("FAIL p11_stress: cannot read a PIN from %s\n", pin_file);
 			(void)p11->C_Finalize(NULL);
 			return 2;

@@ -24,12 +24,28 @@ export SOFTHSM2_CONF=$d/softhsm/softhsm2.conf
 check "softhsm2-util initialises the vendor token" softhsm2-util --init-token --free \
 	--label vendor --pin 1234-user --so-pin 5678-so-pin
 
+# A second token, for partition p2: the latch module (tests/e2e/latch_module.c) in front of
+# SoftHSMv2, which holds a C_DigestUpdate in the vendor while $latch/hold exists. The worker
+# reads both variables from hsmgated's environment.
+check "softhsm2-util initialises the latch token" softhsm2-util --init-token --free \
+	--label latch --pin 1234-user --so-pin 5678-so-pin
+latch=$d/latch
+mkdir -p "$latch"
+export HSMGATE_LATCH_MODULE=$SOFTHSM_MODULE HSMGATE_LATCH_DIR=$latch
+
 E2E_EXTRA_PARTITIONS="  - name: p1
     tenant: acme
     slot: 4
     backend: pkcs11
     module: $SOFTHSM_MODULE
     token: vendor
+    crypto_threads: 4
+  - name: p2
+    tenant: acme
+    slot: 5
+    backend: pkcs11
+    module: $BUILD/tests/e2e/liblatch-pkcs11.so
+    token: latch
     crypto_threads: 4"
 export E2E_EXTRA_PARTITIONS
 e2e_setup || { fail setup "e2e_setup failed"; exit 1; }
@@ -104,3 +120,34 @@ if ! grep -q 'token label *: vendor' <<<"$out"; then
 else
 	fail "globex does not see acme's passthrough slot" "$out"
 fi
+
+# --- a vendor call that takes its time holds up no other session ------------------------------
+# p11_latch holds a C_DigestUpdate in p2's vendor (the latch) and, while it is held, calls
+# C_GenerateRandom and C_DigestInit + C_Digest on other sessions: of the same connection (its
+# own process) and, with --no-block, of another connection. No timing: a call that overlapped
+# returned while the latch was still closed; one that did not is reported BLOCKED after a
+# bound. The first run keeps the latch closed until "release", so that the second runs inside.
+LATCH=$BUILD/tests/e2e/p11_latch
+rm -f "$latch"/*
+HSMGATE_CONF="$d/alice.yaml" timeout 300 "$LATCH" --module "$MODULE" --slot 5 \
+	--latch-dir "$latch" --pin-file "$d/vendor-pin" --wait-release >"$d/latch.out" 2>&1 &
+lpid=$!
+for _ in $(seq 1 600); do
+	[ -e "$latch/entered" ] || ! kill -0 "$lpid" 2>/dev/null && break
+	sleep 0.05
+done
+expect_output "another connection is served while a C_DigestUpdate waits in the vendor" \
+	'^overlap: ok' env HSMGATE_CONF="$d/alice.yaml" timeout 60 "$LATCH" --module "$MODULE" \
+	--slot 5 --latch-dir "$latch" --no-block
+: >"$latch/release"
+wait "$lpid"
+lrc=$?
+rm -f "$latch/hold" # whatever happened above: no worker stays held
+mapfile -t out <"$d/latch.out"
+grep -q '^overlap: ok' "$d/latch.out" &&
+	pass "other sessions of the connection are served while its C_DigestUpdate waits" ||
+	fail "other sessions of the connection are served while its C_DigestUpdate waits" \
+		"exit $lrc" "${out[@]}"
+grep -q '^digest: ok' "$d/latch.out" &&
+	pass "the held C_DigestUpdate ends with OpenSSL's SHA-256" ||
+	fail "the held C_DigestUpdate ends with OpenSSL's SHA-256" "exit $lrc" "${out[@]}"

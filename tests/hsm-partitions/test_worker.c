@@ -236,7 +236,8 @@ test_threads_order(void)
 	CK_OBJECT_HANDLE pub, priv, ecpub, ecpriv;
 	uint32_t ids[4];
 	CK_RV rvs[4], rv;
-	CK_ULONG lens[4];
+	CK_ULONG lens[4], siglen = 128;
+	CK_BYTE sig[128];
 	struct pollfd pf;
 
 	t_rsa_session(3, &h, &pub, &priv);
@@ -276,6 +277,24 @@ test_threads_order(void)
 		later_replies(0, CONN_A, ids, rvs, lens, 4);
 	}
 	CU_ASSERT_EQUAL(poll(&pf, 1, 0), 0);
+
+	/* a multi-part operation on another session goes on beside a call out (its update and
+	 * final do not wait for it); an update on the busy session waits, then finds that the
+	 * call out ended its operation */
+	CU_ASSERT_FATAL(ck_open(CONN_A, RW, &h2) == CKR_OK);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h3, &sha, priv), CKR_OK);
+	CU_ASSERT_EQUAL(sign_raw(CONN_A, h3, 1008, &rv), PART_LATER);
+	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h2, &ecdsa, ecpriv), CKR_OK);
+	CU_ASSERT_EQUAL(ck_in(PROTO_CALL_C_SignUpdate, h2, "part one", 8), CKR_OK);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	CU_ASSERT_EQUAL(ck_fin(PROTO_CALL_C_SignFinal, h2, sig, &siglen), CKR_OK);
+	CU_ASSERT_EQUAL(siglen, 64);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 1);
+	CU_ASSERT_EQUAL(ck_in(PROTO_CALL_C_SignUpdate, h3, "late", 4),
+	                CKR_OPERATION_NOT_INITIALIZED);
+	CU_ASSERT_EQUAL(part_later_pending(part_worker_later(W)), 0);
+	CU_ASSERT_EQUAL(later_replies(1, CONN_A, ids, rvs, lens, 4), 1);
+	CU_ASSERT(ids[0] == 1008 && rvs[0] == CKR_OK);
 
 	/* an ECDSA signature is served in line */
 	CU_ASSERT_EQUAL(ck_init_op(PROTO_CALL_C_SignInit, h, &ecdsa, ecpriv), CKR_OK);

@@ -252,7 +252,7 @@ test_secret_flags(void)
 	for (i = 0; i < sizeof(state) / sizeof(state[0]); i++) {
 		CU_ASSERT(proto_calls[state[i]].flags & PROTO_CF_STATE);
 	}
-	/* operation inits and single-part calls: exactly these */
+	/* operation inits, single-part calls and parts of multi-part ones: exactly these */
 	for (i = 0; i < PROTO_CALL_COUNT; i++) {
 		const char *n = proto_calls[i].name;
 		size_t l = n != NULL ? strlen(n) : 0;
@@ -263,9 +263,17 @@ test_secret_flags(void)
 		           strcmp(n, "C_Digest") == 0 || strcmp(n, "C_Sign") == 0 ||
 		           strcmp(n, "C_SignRecover") == 0 || strcmp(n, "C_Verify") == 0 ||
 		           strcmp(n, "C_VerifyRecover") == 0);
+		/* the updates and finals of the crypt family; C_DigestKey reads an object */
+		int part = n != NULL && strcmp(n, "C_DigestKey") != 0 &&
+		           (strstr(n, "Update") != NULL ||
+		            (l > 5 && strcmp(n + l - 5, "Final") == 0 &&
+		             strcmp(n, "C_FindObjectsFinal") != 0 && strcmp(n, "C_Finalize") != 0));
 
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_INIT) != 0, init);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_ONESHOT) != 0, one);
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_PART) != 0, part);
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OWN_SESSION) != 0,
+		                i == PROTO_CALL_C_GenerateRandom || i == PROTO_CALL_C_SeedRandom);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_KEYGEN) != 0,
 		                i == PROTO_CALL_C_GenerateKey || i == PROTO_CALL_C_GenerateKeyPair);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_SHARED) != 0,
