@@ -47,16 +47,16 @@ part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req_id,
 }
 
 int
-part_later_new(unsigned threads, struct part_later **out)
+part_later_new(unsigned helpers, struct part_later **out)
 {
 	struct part_later *l;
 	int r;
 
 	*out = NULL;
-	if (threads <= 1) {
+	if (helpers == 0) {
 		return 0; /* nothing handed over: *out stays NULL */
 	}
-	if (threads - 1 > PART_POOL_MAX) {
+	if (helpers > PART_POOL_MAX) {
 		return PART_ERR_INVALID;
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
@@ -66,7 +66,7 @@ part_later_new(unsigned threads, struct part_later **out)
 	proto_buf_init(&l->frame);
 	proto_buf_init(&l->msg);
 	l->done.max = SIZE_MAX / 2; /* at most PART_LATER_JOBS replies */
-	if ((r = part_pool_new(threads - 1, &l->pool)) != 0) {
+	if ((r = part_pool_new(helpers, &l->pool)) != 0) {
 		part_later_free(l, NULL);
 		return r;
 	}

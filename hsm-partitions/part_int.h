@@ -388,7 +388,7 @@ void part_crypt_settle(struct part_token *t, uint64_t conn, CK_SESSION_HANDLE h,
                        const CK_ULONG *outlen);
 
 /* pool.c: helper threads that run tasks handed over by the loop thread. */
-#define PART_POOL_MAX (PART_THREADS_MAX - 1) /* helpers: the loop thread is one more */
+#define PART_POOL_MAX PART_THREADS_MAX /* helpers (a vendor's: the loop thread calls none) */
 struct part_task {
 	void (*run)(struct part_task *t); /* on a helper or on the loop thread */
 	struct part_task *next;           /* the pool's */
@@ -437,9 +437,9 @@ struct part_later;
  * CKR_DEVICE_MEMORY (no memory) or CKR_GENERAL_ERROR. PART_ERR_NOMEM. */
 int part_reply_frame(const struct proto_buf *fields, unsigned call, uint32_t req_id, CK_RV rv,
                      struct proto_buf *reply) PART_WUR;
-/* *out NULL for threads <= 1. PART_ERR_INVALID (threads > PART_THREADS_MAX),
- * PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS. */
-int part_later_new(unsigned threads, struct part_later **out) PART_WUR;
+/* A pool of `helpers` threads beside the loop thread; *out NULL for 0. PART_ERR_INVALID
+ * (helpers > PART_POOL_MAX), PART_ERR_NOMEM, PART_ERR_IO, PART_ERR_SYS. */
+int part_later_new(unsigned helpers, struct part_later **out) PART_WUR;
 void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
 /* Gives j the arena the request was decoded in (*owner, the backend's), so that what was
  * decoded (a mechanism, templates) lives as long as the job, and puts a fresh one in its

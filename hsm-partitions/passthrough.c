@@ -1528,7 +1528,12 @@ part_pt_threads(struct part_pt *p, unsigned n)
 {
 	part_later_free(p->later, p);
 	p->later = NULL;
-	return part_later_new(n, &p->later);
+	if (n > PART_THREADS_MAX) {
+		return PART_ERR_INVALID;
+	}
+	/* n threads call the vendor: the loop thread leaves every vendor job to them (long_run,
+	 * job_new), so they are all helpers. 1: every call in line, on the loop thread. */
+	return part_later_new(n <= 1 ? 0 : n, &p->later);
 }
 
 /* ---- open, serve, free ------------------------------------------------------------------ */

@@ -1531,7 +1531,11 @@ part_worker_threads(struct part_worker *w, unsigned n)
 {
 	part_later_free(w->later, w);
 	w->later = NULL;
-	return part_later_new(n, &w->later);
+	if (n > PART_THREADS_MAX) {
+		return PART_ERR_INVALID;
+	}
+	/* The loop thread is one of the n: it runs RSA calls itself when it has nothing to read. */
+	return part_later_new(n <= 1 ? 0 : n - 1, &w->later);
 }
 
 int
