@@ -645,8 +645,12 @@ sink_loop(struct aud_sink *s, int follow)
 			}
 			s->nsent += n;
 		}
-		if (r == 0) {
-			r = s->drv->acked(s->st, s->nsent, &k);
+		/* After a failed send too: what was acknowledged before it (an https batch that
+		 * got its 2xx, RELP answers already read) is not sent again. */
+		if (r == 0 || s->nsent > 0) {
+			int ar = s->drv->acked(s->st, s->nsent, &k);
+
+			r = r != 0 ? r : ar;
 		}
 		if (k > 0) {
 			drop_acked(s, k);

@@ -31,9 +31,11 @@ struct aud_sink_env {
 /*
  * A destination. The runner calls send() with the oldest unsent records of its window
  * (in seq order), then acked() to learn how many of the `sent` oldest sent records are
- * acknowledged now (a prefix: the cursor moves over exactly those). Any error from either
- * makes the runner call reset() and, after a backoff (or *retry_ms when the driver sets
- * it, e.g. from Retry-After), send every unacknowledged record again.
+ * acknowledged now (a prefix: the cursor moves over exactly those); after a send() that
+ * failed, acked() too if earlier sends succeeded, so that what was acknowledged before the
+ * failure counts (its error, if any, is then secondary). Any error from either makes the
+ * runner call reset() and, after a backoff (or *retry_ms when the driver sets it, e.g. from
+ * Retry-After), send every unacknowledged record again.
  */
 struct aud_sink_driver {
 	const char *scheme;

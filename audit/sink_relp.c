@@ -50,6 +50,7 @@ struct relp_sink {
 	size_t nflight;         /* sent, not yet reported to the runner as acknowledged */
 	size_t ready;           /* of those, the oldest `ready` were answered 200 */
 	uint64_t waiting_since; /* ms: last answer, or the send that started the wait */
+	int broken;             /* the connection failed (logged): only reset() may follow */
 };
 
 static uint32_t
@@ -403,6 +404,39 @@ relp_handle(struct relp_sink *s, const struct aud_relp_frame *f)
 	return 0;
 }
 
+/* Reads and handles the answers that have come, waiting up to wait_ms for the first. 0, or
+ * AUD_ERR_IO once the connection is of no more use (logged; s->broken until reset). */
+static int
+relp_pump(struct relp_sink *s, uint32_t wait_ms)
+{
+	struct aud_relp_frame f;
+	size_t used;
+	int r;
+
+	if (s->broken) {
+		return AUD_ERR_IO;
+	}
+	while ((r = relp_next(s, wait_ms, &f, &used)) == 0) {
+		r = relp_handle(s, &f);
+		relp_consume(s, used);
+		if (r != 0) {
+			break;
+		}
+		wait_ms = 0;
+	}
+	if (r == AUD_ERR_EOF) {
+		r = 0;
+		if (s->ready < s->nflight &&
+		    aud_mono_ms() - s->waiting_since >= s->env->o->timeout_ms) {
+			s->env->logf(s->env, LOG_WARNING, "%s:%u answered nothing for %u ms",
+			             s->host, s->port, s->env->o->timeout_ms);
+			r = AUD_ERR_IO;
+		}
+	}
+	s->broken = r != 0;
+	return r;
+}
+
 /* ---- the driver ----------------------------------------------------------------------- */
 
 static int
@@ -452,6 +486,12 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	if (s->nflight + n > s->cap) {
 		return AUD_ERR_INVALID; /* the runner never has more than window_max in flight */
 	}
+	/* Take the answers that have come first: if this write fails, what they acknowledged
+	 * still counts (the runner asks acked() after a failed send), and a "serverclose" that
+	 * came while the session was idle is seen here rather than as a failed write. */
+	if ((r = relp_pump(s, 0)) != 0) {
+		return r;
+	}
 	s->out.len = 0;
 	txnr = s->next_txnr;
 	for (i = 0; i < n; i++) {
@@ -472,6 +512,7 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	if ((r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms)) !=
 	    0) {
 		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed", s->host, s->port);
+		s->broken = 1;
 		return r;
 	}
 	if (s->ready == s->nflight) {
@@ -488,9 +529,6 @@ static int
 relp_acked(void *st, size_t sent, size_t *nacked)
 {
 	struct relp_sink *s = st;
-	struct aud_relp_frame f;
-	uint32_t wait_ms;
-	size_t used;
 	int r;
 
 	*nacked = 0;
@@ -498,24 +536,7 @@ relp_acked(void *st, size_t sent, size_t *nacked)
 		return s->conn == NULL && sent == 0 ? 0 : AUD_ERR_IO;
 	}
 	/* Wait a little for the first answer; then take only what has come. */
-	wait_ms = s->ready < s->nflight ? ACK_WAIT_MS : 0;
-	while ((r = relp_next(s, wait_ms, &f, &used)) == 0) {
-		r = relp_handle(s, &f);
-		relp_consume(s, used);
-		if (r != 0) {
-			break;
-		}
-		wait_ms = 0;
-	}
-	if (r == AUD_ERR_EOF) {
-		r = 0;
-		if (s->ready < s->nflight &&
-		    aud_mono_ms() - s->waiting_since >= s->env->o->timeout_ms) {
-			s->env->logf(s->env, LOG_WARNING, "%s:%u answered nothing for %u ms",
-			             s->host, s->port, s->env->o->timeout_ms);
-			r = AUD_ERR_IO;
-		}
-	}
+	r = relp_pump(s, s->ready < s->nflight ? ACK_WAIT_MS : 0);
 	/* What was answered counts even when the connection then failed. */
 	*nacked = s->ready;
 	s->first = (s->first + s->ready) % s->cap;
@@ -535,6 +556,7 @@ relp_reset(void *st)
 	s->nflight = 0;
 	s->ready = 0;
 	s->inlen = 0;
+	s->broken = 0;
 }
 
 /* A clean end of the session when nothing is outstanding: "close", and its answer. */
@@ -570,7 +592,7 @@ relp_close(void *st)
 {
 	struct relp_sink *s = st;
 
-	if (s->conn != NULL && s->nflight == 0) {
+	if (s->conn != NULL && s->nflight == 0 && !s->broken) {
 		relp_goodbye(s);
 	}
 	relp_reset(s);

@@ -363,6 +363,39 @@ test_http_5xx_backoff(void)
 	srv_stop(&sv);
 }
 
+/* A batch that got its 2xx stays acknowledged when a later batch of the same pass fails: only
+ * the failed one and those after it are sent again. */
+static void
+test_http_acked_before_failure(void)
+{
+	static const char *const script[] = {r200, r500, r200};
+	struct server sv;
+	struct aud_sink_options o;
+	struct aud_sink *s = NULL;
+	char url[96], cur[720];
+	const char *p;
+	unsigned first_seq_seen = 0;
+	size_t n;
+
+	CU_ASSERT_FATAL(srv_start(&sv, script, 3) == 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
+	snprintf(cur, sizeof(cur), "%s/partial.cursor", tmp);
+	http_opts(&o, url, cur);
+	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
+	CU_ASSERT(aud_sink_run_once(s) == 0);
+	CU_ASSERT(aud_sink_cursor(s) == aud_sink_head(s));
+	aud_sink_close(s);
+	CU_ASSERT(count_in_bodies(&sv, &n) == n);
+	CU_ASSERT_FATAL(n > 40); /* at least three batches */
+	/* every batch once with a 2xx, plus the one refused with a 500 */
+	CU_ASSERT_EQUAL(sv.requests, (n + 19) / 20 + 1);
+	for (p = sv.bodies; p != NULL && (p = strstr(p, "\"seq\":0,")) != NULL; p++) {
+		first_seq_seen++;
+	}
+	CU_ASSERT_EQUAL(first_seq_seen, 1);
+	srv_stop(&sv);
+}
+
 /* A 400 is poison: that batch goes to the quarantine file with a critical log line, the
  * cursor moves on, and the following batches are delivered. */
 static void
@@ -427,6 +460,7 @@ static const struct test_case cases[] = {
         {"200: every event delivered, bearer token", test_http_ok},
         {"429/503: Retry-After honoured", test_http_retry_after},
         {"500: exponential backoff, then delivered", test_http_5xx_backoff},
+        {"a batch acknowledged before a failure is not sent again", test_http_acked_before_failure},
         {"400: batch quarantined, stream goes on", test_http_400_quarantined},
         {NULL, NULL},
 };
