@@ -347,6 +347,8 @@ https_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	}
 	if ((r = aud_sink_conn_write(c, h->req.data, h->req.len, tmo)) != 0 ||
 	    (r = aud_sink_conn_write(c, h->body.data, h->body.len, tmo)) != 0) {
+		h->env->logf(h->env, LOG_WARNING, "write to %s:%u failed: %s", h->host, h->port,
+		             aud_sink_conn_why(c));
 		goto out;
 	}
 	/* Read until the end of the header section; the body is not needed. */
@@ -356,6 +358,8 @@ https_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 			goto out;
 		}
 		if ((r = aud_sink_conn_read(c, resp + rlen, sizeof(resp) - rlen, &got, tmo)) != 0) {
+			h->env->logf(h->env, LOG_WARNING, "read from %s:%u failed: %s", h->host,
+			             h->port, aud_sink_conn_why(c));
 			goto out;
 		}
 		if (got == 0) {

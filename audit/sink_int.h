@@ -91,6 +91,9 @@ int aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size
 /* 1 if the peer has neither closed nor reset the connection, without blocking. Incoming
  * application bytes (a syslog receiver sends none) are read and dropped. */
 int aud_sink_conn_alive(struct aud_sink_conn *c);
+/* Why the last read or write on c failed, for a log line: the peer's TLS alert ("tlsv13 alert
+ * certificate required" when it refused our certificate), a system error, a timeout. */
+const char *aud_sink_conn_why(const struct aud_sink_conn *c);
 void aud_sink_conn_close(struct aud_sink_conn *c);
 
 /* ---- encoders (tested byte for byte) -------------------------------------------------- */

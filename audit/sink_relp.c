@@ -275,9 +275,14 @@ relp_next(struct relp_sink *s, uint32_t wait_ms, struct aud_relp_frame *f, size_
 		if (r == AUD_ERR_EOF) {
 			return r;
 		}
-		if (r != 0 || n == 0) {
-			s->env->logf(s->env, LOG_WARNING, "%s:%u %s", s->host, s->port,
-			             r != 0 ? "read failed" : "closed the connection");
+		if (r != 0) {
+			s->env->logf(s->env, LOG_WARNING, "read from %s:%u failed: %s", s->host,
+			             s->port, aud_sink_conn_why(s->conn));
+			return AUD_ERR_IO;
+		}
+		if (n == 0) {
+			s->env->logf(s->env, LOG_WARNING, "%s:%u closed the connection", s->host,
+			             s->port);
 			return AUD_ERR_IO;
 		}
 		s->inlen += n;
@@ -293,6 +298,17 @@ relp_consume(struct relp_sink *s, size_t used)
 {
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
+}
+
+/* With TLS 1.3 the client's handshake ends before the server has checked the client
+ * certificate, so a refusal shows only as the session's first write or read failing. */
+static void
+relp_refused_hint(const struct relp_sink *s)
+{
+	s->env->logf(s->env, LOG_WARNING,
+	             "%s:%u ended the session before answering \"open\"; does it accept this "
+	             "client certificate (--cert, and its name)?",
+	             s->host, s->port);
 }
 
 /* Connects and opens the RELP session: "open" with our offers, its "rsp" with the server's. */
@@ -319,7 +335,9 @@ relp_connect(struct relp_sink *s)
 	}
 	if ((r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms)) !=
 	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed", s->host, s->port);
+		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
+		             aud_sink_conn_why(s->conn));
+		relp_refused_hint(s);
 		return r;
 	}
 	deadline = aud_mono_ms() + s->env->o->timeout_ms;
@@ -337,6 +355,8 @@ relp_connect(struct relp_sink *s)
 			s->env->logf(s->env, LOG_WARNING,
 			             "%s:%u did not answer \"open\" within %u ms", s->host, s->port,
 			             s->env->o->timeout_ms);
+		} else {
+			relp_refused_hint(s);
 		}
 		return AUD_ERR_IO;
 	}
@@ -511,7 +531,8 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	}
 	if ((r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms)) !=
 	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed", s->host, s->port);
+		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
+		             aud_sink_conn_why(s->conn));
 		s->broken = 1;
 		return r;
 	}

@@ -241,7 +241,8 @@ syslog_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms
 	}
 	if ((r = aud_sink_conn_write(s->conn, s->buf.data, s->buf.len, s->env->o->timeout_ms)) !=
 	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed", s->host, s->port);
+		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
+		             aud_sink_conn_why(s->conn));
 		return r;
 	}
 	now = aud_mono_ms();

@@ -26,8 +26,31 @@
 
 struct aud_sink_conn {
 	int fd;
-	SSL *ssl; /* NULL: plain TCP */
+	SSL *ssl;      /* NULL: plain TCP */
+	char why[128]; /* why the last read or write failed (aud_sink_conn_why), or "" */
 };
+
+/* Keeps why an I/O call failed: OpenSSL's reason (a TLS alert from the peer, such as
+ * "tlsv13 alert certificate required"), else the system's, else a timeout. Clears
+ * OpenSSL's error queue. Returns r. */
+static int
+conn_failed(struct aud_sink_conn *c, int r, int saved_errno, uint32_t timeout_ms)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	if (reason != NULL) {
+		snprintf(c->why, sizeof(c->why), "%s", reason);
+	} else if (r == AUD_ERR_EOF) {
+		snprintf(c->why, sizeof(c->why), "no progress for %u ms", timeout_ms);
+	} else if (saved_errno != 0) {
+		snprintf(c->why, sizeof(c->why), "%s", strerror(saved_errno));
+	} else {
+		snprintf(c->why, sizeof(c->why), "connection lost");
+	}
+	ERR_clear_error();
+	return r;
+}
 
 /*
  * OpenSSL writes to the socket with write(2), so a peer that has gone raises SIGPIPE,
@@ -349,7 +372,7 @@ conn_write_inner(struct aud_sink_conn *c, const void *buf, size_t len, uint32_t 
 	while (len > 0) {
 		size_t chunk = len > (1u << 30) ? (1u << 30) : len;
 		ssize_t n;
-		int ret;
+		int ret, w;
 
 		if (c->ssl == NULL) {
 			n = send(c->fd, p, chunk, MSG_NOSIGNAL);
@@ -357,21 +380,25 @@ conn_write_inner(struct aud_sink_conn *c, const void *buf, size_t len, uint32_t 
 				continue;
 			}
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				if (wait_fd(c->fd, POLLOUT, timeout_ms) != 0) {
+				if ((w = wait_fd(c->fd, POLLOUT, timeout_ms)) != 0) {
+					(void)conn_failed(c, w, errno, timeout_ms);
 					return AUD_ERR_IO;
 				}
 				continue;
 			}
 			if (n <= 0) {
-				return AUD_ERR_IO;
+				return conn_failed(c, AUD_ERR_IO, errno, timeout_ms);
 			}
 		} else {
 			/* Without SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write succeeds only once the
 			 * whole chunk is handed to the kernel; a retry repeats the same arguments.
 			 */
+			errno = 0;
 			if ((ret = SSL_write(c->ssl, p, (int)chunk)) <= 0) {
-				if (ssl_wait(c, ret, timeout_ms) != 0) {
-					ERR_clear_error();
+				int saved = errno;
+
+				if ((w = ssl_wait(c, ret, timeout_ms)) != 0) {
+					(void)conn_failed(c, w, saved, timeout_ms);
 					return AUD_ERR_IO;
 				}
 				continue;
@@ -413,16 +440,17 @@ conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t ti
 			}
 			if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				if ((w = wait_fd(c->fd, POLLIN, timeout_ms)) != 0) {
-					return w;
+					return conn_failed(c, w, errno, timeout_ms);
 				}
 				continue;
 			}
 			if (got < 0) {
-				return AUD_ERR_IO;
+				return conn_failed(c, AUD_ERR_IO, errno, timeout_ms);
 			}
 			*n = (size_t)got;
 			return got > 0;
 		}
+		errno = 0;
 		if ((ret = SSL_read(c->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap)) > 0) {
 			*n = (size_t)ret;
 			return 1;
@@ -431,8 +459,7 @@ conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t ti
 			return 0;
 		}
 		if ((w = ssl_wait(c, ret, timeout_ms)) != 0) {
-			ERR_clear_error();
-			return w;
+			return conn_failed(c, w, errno, timeout_ms);
 		}
 	}
 }
@@ -500,6 +527,12 @@ aud_sink_conn_alive(struct aud_sink_conn *c)
 	r = conn_alive_inner(c);
 	pipe_restore(&g);
 	return r;
+}
+
+const char *
+aud_sink_conn_why(const struct aud_sink_conn *c)
+{
+	return c != NULL && c->why[0] != '\0' ? c->why : "connection lost";
 }
 
 void

@@ -105,6 +105,13 @@ refused() { # NAME forward-options...
 			"rsyslog wrote $(($(wc -l <"$RAW") - before)) lines" \
 			"$(tail -3 "$T/forward-$name.log")"
 	fi
+	# The operator is told where to look: TLS 1.3 shows the refusal only as the session
+	# failing before the answer to "open".
+	if grep -q 'does it accept this client certificate' "$T/forward-$name.log"; then
+		pass "relp-$name-refusal-explained"
+	else
+		fail "relp-$name-refusal-explained" "$(head -3 "$T/forward-$name.log")"
+	fi
 }
 refused no-client-cert
 refused unpermitted-peer --cert "$T/pki/client-intruder.crt" --key "$T/pki/client-intruder.key"
