@@ -5,8 +5,8 @@
  * relp.html) answers every command with a "rsp" carrying the same transaction number, so,
  * unlike RFC 5425, a message counts as acknowledged only when the server said "200" for it.
  *
- *   C: 1 open 49 relp_version=0\nrelp_software=hsmgate\ncommands=syslog\n
- *   S: 1 rsp 92 200 OK\nrelp_version=0\nrelp_software=librelp,...\ncommands=syslog\n
+ *   C: 1 open 52 relp_version=0\nrelp_software=hsmgate\ncommands=syslog\n
+ *   S: 1 rsp 93 200 OK\nrelp_version=0\nrelp_software=librelp,1.11.0,...\ncommands=syslog\n\n
  *   C: 2 syslog 512 <110>1 2026-... [hsmgate@32473 origin=".." seq=".." ...] {...}\n
  *   S: 2 rsp 6 200 OK\n
  *   C: 9 close 0\n                        (at shutdown, when everything was answered)
@@ -250,8 +250,9 @@ printable(char *dst, size_t cap, const char *s, size_t n)
 }
 
 /* Reads one frame into *f, waiting up to wait_ms for the bytes of it. 0, AUD_ERR_EOF (no
- * whole frame within wait_ms), AUD_ERR_IO (closed, broken or malformed, logged). The frame
- * points into s->in and stays valid until relp_consume(). */
+ * whole frame within wait_ms), AUD_ERR_MALFORMED (a frame we refuse) or AUD_ERR_IO (closed
+ * or broken); both logged. The frame points into s->in and stays valid until
+ * relp_consume(). */
 static int
 relp_next(struct relp_sink *s, uint32_t wait_ms, struct aud_relp_frame *f, size_t *used)
 {
@@ -268,7 +269,7 @@ relp_next(struct relp_sink *s, uint32_t wait_ms, struct aud_relp_frame *f, size_
 		if (r != AUD_ERR_EOF) {
 			s->env->logf(s->env, LOG_WARNING, "%s:%u sent a %s RELP frame", s->host,
 			             s->port, r == AUD_ERR_TOO_LARGE ? "too large" : "malformed");
-			return AUD_ERR_IO;
+			return AUD_ERR_MALFORMED;
 		}
 		r = aud_sink_conn_read_wait(s->conn, s->in + s->inlen, sizeof(s->in) - s->inlen, &n,
 		                            wait_ms);
@@ -355,7 +356,7 @@ relp_connect(struct relp_sink *s)
 			s->env->logf(s->env, LOG_WARNING,
 			             "%s:%u did not answer \"open\" within %u ms", s->host, s->port,
 			             s->env->o->timeout_ms);
-		} else {
+		} else if (r == AUD_ERR_IO) {
 			relp_refused_hint(s);
 		}
 		return AUD_ERR_IO;
@@ -425,7 +426,8 @@ relp_handle(struct relp_sink *s, const struct aud_relp_frame *f)
 }
 
 /* Reads and handles the answers that have come, waiting up to wait_ms for the first. 0, or
- * AUD_ERR_IO once the connection is of no more use (logged; s->broken until reset). */
+ * AUD_ERR_IO (AUD_ERR_MALFORMED for a frame we refuse) once the connection is of no more
+ * use: logged, and s->broken until reset. */
 static int
 relp_pump(struct relp_sink *s, uint32_t wait_ms)
 {
