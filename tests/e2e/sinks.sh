@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end: hsmgated streams its own audit log to two sinks configured in hsmgated.yaml
+# End-to-end: hsmgated streams its own audit log to three sinks configured in hsmgated.yaml
 # (docs/AUDIT.md §7, §8): a JSON-lines file and a real rsyslog (Debian rsyslog +
-# rsyslog-gnutls, RFC 5425 over TLS with a client certificate, started here on loopback).
+# rsyslog-gnutls + rsyslog-relp, started here on loopback) twice: RFC 5425 over TLS, and
+# RELP over TLS (imrelp), each with a client certificate.
 #
-#   1. calls are driven; rsyslog and the file receive every event (dedup by origin + seq);
+#   1. calls are driven; both rsyslog inputs and the file receive every event (dedup by
+#      origin + seq);
 #   2. rsyslog is stopped (spool_soft 20, spool_hard 2000): serving goes on past the soft
 #      limit, which leaves a critical hsmgate.audit-sink.spool event and an ALERT line; past
 #      the hard limit calls get CKR_DEVICE_ERROR (0x30);
 #   3. rsyslog comes back: the lag drains, serving resumes, rsyslog ends with every event
-#      (duplicates allowed, none missing) and `hsmgate-audit verify` passes;
+#      on both inputs (duplicates allowed, none missing) and `hsmgate-audit verify` passes;
 #   4. a request refused before routing (a request id already in flight) has its event;
 #   5. audit.enabled: false serves, says so loudly, and writes no log;
 #   0. (first) hsmgated --check opens each sink as a start would and names a bad one.
@@ -18,16 +20,19 @@ d=$E2E_DIR
 AUDIT=$BIN/hsmgate-audit
 RSYSLOGD=${RSYSLOGD:-$(command -v rsyslogd || echo /usr/sbin/rsyslogd)}
 RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-/usr/lib/x86_64-linux-gnu/rsyslog}
-if [ ! -x "$RSYSLOGD" ] || [ ! -e "$RSYSLOG_MODDIR/lmnsd_gtls.so" ]; then
-	fail "sinks: setup" "rsyslog and rsyslog-gnutls are not installed (make deps)"
+if [ ! -x "$RSYSLOGD" ] || [ ! -e "$RSYSLOG_MODDIR/lmnsd_gtls.so" ] ||
+	[ ! -e "$RSYSLOG_MODDIR/imrelp.so" ]; then
+	fail "sinks: setup" "rsyslog, rsyslog-gnutls and rsyslog-relp are not installed (make deps)"
 	exit 1
 fi
 
 # ---- rsyslog: TLS only, the forwarder's certificate required, every raw message to a file --
 "$E2E_TOP/tools/hsmgate-dev-pki" "$d/siem" forwarder >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$d/rs-work"
 RAWLOG=$d/siem-raw.log
+RELPLOG=$d/relp-raw.log
 cat >"$d/rsyslog.conf" <<EOF
 global(workDirectory="$d/rs-work" maxMessageSize="64k"
        DefaultNetstreamDriver="gtls"
@@ -40,6 +45,13 @@ input(type="imtcp" address="127.0.0.1" port="$PORT" ruleset="siem")
 template(name="raw5424" type="string" string="%rawmsg%\n")
 ruleset(name="siem") {
 	action(type="omfile" file="$RAWLOG" template="raw5424" flushOnTXEnd="on")
+}
+module(load="imrelp")
+input(type="imrelp" address="127.0.0.1" port="$RPORT" ruleset="relp"
+      tls="on" tls.caCert="$d/siem/ca.crt" tls.myCert="$d/siem/server.crt"
+      tls.myPrivKey="$d/siem/server.key" tls.authMode="name" tls.permittedPeer=["forwarder"])
+ruleset(name="relp" queue.type="Direct") {
+	action(type="omfile" file="$RELPLOG" template="raw5424" flushOnTXEnd="on")
 }
 EOF
 RS_PID=
@@ -78,7 +90,13 @@ E2E_AUDIT="audit:
       key: siem/client-forwarder.key
       hostname: gw1.test
       spool_soft: 20
-      spool_hard: 2000"
+      spool_hard: 2000
+    - name: relp
+      url: relp://127.0.0.1:$RPORT
+      ca: siem/ca.crt
+      cert: siem/client-forwarder.crt
+      key: siem/client-forwarder.key
+      hostname: gw1.test"
 e2e_setup || { fail "sinks: setup" "e2e_setup failed"; exit 1; }
 
 # ---- 0. hsmgated --check opens each sink as the start would (cursor, TLS files) -------------
@@ -111,10 +129,11 @@ expect_output "check: passes beside the running gateway (its log, its cursors)" 
 # The JSON of every event record (E, S, R), one per line; with seq: "seq<TAB>json".
 events() { cat "$d"/audit/seg-*.log | awk -F'\t' '$1 ~ / [ESR]$/ { print $2 }'; }
 events_seq() { cat "$d"/audit/seg-*.log | awk -F'\t' '$1 ~ / [ESR]$/ { split($1, h, " "); print h[2] "\t" $2 }'; }
-# What rsyslog wrote: "seq<TAB>MSG" for every message (MSG after the SD element).
+# What rsyslog wrote ($1: the file, default the syslog input's): "seq<TAB>MSG" for every
+# message (MSG after the SD element).
 received() {
 	sed -E -n 's/^.* \[hsmgate@32473 origin="hsmgated-e2e" seq="([0-9]+)" leaf="[0-9a-f]{64}" chain="[0-9a-f]{64}"\] (\{.*)$/\1\t\2/p' \
-		"$RAWLOG" 2>/dev/null
+		"${1:-$RAWLOG}" 2>/dev/null
 }
 cursor_next() { sed -n 's/^next //p' "$d/state/audit-sinks/$1.cursor" 2>/dev/null; }
 # One past the last event record in the log.
@@ -132,14 +151,15 @@ wait_cursor() {
 random_ok() { # CONF
 	[ "$(p11 "$1" --slot 1 --generate-random 16 2>/dev/null | wc -c)" = 16 ]
 }
-# Every event of the log up to seq $1 (exclusive) is among what rsyslog received.
+# Every event of the log up to seq $1 (exclusive) is among what rsyslog received (in the
+# file $2, default the syslog input's).
 siem_has_all_below() {
 	events_seq | awk -F'\t' -v n="$1" '$1 < n' | LC_ALL=C sort -u >"$d/expected"
-	received | LC_ALL=C sort -u >"$d/received"
+	received "${2:-}" | LC_ALL=C sort -u >"$d/received"
 	[ -s "$d/expected" ] && [ -z "$(LC_ALL=C comm -23 "$d/expected" "$d/received")" ]
 }
 
-# ---- 1. both sinks receive every event -------------------------------------------------------
+# ---- 1. every sink receives every event -------------------------------------------------------
 for _ in 1 2 3; do random_ok alice || break; done
 check "sinks: calls are served" random_ok alice
 if wait_cursor siem 100 && wait_cursor jsonl 50; then
@@ -154,6 +174,12 @@ if siem_has_all_below "${next:-0}"; then
 else
 	fail "sinks: rsyslog has every event below the cursor" \
 		"missing $(LC_ALL=C comm -23 "$d/expected" "$d/received" | wc -l) of $(wc -l <"$d/expected")"
+fi
+if wait_cursor relp 100 && siem_has_all_below "$(cursor_next relp)" "$RELPLOG"; then
+	pass "sinks: RELP: the cursor reaches the head, rsyslog has every event below it ($(wc -l <"$d/expected") events)"
+else
+	fail "sinks: RELP: the cursor reaches the head, rsyslog has every event below it" \
+		"relp $(cursor_next relp), head $(events_head)" "$(grep 'sink=relp' "$d/hsmgated.log" | tail -3)"
 fi
 if events | LC_ALL=C sort -u | LC_ALL=C comm -23 - <(LC_ALL=C sort -u "$d/events.jsonl") | grep -q .; then
 	fail "sinks: the file has every event" "$(events | wc -l) events, $(wc -l <"$d/events.jsonl") lines"
@@ -228,6 +254,15 @@ grep -q 'msg="audit sink back under its hard spool limit; serving requests" sink
 	pass "sinks: the lag drains under the hard limit" ||
 	fail "sinks: the lag drains under the hard limit" "$(grep component=audit-sink "$d/hsmgated.log" | tail -5)"
 check "sinks: serving resumes" random_ok alice
+# The RELP sink was down as long (its retries back off to 30 s): it catches up too, and what
+# rsyslog acknowledged it had, before and after the outage, is all there.
+random_ok alice
+if wait_cursor relp 450 && siem_has_all_below "$(cursor_next relp)" "$RELPLOG"; then
+	pass "sinks: RELP catches up after the outage, none missing ($(wc -l <"$d/expected") events, $(($(received "$RELPLOG" | wc -l) - $(wc -l <"$d/received"))) duplicates)"
+else
+	fail "sinks: RELP catches up after the outage, none missing" \
+		"relp $(cursor_next relp), head $(events_head)" "$(grep 'sink=relp' "$d/hsmgated.log" | tail -3)"
+fi
 
 # ---- 4. a request refused before routing has its event -----------------------------------------
 out=$(raw dup-reqid "" alice)
