@@ -106,7 +106,7 @@ struct call {
  * round trip, its cryptography) no longer holds up the partition's other sessions. PKCS #11
  * allows calls on different sessions from different threads of a module initialised with
  * CKF_OS_LOCKING_OK (part_pt_open); later.c keeps the calls of one session in order. The
- * input is a copy: the IPC buffer is wiped and reused before the call runs. One of the four
+ * input is a copy: the IPC buffer is wiped and reused before the call runs. One of the five
  * function pointers is set, after the shape of the call.
  */
 struct pt_job {
@@ -116,6 +116,7 @@ struct pt_job {
 	CK_RV (*verify)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG);
 	CK_RV (*fn_in)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG);      /* updates */
 	CK_RV (*fn_out)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR); /* finals */
+	CK_RV (*fn_rand)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG);    /* C_GenerateRandom */
 	unsigned call;
 	uint32_t req_id;
 	uint8_t *in, *in2, *out; /* OPENSSL_clear_free */
@@ -310,6 +311,8 @@ job_run(struct part_task *t)
 		j->rv = j->fn_in(j->vh, j->in, j->inlen);
 	} else if (j->fn_out != NULL) {
 		j->rv = j->fn_out(j->vh, j->has ? j->out : NULL, &j->len);
+	} else if (j->fn_rand != NULL) {
+		j->rv = j->fn_rand(j->vh, j->out, j->cap);
 	} else {
 		j->rv = j->fn(j->vh, j->in, j->inlen, j->has ? j->out : NULL, &j->len);
 	}
@@ -326,7 +329,7 @@ job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
 	int r;
 
 	proto_buf_reset(&p->out);
-	if (j->fn != NULL || j->fn_out != NULL) {
+	if (j->fn != NULL || j->fn_out != NULL || j->fn_rand != NULL) {
 		rv = put_out(&c, j->rv, j->has ? j->out : NULL, j->cap, j->len);
 	}
 	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
@@ -1318,6 +1321,7 @@ h_generate_random(struct call *c)
 	CK_BYTE *buf;
 	CK_ULONG cap;
 	int has;
+	struct pt_job *j;
 	CK_RV rv;
 
 	if (!GET_U(h) || !GET_O(has, cap) || !END) {
@@ -1330,6 +1334,12 @@ h_generate_random(struct call *c)
 	 * must fit one frame (as in the soft worker). */
 	if (!has || cap != out_cap(c, cap)) {
 		return BAD;
+	}
+	/* From a vendor thread like the cryptographic calls: an HSM's random numbers cost a
+	 * round trip too. */
+	if ((j = job_new(c, h, vh, NULL, 0, NULL, 0, 1, cap)) != NULL) {
+		j->fn_rand = c->f->C_GenerateRandom;
+		return job_submit(c, j);
 	}
 	if ((buf = proto_arena_alloc(c->a, cap != 0 ? cap : 1)) == NULL) {
 		return CKR_DEVICE_MEMORY;
