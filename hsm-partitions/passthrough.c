@@ -416,7 +416,7 @@ slot_ok(struct call *c, CK_SLOT_ID slot)
 static CK_RV
 h_get_slot_info(struct call *c)
 {
-	CK_SLOT_INFO info;
+	CK_SLOT_INFO info = {0}; /* see h_get_mechanism_info */
 	CK_SLOT_ID slot;
 	CK_RV rv;
 
@@ -433,7 +433,7 @@ h_get_slot_info(struct call *c)
 static CK_RV
 h_get_token_info(struct call *c)
 {
-	CK_TOKEN_INFO info;
+	CK_TOKEN_INFO info = {0}; /* see h_get_mechanism_info */
 	CK_SLOT_ID slot;
 	CK_RV rv;
 
@@ -481,7 +481,7 @@ h_get_mechanism_list(struct call *c)
 static CK_RV
 h_get_mechanism_info(struct call *c)
 {
-	CK_MECHANISM_INFO info;
+	CK_MECHANISM_INFO info = {0};
 	CK_MECHANISM_TYPE type;
 	CK_SLOT_ID slot;
 	CK_RV rv;
@@ -489,6 +489,10 @@ h_get_mechanism_info(struct call *c)
 	if (!GET_U(slot) || !GET_U(type) || !END) {
 		return BAD;
 	}
+	/* Zeroed: for some mechanisms (CKM_AES_ECB, _CBC_PAD, _CTR, _GCM, CKM_DES3_ECB,
+	 * _CBC_PAD) SoftHSMv2 2.6 adds its flags to what the struct held, so whatever was on
+	 * our stack reached the client as flags, and pkcs11-tool --test took CKM_AES_CBC_PAD
+	 * for a digest. The other vendor-filled structs are zeroed the same way. */
 	if ((rv = slot_ok(c, slot)) != CKR_OK ||
 	    (rv = c->f->C_GetMechanismInfo(c->p->vslot, type, &info)) != CKR_OK) {
 		return rv;
@@ -654,7 +658,7 @@ h_get_session_info(struct call *c)
 {
 	struct pt_session *s;
 	struct pt_conn *pc;
-	CK_SESSION_INFO info;
+	CK_SESSION_INFO info = {0}; /* see h_get_mechanism_info */
 	CK_SESSION_HANDLE h;
 	CK_RV rv;
 
@@ -1554,7 +1558,7 @@ static int
 find_slot(struct part_pt *p, const char *label)
 {
 	CK_SLOT_ID *slots = NULL;
-	CK_TOKEN_INFO info;
+	CK_TOKEN_INFO info = {0}; /* see h_get_mechanism_info */
 	CK_ULONG n = 0, i;
 	char want[32];
 	int found = 0, r = PART_ERR_NOT_FOUND;
