@@ -287,24 +287,36 @@ static const char r503[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r
 static const char r500[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
 static const char r400[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 
+/* Starts a receiver answering `script` in turn, runs a sink over the whole log into it (its
+ * cursor tmp/<name>.cursor) and says whether the cursor then stood at the log's head. The
+ * receiver keeps what it got for the caller's checks: srv_stop() it afterwards. */
+static int
+deliver_to(struct server *sv, const char *const *script, size_t n, const char *name)
+{
+	struct aud_sink_options o;
+	struct aud_sink *s = NULL;
+	char url[96], cur[720];
+	int at_head;
+
+	CU_ASSERT_FATAL(srv_start(sv, script, n) == 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv->port);
+	snprintf(cur, sizeof(cur), "%s/%s.cursor", tmp, name);
+	http_opts(&o, url, cur);
+	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
+	CU_ASSERT(aud_sink_run_once(s) == 0);
+	at_head = aud_sink_cursor(s) == aud_sink_head(s);
+	aud_sink_close(s);
+	return at_head;
+}
+
 static void
 test_http_ok(void)
 {
 	static const char *const script[] = {r200};
 	struct server sv;
-	struct aud_sink_options o;
-	struct aud_sink *s = NULL;
-	char url[96], cur[720];
 	size_t n;
 
-	CU_ASSERT_FATAL(srv_start(&sv, script, 1) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
-	snprintf(cur, sizeof(cur), "%s/ok.cursor", tmp);
-	http_opts(&o, url, cur);
-	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
-	CU_ASSERT(aud_sink_run_once(s) == 0);
-	CU_ASSERT(aud_sink_cursor(s) == aud_sink_head(s));
-	aud_sink_close(s);
+	CU_ASSERT(deliver_to(&sv, script, 1, "ok"));
 	CU_ASSERT(count_in_bodies(&sv, &n) == n);
 	CU_ASSERT(sv.requests == (n + 19) / 20); /* batches of batch_max */
 	CU_ASSERT(sv.auth_ok);
@@ -317,19 +329,9 @@ test_http_retry_after(void)
 {
 	static const char *const script[] = {r429, r503, r200};
 	struct server sv;
-	struct aud_sink_options o;
-	struct aud_sink *s = NULL;
-	char url[96], cur[720];
 	size_t n;
 
-	CU_ASSERT_FATAL(srv_start(&sv, script, 3) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
-	snprintf(cur, sizeof(cur), "%s/retry.cursor", tmp);
-	http_opts(&o, url, cur);
-	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
-	CU_ASSERT(aud_sink_run_once(s) == 0);
-	CU_ASSERT(aud_sink_cursor(s) == aud_sink_head(s));
-	aud_sink_close(s);
+	CU_ASSERT(deliver_to(&sv, script, 3, "retry"));
 	CU_ASSERT(count_in_bodies(&sv, &n) == n);
 	CU_ASSERT(sv.requests >= 3);
 	CU_ASSERT(sv.req_ms[1] - sv.req_ms[0] >= 990);
@@ -343,18 +345,9 @@ test_http_5xx_backoff(void)
 {
 	static const char *const script[] = {r500, r500, r500, r200};
 	struct server sv;
-	struct aud_sink_options o;
-	struct aud_sink *s = NULL;
-	char url[96], cur[720];
 	size_t n;
 
-	CU_ASSERT_FATAL(srv_start(&sv, script, 4) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
-	snprintf(cur, sizeof(cur), "%s/backoff.cursor", tmp);
-	http_opts(&o, url, cur);
-	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
-	CU_ASSERT(aud_sink_run_once(s) == 0);
-	aud_sink_close(s);
+	(void)deliver_to(&sv, script, 4, "backoff");
 	CU_ASSERT(count_in_bodies(&sv, &n) == n);
 	/* Equal jitter: each wait is at least half the step (40, 80, 160 ms). */
 	CU_ASSERT(sv.req_ms[1] - sv.req_ms[0] >= 20);
@@ -370,21 +363,11 @@ test_http_acked_before_failure(void)
 {
 	static const char *const script[] = {r200, r500, r200};
 	struct server sv;
-	struct aud_sink_options o;
-	struct aud_sink *s = NULL;
-	char url[96], cur[720];
 	const char *p;
 	unsigned first_seq_seen = 0;
 	size_t n;
 
-	CU_ASSERT_FATAL(srv_start(&sv, script, 3) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
-	snprintf(cur, sizeof(cur), "%s/partial.cursor", tmp);
-	http_opts(&o, url, cur);
-	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
-	CU_ASSERT(aud_sink_run_once(s) == 0);
-	CU_ASSERT(aud_sink_cursor(s) == aud_sink_head(s));
-	aud_sink_close(s);
+	CU_ASSERT(deliver_to(&sv, script, 3, "partial"));
 	CU_ASSERT(count_in_bodies(&sv, &n) == n);
 	CU_ASSERT_FATAL(n > 40); /* at least three batches */
 	/* every batch once with a 2xx, plus the one refused with a 500 */
@@ -403,22 +386,13 @@ test_http_400_quarantined(void)
 {
 	static const char *const script[] = {r400, r200};
 	struct server sv;
-	struct aud_sink_options o;
-	struct aud_sink *s = NULL;
-	char url[96], cur[720], qpath[740], *q;
+	char qpath[740], *q;
 	size_t n, qlen, found;
 
-	CU_ASSERT_FATAL(srv_start(&sv, script, 2) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv.port);
-	snprintf(cur, sizeof(cur), "%s/q.cursor", tmp);
-	snprintf(qpath, sizeof(qpath), "%s.quarantine", cur);
-	http_opts(&o, url, cur);
+	snprintf(qpath, sizeof(qpath), "%s/q.cursor.quarantine", tmp);
 	fix_crit_lines = 0;
 	fix_logbuf[0] = '\0';
-	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
-	CU_ASSERT(aud_sink_run_once(s) == 0);
-	CU_ASSERT(aud_sink_cursor(s) == aud_sink_head(s));
-	aud_sink_close(s);
+	CU_ASSERT(deliver_to(&sv, script, 2, "q"));
 	found = count_in_bodies(&sv, &n);
 	CU_ASSERT(found == n - 20); /* the first batch was refused */
 	CU_ASSERT(fix_crit_lines == 1);
