@@ -301,6 +301,20 @@ relp_consume(struct relp_sink *s, size_t used)
 	s->inlen -= used;
 }
 
+/* Writes s->out. A failure is logged with its reason and leaves the connection broken. */
+static int
+relp_write(struct relp_sink *s)
+{
+	int r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms);
+
+	if (r != 0) {
+		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
+		             aud_sink_conn_why(s->conn));
+		s->broken = 1;
+	}
+	return r;
+}
+
 /* With TLS 1.3 the client's handshake ends before the server has checked the client
  * certificate, so a refusal shows only as the session's first write or read failing. */
 static void
@@ -328,16 +342,12 @@ relp_connect(struct relp_sink *s)
 		s->env->logf(s->env, LOG_WARNING, "%s", err);
 		return r;
 	}
-	s->inlen = 0;
 	s->out.len = 0;
 	(void)aud_buf_printf(&s->out, "1 open %zu " RELP_OFFERS "\n", sizeof(RELP_OFFERS) - 1);
 	if (s->out.failed) {
 		return AUD_ERR_NOMEM;
 	}
-	if ((r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms)) !=
-	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
-		             aud_sink_conn_why(s->conn));
+	if ((r = relp_write(s)) != 0) {
 		relp_refused_hint(s);
 		return r;
 	}
@@ -497,13 +507,9 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	int r;
 
 	*retry_ms = 0;
-	if (s->conn == NULL) {
-		s->first = 0;
-		s->nflight = 0;
-		s->ready = 0;
-		if ((r = relp_connect(s)) != 0) {
-			return r;
-		}
+	/* No connection: the first send, or one after reset(), which cleared its state. */
+	if (s->conn == NULL && (r = relp_connect(s)) != 0) {
+		return r;
 	}
 	if (s->nflight + n > s->cap) {
 		return AUD_ERR_INVALID; /* the runner never has more than window_max in flight */
@@ -531,11 +537,7 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	if (s->out.failed) {
 		return AUD_ERR_NOMEM;
 	}
-	if ((r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms)) !=
-	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
-		             aud_sink_conn_why(s->conn));
-		s->broken = 1;
+	if ((r = relp_write(s)) != 0) {
 		return r;
 	}
 	if (s->ready == s->nflight) {
