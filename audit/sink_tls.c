@@ -465,14 +465,6 @@ conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t ti
 }
 
 int
-aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
-{
-	int r = conn_read(c, buf, cap, n, timeout_ms);
-
-	return r < 0 ? AUD_ERR_IO : 0;
-}
-
-int
 aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t wait_ms)
 {
 	struct pipe_guard g;
@@ -483,6 +475,13 @@ aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size_t *
 	r = conn_read(c, buf, cap, n, wait_ms);
 	pipe_restore(&g);
 	return r < 0 ? r : 0;
+}
+
+int
+aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
+{
+	/* A wait with nothing read is an error here, as any other. */
+	return aud_sink_conn_read_wait(c, buf, cap, n, timeout_ms) != 0 ? AUD_ERR_IO : 0;
 }
 
 static int
