@@ -337,6 +337,33 @@ job_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
 	return r;
 }
 
+/* What every job for the vendor-calling threads starts with, for the call c on the client's
+ * session h. A vendor call may take as long as the vendor likes (a network HSM's round trip,
+ * a latch in a test): long_run, so that an idle loop thread never runs one itself, or it
+ * would hold up every other session meanwhile. */
+static void
+job_base(const struct call *c, struct part_job *b, CK_SESSION_HANDLE h,
+         void (*run)(struct part_task *),
+         int (*finish)(struct part_job *, void *, struct proto_buf *),
+         void (*free_fn)(struct part_job *))
+{
+	b->task.run = run;
+	b->task.long_run = 1;
+	b->conn = c->conn;
+	b->h = h;
+	b->finish = finish;
+	b->free = free_fn;
+}
+
+/* Hands the job over: its reply comes when it has run (c->later). */
+static CK_RV
+job_submit(struct call *c, struct part_job *b)
+{
+	part_later_submit(c->p->later, c->p, b);
+	c->later = 1;
+	return CKR_OK;
+}
+
 /* A job for the vendor-calling threads with copies of the input (in2: C_Verify's
  * signature) and an output buffer when the client sent one; NULL to call the vendor in line
  * (no threads, or no memory for the copies: the same answer, slower). The caller sets one
@@ -350,15 +377,7 @@ job_new(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_BYTE
 	if (c->p->later == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
 		return NULL;
 	}
-	j->base.task.run = job_run;
-	/* A vendor call may take as long as the vendor likes (a network HSM's round trip, a
-	 * latch in a test): an idle loop thread never runs one itself, or it would hold up
-	 * every other session meanwhile. */
-	j->base.task.long_run = 1;
-	j->base.conn = c->conn;
-	j->base.h = h;
-	j->base.finish = job_finish;
-	j->base.free = job_free;
+	job_base(c, &j->base, h, job_run, job_finish, job_free);
 	j->vh = vh;
 	j->call = c->call;
 	j->req_id = c->req_id;
@@ -379,14 +398,6 @@ job_new(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_BYTE
 		memcpy(j->in2, in2, in2len);
 	}
 	return j;
-}
-
-static CK_RV
-job_submit(struct call *c, struct pt_job *j)
-{
-	part_later_submit(c->p->later, c->p, &j->base);
-	c->later = 1;
-	return CKR_OK;
 }
 
 /* Whether this call goes to the vendor-calling threads: a one-shot call or a part of a
@@ -996,7 +1007,7 @@ h_in_out(struct call *c,
 	}
 	if (later_call(c) && (j = job_new(c, h, vh, in, inlen, NULL, 0, has, cap)) != NULL) {
 		j->fn = fn;
-		return job_submit(c, j);
+		return job_submit(c, &j->base);
 	}
 	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
 		return rv;
@@ -1025,7 +1036,7 @@ h_out(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
 	}
 	if (later_call(c) && (j = job_new(c, h, vh, NULL, 0, NULL, 0, has, cap)) != NULL) {
 		j->fn_out = fn;
-		return job_submit(c, j);
+		return job_submit(c, &j->base);
 	}
 	if ((rv = out_buf(c, has, &cap, &buf)) != CKR_OK) {
 		return rv;
@@ -1053,7 +1064,7 @@ h_in(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
 	}
 	if (later_call(c) && (j = job_new(c, h, vh, in, inlen, NULL, 0, 0, 0)) != NULL) {
 		j->fn_in = fn;
-		return job_submit(c, j);
+		return job_submit(c, &j->base);
 	}
 	return fn(vh, (CK_BYTE_PTR)in, inlen);
 }
@@ -1075,7 +1086,7 @@ h_verify(struct call *c)
 	}
 	if ((j = job_new(c, h, vh, data, dlen, sig, slen, 0, 0)) != NULL) {
 		j->verify = c->f->C_Verify;
-		return job_submit(c, j);
+		return job_submit(c, &j->base);
 	}
 	return c->f->C_Verify(vh, (CK_BYTE_PTR)data, dlen, (CK_BYTE_PTR)sig, slen);
 }
@@ -1187,12 +1198,7 @@ gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_ME
 		return 0;
 	}
 	c->a = c->p->arena;
-	j->base.task.run = gen_run;
-	j->base.task.long_run = 1;
-	j->base.conn = c->conn;
-	j->base.h = h;
-	j->base.finish = gen_finish;
-	j->base.free = gen_free;
+	job_base(c, &j->base, h, gen_run, gen_finish, gen_free);
 	j->f = c->f;
 	j->vh = vh;
 	j->m = *m;
@@ -1202,8 +1208,7 @@ gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_ME
 	j->sn = sn;
 	j->call = c->call;
 	j->req_id = c->req_id;
-	part_later_submit(c->p->later, c->p, &j->base);
-	c->later = 1;
+	(void)job_submit(c, &j->base);
 	return 1;
 }
 
@@ -1343,7 +1348,7 @@ h_generate_random(struct call *c)
 	 * round trip too. */
 	if ((j = job_new(c, h, vh, NULL, 0, NULL, 0, 1, cap)) != NULL) {
 		j->fn_rand = c->f->C_GenerateRandom;
-		return job_submit(c, j);
+		return job_submit(c, &j->base);
 	}
 	if ((buf = proto_arena_alloc(c->a, cap != 0 ? cap : 1)) == NULL) {
 		return CKR_DEVICE_MEMORY;
