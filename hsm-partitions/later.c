@@ -10,12 +10,12 @@
  * change what others may be using (the backend's `shared` flags: destroying or changing
  * objects, the token and its PINs; for a vendor module also its login and sessions); from a
  * connection with jobs out, a call of the crypt family (an init, a one-shot call, an update
- * or a final), a key generation or a random number, on a session no job holds. Anything else first
- * waits for every job (part_later_settle). A job that has run is finished on the loop thread (its
- * finish() ends what the in-line call would have ended and puts the reply frame), and its
- * reply, as a PROTO_IPC_REPLY message, waits in `done` until part_later_flush() hands it to
- * the IPC loop, which writes it ahead of any reply it builds afterwards: a call that waited
- * for a job is answered, and audited, after it.
+ * or a final), a key generation or a random number, on a session no job holds. Anything
+ * else first waits for every job (part_later_settle). A job that has run is finished on the
+ * loop thread (its finish() ends what the in-line call would have ended and puts the reply
+ * frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until
+ * part_later_flush() hands it to the IPC loop, which writes it ahead of any reply it builds
+ * afterwards: a call that waited for a job is answered, and audited, after it.
  */
 #include "hsm-partitions/part_int.h"
 
