@@ -424,7 +424,8 @@ aud_sink_conn_write(struct aud_sink_conn *c, const void *buf, size_t len, uint32
 }
 
 /* Reads what is available, waiting up to timeout_ms: 1 with *n > 0 bytes, 0 with *n = 0 at
- * EOF, AUD_ERR_EOF on timeout (nothing came), AUD_ERR_IO on an error. */
+ * EOF, AUD_ERR_EOF on timeout (nothing came: not a failure here, see aud_sink_conn_read),
+ * AUD_ERR_IO on an error (c->why says why). */
 static int
 conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
 {
@@ -440,7 +441,9 @@ conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t ti
 			}
 			if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				if ((w = wait_fd(c->fd, POLLIN, timeout_ms)) != 0) {
-					return conn_failed(c, w, errno, timeout_ms);
+					return w == AUD_ERR_EOF
+					               ? w
+					               : conn_failed(c, w, errno, timeout_ms);
 				}
 				continue;
 			}
@@ -459,7 +462,7 @@ conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t ti
 			return 0;
 		}
 		if ((w = ssl_wait(c, ret, timeout_ms)) != 0) {
-			return conn_failed(c, w, errno, timeout_ms);
+			return w == AUD_ERR_EOF ? w : conn_failed(c, w, errno, timeout_ms);
 		}
 	}
 }
@@ -480,8 +483,13 @@ aud_sink_conn_read_wait(struct aud_sink_conn *c, void *buf, size_t cap, size_t *
 int
 aud_sink_conn_read(struct aud_sink_conn *c, void *buf, size_t cap, size_t *n, uint32_t timeout_ms)
 {
+	int r = aud_sink_conn_read_wait(c, buf, cap, n, timeout_ms);
+
 	/* A wait with nothing read is an error here, as any other. */
-	return aud_sink_conn_read_wait(c, buf, cap, n, timeout_ms) != 0 ? AUD_ERR_IO : 0;
+	if (r == AUD_ERR_EOF) {
+		(void)conn_failed(c, r, 0, timeout_ms);
+	}
+	return r != 0 ? AUD_ERR_IO : 0;
 }
 
 static int
