@@ -241,6 +241,9 @@ struct aud_log_options {
 	const char *source_crn;    /* logSourceCRN of the writer's own start and repair events
 	                            * (e.g. the gateway's CRN); NULL: empty. Used during
 	                            * aud_log_open only, not kept */
+	int direct_io;             /* sync mode: write the active segment with O_DIRECT, past
+	                            * the page cache (buffered where the file system refuses
+	                            * it); default 1 */
 };
 
 void aud_log_options_init(struct aud_log_options *o);

@@ -122,8 +122,9 @@ verify "$d/audit-copy" >/dev/null 2>&1
 [ $? = 1 ] && pass "audit: verify exits 1 on damage" || fail "audit: verify exits 1 on damage"
 
 # --- fail closed: a log that cannot be synced refuses requests, then resumes ----------------------
-# A preloaded shim makes fdatasync(2) of the audit segments fail with EIO while the file
-# $d/fail-sync exists (the disk-full / I/O-error case, without needing root).
+# A preloaded shim makes the syncs of the audit segments fail with EIO while the file
+# $d/fail-sync exists (the disk-full / I/O-error case, without needing root): fdatasync(2),
+# and pwritev2(2) with RWF_DSYNC, which is how sync mode writes a batch with direct I/O.
 cat >"$d/failsync.c" <<'C'
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -131,27 +132,49 @@ cat >"$d/failsync.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
-int fdatasync(int fd)
+static int
+failing(int fd)
 {
-	static int (*real)(int);
 	const char *trigger = getenv("HSMGATE_TEST_FAIL_SYNC");
 	char link[64], path[4096];
 	ssize_t n;
 
-	if (real == NULL) {
-		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	}
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	if (trigger != NULL && access(trigger, F_OK) == 0 &&
 	    (n = readlink(link, path, sizeof(path) - 1)) > 0) {
 		path[n] = '\0';
-		if (strstr(path, "/audit/seg-") != NULL) {
-			errno = EIO;
-			return -1;
-		}
+		return strstr(path, "/audit/seg-") != NULL;
+	}
+	return 0;
+}
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+
+	if (real == NULL) {
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	}
+	if (failing(fd)) {
+		errno = EIO;
+		return -1;
 	}
 	return real(fd);
+}
+ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t at, int flags)
+{
+	static ssize_t (*real)(int, const struct iovec *, int, off_t, int);
+
+	if (real == NULL) {
+		real = (ssize_t(*)(int, const struct iovec *, int, off_t, int))dlsym(RTLD_NEXT,
+		                                                                      "pwritev2");
+	}
+	if ((flags & RWF_DSYNC) && failing(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd, iov, n, at, flags);
 }
 C
 spy_rv() { # CONF ARGS... — pkcs11-tool through pkcs11-spy, the CK_RVs it saw
