@@ -66,13 +66,34 @@ int aud_sink_target_parse(const char *target, uint16_t def_port, char *host, uin
 int aud_sink_tls_ctx(const struct aud_sink_options *o, SSL_CTX **ctx, char *why,
                      size_t whysz) AUD_WUR;
 
-/* host, port and a TLS context for a driver whose target is HOST[:PORT] without a path
- * (syslog, relp): def_port when the target names none, 0 if it must. The reason of a
- * failure is logged as "<kind> sink <target>: ...". */
-int aud_sink_tls_endpoint(const struct aud_sink_env *env, const char *kind, const char *target,
-                          uint16_t def_port, char *host, uint16_t *port, SSL_CTX **ctx) AUD_WUR;
-
 struct aud_sink_conn;
+
+/*
+ * What a driver whose target is HOST[:PORT] over TLS (syslog, relp) holds of its peer: the
+ * endpoint, a TLS context, the connection, the PROCID its messages carry, and a ring of
+ * window_max slots, one per message in flight (syslog: its send time; relp: its seq).
+ */
+struct aud_sink_peer {
+	const struct aud_sink_env *env;
+	char host[256];
+	uint16_t port;
+	SSL_CTX *ctx;
+	struct aud_sink_conn *conn; /* NULL: not connected */
+	char procid[24];
+	uint64_t *ring;
+	size_t cap; /* of ring: window_max */
+};
+
+/* Fills *p for target: def_port when the target names none, 0 if it must. The reason of a
+ * failure is logged as "<kind> sink <target>: ...". */
+int aud_sink_peer_open(struct aud_sink_peer *p, const struct aud_sink_env *env, const char *kind,
+                       const char *target, uint16_t def_port) AUD_WUR;
+/* Connects to the peer within the sink's timeout_ms; a failure is logged (warning). */
+int aud_sink_peer_connect(struct aud_sink_peer *p) AUD_WUR;
+/* Writes all of buf within the sink's timeout_ms; a failure is logged with its reason. */
+int aud_sink_peer_write(struct aud_sink_peer *p, const void *buf, size_t len) AUD_WUR;
+/* Closes the connection and frees what aud_sink_peer_open took. */
+void aud_sink_peer_close(struct aud_sink_peer *p);
 
 /* Connects to host:port (TCP, then TLS when ctx is not NULL, checking that the certificate
  * names host), within timeout_ms. AUD_ERR_IO on any failure (the reason in errbuf[256]). */

@@ -35,18 +35,13 @@
 
 struct relp_sink {
 	const struct aud_sink_env *env;
-	char host[256];
-	uint16_t port;
-	SSL_CTX *ctx;
-	struct aud_sink_conn *conn;
-	char procid[24];
+	struct aud_sink_peer peer; /* ring: seq of each message sent and not yet reported */
 	struct aud_buf out, msg;
 	char in[AUD_RELP_RSP_MAX + 64]; /* answers not yet parsed */
 	size_t inlen;
 	uint32_t next_txnr;     /* of the next command */
 	uint32_t oldest_txnr;   /* of the oldest syslog command not answered yet */
-	uint64_t *seq;          /* ring: seq of each message sent and not yet reported */
-	size_t cap, first;      /* ring size (window_max) and its oldest slot */
+	size_t first;           /* the ring's oldest slot */
 	size_t nflight;         /* sent, not yet reported to the runner as acknowledged */
 	size_t ready;           /* of those, the oldest `ready` were answered 200 */
 	uint64_t waiting_since; /* ms: last answer, or the send that started the wait */
@@ -267,23 +262,24 @@ relp_next(struct relp_sink *s, uint32_t wait_ms, struct aud_relp_frame *f, size_
 			return 0;
 		}
 		if (r != AUD_ERR_EOF) {
-			s->env->logf(s->env, LOG_WARNING, "%s:%u sent a %s RELP frame", s->host,
-			             s->port, r == AUD_ERR_TOO_LARGE ? "too large" : "malformed");
+			s->env->logf(s->env, LOG_WARNING, "%s:%u sent a %s RELP frame",
+			             s->peer.host, s->peer.port,
+			             r == AUD_ERR_TOO_LARGE ? "too large" : "malformed");
 			return AUD_ERR_MALFORMED;
 		}
-		r = aud_sink_conn_read_wait(s->conn, s->in + s->inlen, sizeof(s->in) - s->inlen, &n,
-		                            wait_ms);
+		r = aud_sink_conn_read_wait(s->peer.conn, s->in + s->inlen,
+		                            sizeof(s->in) - s->inlen, &n, wait_ms);
 		if (r == AUD_ERR_EOF) {
 			return r;
 		}
 		if (r != 0) {
-			s->env->logf(s->env, LOG_WARNING, "read from %s:%u failed: %s", s->host,
-			             s->port, aud_sink_conn_why(s->conn));
+			s->env->logf(s->env, LOG_WARNING, "read from %s:%u failed: %s",
+			             s->peer.host, s->peer.port, aud_sink_conn_why(s->peer.conn));
 			return AUD_ERR_IO;
 		}
 		if (n == 0) {
-			s->env->logf(s->env, LOG_WARNING, "%s:%u closed the connection", s->host,
-			             s->port);
+			s->env->logf(s->env, LOG_WARNING, "%s:%u closed the connection",
+			             s->peer.host, s->peer.port);
 			return AUD_ERR_IO;
 		}
 		s->inlen += n;
@@ -305,11 +301,9 @@ relp_consume(struct relp_sink *s, size_t used)
 static int
 relp_write(struct relp_sink *s)
 {
-	int r = aud_sink_conn_write(s->conn, s->out.data, s->out.len, s->env->o->timeout_ms);
+	int r = aud_sink_peer_write(&s->peer, s->out.data, s->out.len);
 
 	if (r != 0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
-		             aud_sink_conn_why(s->conn));
 		s->broken = 1;
 	}
 	return r;
@@ -323,7 +317,7 @@ relp_refused_hint(const struct relp_sink *s)
 	s->env->logf(s->env, LOG_WARNING,
 	             "%s:%u ended the session before answering \"open\"; does it accept this "
 	             "client certificate (--cert, and its name)?",
-	             s->host, s->port);
+	             s->peer.host, s->peer.port);
 }
 
 /* Connects and opens the RELP session: "open" with our offers, its "rsp" with the server's. */
@@ -333,13 +327,11 @@ relp_connect(struct relp_sink *s)
 	struct aud_relp_frame f;
 	const char *text, *rest, *why;
 	size_t tlen, rlen, used;
-	char err[256], shown[96];
+	char shown[96];
 	uint64_t deadline;
 	int status, r;
 
-	if ((r = aud_sink_conn_open(&s->conn, s->ctx, s->host, s->port, s->env->o->timeout_ms,
-	                            err)) != 0) {
-		s->env->logf(s->env, LOG_WARNING, "%s", err);
+	if ((r = aud_sink_peer_connect(&s->peer)) != 0) {
 		return r;
 	}
 	s->out.len = 0;
@@ -364,8 +356,8 @@ relp_connect(struct relp_sink *s)
 	if (r != 0) {
 		if (r == AUD_ERR_EOF) {
 			s->env->logf(s->env, LOG_WARNING,
-			             "%s:%u did not answer \"open\" within %u ms", s->host, s->port,
-			             s->env->o->timeout_ms);
+			             "%s:%u did not answer \"open\" within %u ms", s->peer.host,
+			             s->peer.port, s->env->o->timeout_ms);
 		} else if (r == AUD_ERR_IO) {
 			relp_refused_hint(s);
 		}
@@ -374,17 +366,17 @@ relp_connect(struct relp_sink *s)
 	if (f.txnr != 1 || strcmp(f.command, "rsp") != 0 ||
 	    aud_sink_relp_rsp(f.data, f.data_len, &status, &text, &tlen, &rest, &rlen) != 0) {
 		s->env->logf(s->env, LOG_WARNING, "%s:%u answered \"open\" with a malformed frame",
-		             s->host, s->port);
+		             s->peer.host, s->peer.port);
 		return AUD_ERR_IO;
 	}
 	if (status != 200) {
 		printable(shown, sizeof(shown), text, tlen);
-		s->env->logf(s->env, LOG_WARNING, "%s:%u refused the RELP session: %d %s", s->host,
-		             s->port, status, shown);
+		s->env->logf(s->env, LOG_WARNING, "%s:%u refused the RELP session: %d %s",
+		             s->peer.host, s->peer.port, status, shown);
 		return AUD_ERR_IO;
 	}
 	if (aud_sink_relp_offers(rest, rlen, &why) != 0) {
-		s->env->logf(s->env, LOG_WARNING, "%s:%u: %s", s->host, s->port, why);
+		s->env->logf(s->env, LOG_WARNING, "%s:%u: %s", s->peer.host, s->peer.port, why);
 		return AUD_ERR_IO;
 	}
 	relp_consume(s, used);
@@ -407,8 +399,8 @@ relp_handle(struct relp_sink *s, const struct aud_relp_frame *f)
 		 * sent again on a new connection. Others are not defined; a hint needs no answer.
 		 */
 		if (strcmp(f->command, "serverclose") == 0) {
-			s->env->logf(s->env, LOG_WARNING, "%s:%u closed the RELP session", s->host,
-			             s->port);
+			s->env->logf(s->env, LOG_WARNING, "%s:%u closed the RELP session",
+			             s->peer.host, s->peer.port);
 			return AUD_ERR_IO;
 		}
 		return 0;
@@ -420,13 +412,14 @@ relp_handle(struct relp_sink *s, const struct aud_relp_frame *f)
 		s->env->logf(s->env, LOG_WARNING,
 		             "%s:%u sent \"%s\" for txnr %" PRIu32 " where the answer to %" PRIu32
 		             " was due",
-		             s->host, s->port, f->command, f->txnr, s->oldest_txnr);
+		             s->peer.host, s->peer.port, f->command, f->txnr, s->oldest_txnr);
 		return AUD_ERR_IO;
 	}
 	if (status != 200) {
 		printable(shown, sizeof(shown), text, tlen);
-		s->env->logf(s->env, LOG_WARNING, "%s:%u refused seq %" PRIu64 ": %d %s", s->host,
-		             s->port, s->seq[(s->first + s->ready) % s->cap], status, shown);
+		s->env->logf(s->env, LOG_WARNING, "%s:%u refused seq %" PRIu64 ": %d %s",
+		             s->peer.host, s->peer.port,
+		             s->peer.ring[(s->first + s->ready) % s->peer.cap], status, shown);
 		return AUD_ERR_IO;
 	}
 	s->ready++;
@@ -461,7 +454,7 @@ relp_pump(struct relp_sink *s, uint32_t wait_ms)
 		if (s->ready < s->nflight &&
 		    aud_mono_ms() - s->waiting_since >= s->env->o->timeout_ms) {
 			s->env->logf(s->env, LOG_WARNING, "%s:%u answered nothing for %u ms",
-			             s->host, s->port, s->env->o->timeout_ms);
+			             s->peer.host, s->peer.port, s->env->o->timeout_ms);
 			r = AUD_ERR_IO;
 		}
 	}
@@ -482,18 +475,11 @@ relp_open(void **st, const struct aud_sink_env *env, const char *target)
 		return AUD_ERR_NOMEM;
 	}
 	s->env = env;
-	s->cap = env->o->window_max;
 	/* RELP has no assigned port (rsyslog's examples use 2514 and 20514): it must be named. */
-	if ((r = aud_sink_tls_endpoint(env, "relp", target, 0, s->host, &s->port, &s->ctx)) != 0) {
+	if ((r = aud_sink_peer_open(&s->peer, env, "relp", target, 0)) != 0) {
 		free(s);
 		return r;
 	}
-	if ((s->seq = calloc(s->cap, sizeof(*s->seq))) == NULL) {
-		SSL_CTX_free(s->ctx);
-		free(s);
-		return AUD_ERR_NOMEM;
-	}
-	snprintf(s->procid, sizeof(s->procid), "%ld", (long)getpid());
 	*st = s;
 	return 0;
 }
@@ -508,10 +494,10 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 
 	*retry_ms = 0;
 	/* No connection: the first send, or one after reset(), which cleared its state. */
-	if (s->conn == NULL && (r = relp_connect(s)) != 0) {
+	if (s->peer.conn == NULL && (r = relp_connect(s)) != 0) {
 		return r;
 	}
-	if (s->nflight + n > s->cap) {
+	if (s->nflight + n > s->peer.cap) {
 		return AUD_ERR_INVALID; /* the runner never has more than window_max in flight */
 	}
 	/* Take the answers that have come first: if this write fails, what they acknowledged
@@ -524,8 +510,8 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 	txnr = s->next_txnr;
 	for (i = 0; i < n; i++) {
 		s->msg.len = 0;
-		if ((r = aud_sink_syslog_msg(&s->msg, s->env->origin, s->env->hostname, s->procid,
-		                             &m[i])) != 0) {
+		if ((r = aud_sink_syslog_msg(&s->msg, s->env->origin, s->env->hostname,
+		                             s->peer.procid, &m[i])) != 0) {
 			return r;
 		}
 		/* RELP-FRAME = TXNR SP "syslog" SP DATALEN SP DATA LF */
@@ -544,7 +530,7 @@ relp_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 		s->waiting_since = aud_mono_ms();
 	}
 	for (i = 0; i < n; i++) {
-		s->seq[(s->first + s->nflight++) % s->cap] = m[i].rec.seq;
+		s->peer.ring[(s->first + s->nflight++) % s->peer.cap] = m[i].rec.seq;
 	}
 	s->next_txnr = txnr;
 	return 0;
@@ -557,14 +543,14 @@ relp_acked(void *st, size_t sent, size_t *nacked)
 	int r;
 
 	*nacked = 0;
-	if (s->conn == NULL || sent != s->nflight) {
-		return s->conn == NULL && sent == 0 ? 0 : AUD_ERR_IO;
+	if (s->peer.conn == NULL || sent != s->nflight) {
+		return s->peer.conn == NULL && sent == 0 ? 0 : AUD_ERR_IO;
 	}
 	/* Wait a little for the first answer; then take only what has come. */
 	r = relp_pump(s, s->ready < s->nflight ? ACK_WAIT_MS : 0);
 	/* What was answered counts even when the connection then failed. */
 	*nacked = s->ready;
-	s->first = (s->first + s->ready) % s->cap;
+	s->first = (s->first + s->ready) % s->peer.cap;
 	s->nflight -= s->ready;
 	s->ready = 0;
 	return r;
@@ -575,8 +561,8 @@ relp_reset(void *st)
 {
 	struct relp_sink *s = st;
 
-	aud_sink_conn_close(s->conn);
-	s->conn = NULL;
+	aud_sink_conn_close(s->peer.conn);
+	s->peer.conn = NULL;
 	s->first = 0;
 	s->nflight = 0;
 	s->ready = 0;
@@ -595,7 +581,7 @@ relp_goodbye(struct relp_sink *s)
 	char frame[32];
 	int len = snprintf(frame, sizeof(frame), "%" PRIu32 " close 0\n", txnr);
 
-	if (aud_sink_conn_write(s->conn, frame, (size_t)len, CLOSE_WAIT_MS) != 0) {
+	if (aud_sink_conn_write(s->peer.conn, frame, (size_t)len, CLOSE_WAIT_MS) != 0) {
 		return;
 	}
 	deadline = aud_mono_ms() + CLOSE_WAIT_MS;
@@ -617,14 +603,13 @@ relp_close(void *st)
 {
 	struct relp_sink *s = st;
 
-	if (s->conn != NULL && s->nflight == 0 && !s->broken) {
+	if (s->peer.conn != NULL && s->nflight == 0 && !s->broken) {
 		relp_goodbye(s);
 	}
 	relp_reset(s);
-	SSL_CTX_free(s->ctx);
+	aud_sink_peer_close(&s->peer);
 	aud_buf_free(&s->out);
 	aud_buf_free(&s->msg);
-	free(s->seq);
 	free(s);
 }
 

@@ -34,14 +34,9 @@
 
 struct syslog_sink {
 	const struct aud_sink_env *env;
-	char host[256];
-	uint16_t port;
-	SSL_CTX *ctx;
-	struct aud_sink_conn *conn;
-	char procid[24];
+	struct aud_sink_peer peer; /* ring: write time (ms) of each unacknowledged message */
 	struct aud_buf buf;
-	uint64_t *sent_at; /* ring: write time (ms) of each unacknowledged message */
-	size_t cap, first, nflight;
+	size_t first, nflight;
 };
 
 /* The value of a top-level string field of an event, found by its key in the stored JSON.
@@ -193,19 +188,11 @@ syslog_open(void **st, const struct aud_sink_env *env, const char *target)
 		return AUD_ERR_NOMEM;
 	}
 	s->env = env;
-	s->cap = env->o->window_max;
 	/* RFC 5425 §4.1: port 6514 is assigned to syslog over TLS. */
-	if ((r = aud_sink_tls_endpoint(env, "syslog", target, 6514, s->host, &s->port, &s->ctx)) !=
-	    0) {
+	if ((r = aud_sink_peer_open(&s->peer, env, "syslog", target, 6514)) != 0) {
 		free(s);
 		return r;
 	}
-	if ((s->sent_at = calloc(s->cap, sizeof(*s->sent_at))) == NULL) {
-		SSL_CTX_free(s->ctx);
-		free(s);
-		return AUD_ERR_NOMEM;
-	}
-	snprintf(s->procid, sizeof(s->procid), "%ld", (long)getpid());
 	*st = s;
 	return 0;
 }
@@ -214,40 +201,34 @@ static int
 syslog_send(void *st, const struct aud_sink_msg *m, size_t n, uint32_t *retry_ms)
 {
 	struct syslog_sink *s = st;
-	char err[256];
 	uint64_t now;
 	size_t i;
 	int r;
 
 	*retry_ms = 0;
-	if (s->conn == NULL) {
-		if ((r = aud_sink_conn_open(&s->conn, s->ctx, s->host, s->port,
-		                            s->env->o->timeout_ms, err)) != 0) {
-			s->env->logf(s->env, LOG_WARNING, "%s", err);
+	if (s->peer.conn == NULL) {
+		if ((r = aud_sink_peer_connect(&s->peer)) != 0) {
 			return r;
 		}
 		s->first = 0;
 		s->nflight = 0;
 	}
-	if (s->nflight + n > s->cap) {
+	if (s->nflight + n > s->peer.cap) {
 		return AUD_ERR_INVALID; /* the runner never has more than window_max in flight */
 	}
 	s->buf.len = 0;
 	for (i = 0; i < n; i++) {
-		if ((r = aud_sink_syslog_frame(&s->buf, s->env->origin, s->env->hostname, s->procid,
-		                               &m[i])) != 0) {
+		if ((r = aud_sink_syslog_frame(&s->buf, s->env->origin, s->env->hostname,
+		                               s->peer.procid, &m[i])) != 0) {
 			return r;
 		}
 	}
-	if ((r = aud_sink_conn_write(s->conn, s->buf.data, s->buf.len, s->env->o->timeout_ms)) !=
-	    0) {
-		s->env->logf(s->env, LOG_WARNING, "write to %s:%u failed: %s", s->host, s->port,
-		             aud_sink_conn_why(s->conn));
+	if ((r = aud_sink_peer_write(&s->peer, s->buf.data, s->buf.len)) != 0) {
 		return r;
 	}
 	now = aud_mono_ms();
 	for (i = 0; i < n; i++) {
-		s->sent_at[(s->first + s->nflight++) % s->cap] = now;
+		s->peer.ring[(s->first + s->nflight++) % s->peer.cap] = now;
 	}
 	return 0;
 }
@@ -260,18 +241,19 @@ syslog_acked(void *st, size_t sent, size_t *nacked)
 	size_t k = 0;
 
 	*nacked = 0;
-	if (s->conn == NULL || sent != s->nflight) {
-		return s->conn == NULL && sent == 0 ? 0 : AUD_ERR_IO;
+	if (s->peer.conn == NULL || sent != s->nflight) {
+		return s->peer.conn == NULL && sent == 0 ? 0 : AUD_ERR_IO;
 	}
-	if (!aud_sink_conn_alive(s->conn)) {
-		s->env->logf(s->env, LOG_WARNING, "%s:%u closed the connection", s->host, s->port);
+	if (!aud_sink_conn_alive(s->peer.conn)) {
+		s->env->logf(s->env, LOG_WARNING, "%s:%u closed the connection", s->peer.host,
+		             s->peer.port);
 		return AUD_ERR_IO;
 	}
 	while (k < s->nflight &&
-	       now - s->sent_at[(s->first + k) % s->cap] >= s->env->o->settle_ms) {
+	       now - s->peer.ring[(s->first + k) % s->peer.cap] >= s->env->o->settle_ms) {
 		k++;
 	}
-	s->first = (s->first + k) % s->cap;
+	s->first = (s->first + k) % s->peer.cap;
 	s->nflight -= k;
 	*nacked = k;
 	return 0;
@@ -282,8 +264,8 @@ syslog_reset(void *st)
 {
 	struct syslog_sink *s = st;
 
-	aud_sink_conn_close(s->conn);
-	s->conn = NULL;
+	aud_sink_conn_close(s->peer.conn);
+	s->peer.conn = NULL;
 	s->first = 0;
 	s->nflight = 0;
 }
@@ -294,9 +276,8 @@ syslog_close(void *st)
 	struct syslog_sink *s = st;
 
 	syslog_reset(s);
-	SSL_CTX_free(s->ctx);
+	aud_sink_peer_close(&s->peer);
 	aud_buf_free(&s->buf);
-	free(s->sent_at);
 	free(s);
 }
 

@@ -225,23 +225,69 @@ out:
 }
 
 int
-aud_sink_tls_endpoint(const struct aud_sink_env *env, const char *kind, const char *target,
-                      uint16_t def_port, char *host, uint16_t *port, SSL_CTX **ctx)
+aud_sink_peer_open(struct aud_sink_peer *p, const struct aud_sink_env *env, const char *kind,
+                   const char *target, uint16_t def_port)
 {
 	char why[1200];
 	int r;
 
+	memset(p, 0, sizeof(*p));
+	p->env = env;
+	p->cap = env->o->window_max;
 	why[0] = '\0';
-	if ((r = aud_sink_target_parse(target, def_port, host, port, NULL)) == 0 && *port == 0) {
+	if ((r = aud_sink_target_parse(target, def_port, p->host, &p->port, NULL)) == 0 &&
+	    p->port == 0) {
 		snprintf(why, sizeof(why), "a %s:// URL needs a port (%s://HOST:PORT)", kind, kind);
 		r = AUD_ERR_INVALID;
 	}
-	if (r != 0 || (r = aud_sink_tls_ctx(env->o, ctx, why, sizeof(why))) != 0) {
+	if (r != 0 || (r = aud_sink_tls_ctx(env->o, &p->ctx, why, sizeof(why))) != 0) {
 		env->logf(env, LOG_ERR, "%s sink %s: %s", kind, target,
 		          why[0] != '\0' ? why : aud_strerror(r));
 		return r;
 	}
+	if ((p->ring = calloc(p->cap, sizeof(*p->ring))) == NULL) {
+		SSL_CTX_free(p->ctx);
+		p->ctx = NULL;
+		return AUD_ERR_NOMEM;
+	}
+	snprintf(p->procid, sizeof(p->procid), "%ld", (long)getpid());
 	return 0;
+}
+
+int
+aud_sink_peer_connect(struct aud_sink_peer *p)
+{
+	char err[256];
+	int r;
+
+	if ((r = aud_sink_conn_open(&p->conn, p->ctx, p->host, p->port, p->env->o->timeout_ms,
+	                            err)) != 0) {
+		p->env->logf(p->env, LOG_WARNING, "%s", err);
+	}
+	return r;
+}
+
+int
+aud_sink_peer_write(struct aud_sink_peer *p, const void *buf, size_t len)
+{
+	int r = aud_sink_conn_write(p->conn, buf, len, p->env->o->timeout_ms);
+
+	if (r != 0) {
+		p->env->logf(p->env, LOG_WARNING, "write to %s:%u failed: %s", p->host, p->port,
+		             aud_sink_conn_why(p->conn));
+	}
+	return r;
+}
+
+void
+aud_sink_peer_close(struct aud_sink_peer *p)
+{
+	aud_sink_conn_close(p->conn);
+	p->conn = NULL;
+	SSL_CTX_free(p->ctx);
+	p->ctx = NULL;
+	free(p->ring);
+	p->ring = NULL;
 }
 
 /* 0 when fd is ready, AUD_ERR_EOF when timeout_ms passed first, AUD_ERR_IO on an error. */
