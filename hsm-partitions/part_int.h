@@ -445,15 +445,33 @@ void part_later_submit(struct part_later *l, void *arg, struct part_job *j);
  * decoded (a mechanism, templates) lives as long as the job, and puts a fresh one in its
  * place; the caller's own pointers to *owner must follow. PART_ERR_NOMEM: nothing moved. */
 int part_later_take_arena(struct part_job *j, struct proto_arena **owner) PART_WUR;
-/* Whether a request may be served now, or must wait for the jobs (part_later_settle).
- * shared: the PROTO_CF_* flags of calls that change what another connection's job may use
- * in this backend (PROTO_CF_SHARED, with PROTO_CF_VENDOR_SHARED for a vendor module). */
+/* What a backend's handle() does with a request (later.c, the passthrough's pt_handle). */
+typedef int (*part_later_handle_fn)(void *arg, uint64_t conn, const struct proto_ctx *ctx,
+                                    const uint8_t *frame, size_t len, struct proto_buf *reply);
+/* Lets requests wait for one session's job instead of all jobs: may_overlap may then say
+ * PART_OVERLAP_QUEUE, and handle serves them when their turn comes (on the loop thread,
+ * with the arg of part_later_flush/settle). */
+void part_later_set_handler(struct part_later *l, part_later_handle_fn handle);
+/* Whether a request may be served now (GO), must wait for every job (SETTLE:
+ * part_later_settle first), or, with a handler set, is a call of the crypt family on a session
+ * a job holds or a queued request waits for (QUEUE: part_later_queue). shared: the PROTO_CF_*
+ * flags of calls that change what another connection's job may use in this backend
+ * (PROTO_CF_SHARED, with PROTO_CF_VENDOR_SHARED for a vendor module). */
+#define PART_OVERLAP_SETTLE 0
+#define PART_OVERLAP_GO     1
+#define PART_OVERLAP_QUEUE  2
 int part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
                            const uint8_t *body, size_t len, uint32_t shared);
-/* Whether connection `conn` has a job out (0 for NULL). */
+/* Keeps a copy of the request frame (and ctx) until its session is free, then serves it;
+ * its reply comes with part_later_flush, as a job's. PART_ERR_NOMEM, PART_ERR_INVALID (no
+ * handler, no session handle). */
+int part_later_queue(struct part_later *l, uint64_t conn, const struct proto_ctx *ctx,
+                     const uint8_t *frame, size_t len) PART_WUR;
+/* Whether connection `conn` has a job out or a request queued (0 for NULL). */
 int part_later_conn_busy(const struct part_later *l, uint64_t conn);
 void part_later_settle(struct part_later *l, void *arg);
-/* Appends the replies of the jobs that have ended (all: after waiting for every job, running
+/* Appends the replies of the jobs that have ended and of the queued requests served since
+ * (all: after waiting for every job and queued request, running
  * those no helper has started) as PROTO_IPC_REPLY messages; PART_ERR_NOMEM when a reply could
  * not be built. pending: the jobs not yet finished; help: runs one no helper has started (not a
  * long_run one) on the calling thread (1) or finds none (0); fd: readable when some have ended (-1

@@ -125,6 +125,9 @@ struct pt_job {
 	CK_RV rv;
 };
 
+static int pt_handle(void *arg, uint64_t conn, const struct proto_ctx *ctx, const uint8_t *frame,
+                     size_t len, struct proto_buf *reply);
+
 /* ---- sessions and connections ----------------------------------------------------------- */
 
 static struct pt_session *
@@ -950,12 +953,118 @@ h_u(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE))
 	return fn(vh);
 }
 
+/* ---- calls with a mechanism on the vendor-calling threads ------------------------------ */
+
+/* A call with a mechanism made from another thread: a key generation or an init (which a
+ * network HSM answers after a round trip too). */
+struct pt_gen_job {
+	struct part_job base; /* first; base.arena holds m's parameter and the templates */
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE vh;
+	CK_MECHANISM m;
+	CK_ATTRIBUTE *pt, *st; /* st NULL: C_GenerateKey */
+	CK_ULONG pn, sn;
+	/* An init: C_EncryptInit ... with its key, or (init NULL) C_DigestInit. */
+	CK_RV (*init)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
+	CK_OBJECT_HANDLE obj;
+	unsigned call;
+	uint32_t req_id;
+	CK_OBJECT_HANDLE key, pub, priv;
+	CK_RV rv;
+};
+
+/* The reply fields of C_GenerateKey (key) or C_GenerateKeyPair (pub, priv). */
+static CK_RV
+put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub,
+         CK_OBJECT_HANDLE priv)
+{
+	int r;
+
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if (call == PROTO_CALL_C_GenerateKey) {
+		return part_rv_encoded(proto_put_ulong(out, key), rv);
+	}
+	if ((r = proto_put_ulong(out, pub)) == 0) {
+		r = proto_put_ulong(out, priv);
+	}
+	return part_rv_encoded(r, rv);
+}
+
+static void
+gen_free(struct part_job *pj)
+{
+	free(pj);
+}
+
+static void
+gen_run(struct part_task *t)
+{
+	struct pt_gen_job *j = (struct pt_gen_job *)t;
+
+	if (j->call == PROTO_CALL_C_GenerateKey) {
+		j->rv = j->f->C_GenerateKey(j->vh, &j->m, j->pt, j->pn, &j->key);
+	} else if (j->call == PROTO_CALL_C_GenerateKeyPair) {
+		j->rv = j->f->C_GenerateKeyPair(j->vh, &j->m, j->pt, j->pn, j->st, j->sn, &j->pub,
+		                                &j->priv);
+	} else if (j->init != NULL) {
+		j->rv = j->init(j->vh, &j->m, j->obj);
+	} else {
+		j->rv = j->f->C_DigestInit(j->vh, &j->m);
+	}
+}
+
+static int
+gen_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct pt_gen_job *j = (struct pt_gen_job *)pj;
+	struct part_pt *p = arg;
+	CK_RV rv;
+	int r;
+
+	proto_buf_reset(&p->out);
+	rv = j->call == PROTO_CALL_C_GenerateKey || j->call == PROTO_CALL_C_GenerateKeyPair
+	             ? put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv)
+	             : j->rv; /* an init has no reply fields */
+	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
+	proto_buf_reset(&p->out);
+	return r;
+}
+
+/* A job for the vendor-calling threads for a call with mechanism m, taking the request's
+ * arena (which holds m's parameter and any templates); the caller sets what the call needs
+ * and hands it over with job_submit(). NULL to call the vendor in line (no threads, no
+ * memory). */
+static struct pt_gen_job *
+mech_job(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m)
+{
+	struct pt_gen_job *j;
+
+	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
+		return NULL;
+	}
+	if (part_later_take_arena(&j->base, &c->p->arena) != 0) {
+		free(j);
+		return NULL;
+	}
+	c->a = c->p->arena;
+	job_base(c, &j->base, h, gen_run, gen_finish, gen_free);
+	j->f = c->f;
+	j->vh = vh;
+	j->m = *m;
+	j->call = c->call;
+	j->req_id = c->req_id;
+	return j;
+}
+
 /* ---- cryptographic operations, by layout ------------------------------------------------ */
 
 /* "uMu" → "": the Init of encrypt, decrypt, sign, sign-recover, verify, verify-recover */
 static CK_RV
 h_init_op(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 {
+	struct pt_gen_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_OBJECT_HANDLE key;
 	CK_MECHANISM m;
@@ -967,12 +1076,18 @@ h_init_op(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OB
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
+	if ((j = mech_job(c, h, vh, &m)) != NULL) {
+		j->init = fn;
+		j->obj = key;
+		return job_submit(c, &j->base);
+	}
 	return fn(vh, &m, key);
 }
 
 static CK_RV
 h_digest_init(struct call *c)
 {
+	struct pt_gen_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_MECHANISM m;
 	CK_RV rv;
@@ -982,6 +1097,9 @@ h_digest_init(struct call *c)
 	}
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
+	}
+	if ((j = mech_job(c, h, vh, &m)) != NULL) {
+		return job_submit(c, &j->base); /* init NULL: C_DigestInit */
 	}
 	return c->f->C_DigestInit(vh, &m);
 }
@@ -1117,97 +1235,21 @@ h_set_operation_state(struct call *c)
  * meanwhile. The mechanism and the templates live in the request's arena, which the job
  * took over (gen_later).
  */
-struct pt_gen_job {
-	struct part_job base; /* first; base.arena holds m's parameter and the templates */
-	CK_FUNCTION_LIST *f;
-	CK_SESSION_HANDLE vh;
-	CK_MECHANISM m;
-	CK_ATTRIBUTE *pt, *st; /* st NULL: C_GenerateKey */
-	CK_ULONG pn, sn;
-	unsigned call;
-	uint32_t req_id;
-	CK_OBJECT_HANDLE key, pub, priv;
-	CK_RV rv;
-};
-
-/* The reply fields of C_GenerateKey (key) or C_GenerateKeyPair (pub, priv). */
-static CK_RV
-put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub,
-         CK_OBJECT_HANDLE priv)
-{
-	int r;
-
-	if (rv != CKR_OK) {
-		return rv;
-	}
-	if (call == PROTO_CALL_C_GenerateKey) {
-		return part_rv_encoded(proto_put_ulong(out, key), rv);
-	}
-	if ((r = proto_put_ulong(out, pub)) == 0) {
-		r = proto_put_ulong(out, priv);
-	}
-	return part_rv_encoded(r, rv);
-}
-
-static void
-gen_free(struct part_job *pj)
-{
-	free(pj);
-}
-
-static void
-gen_run(struct part_task *t)
-{
-	struct pt_gen_job *j = (struct pt_gen_job *)t;
-
-	if (j->call == PROTO_CALL_C_GenerateKey) {
-		j->rv = j->f->C_GenerateKey(j->vh, &j->m, j->pt, j->pn, &j->key);
-	} else {
-		j->rv = j->f->C_GenerateKeyPair(j->vh, &j->m, j->pt, j->pn, j->st, j->sn, &j->pub,
-		                                &j->priv);
-	}
-}
-
-static int
-gen_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
-{
-	struct pt_gen_job *j = (struct pt_gen_job *)pj;
-	struct part_pt *p = arg;
-	int r;
-
-	proto_buf_reset(&p->out);
-	r = part_reply_frame(&p->out, j->call, j->req_id,
-	                     put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv), frame);
-	proto_buf_reset(&p->out);
-	return r;
-}
-
 /* Hands a key generation to the vendor-calling threads: 1 (c->later set), or 0 to call the
- * vendor in line (no threads, no memory). The job takes the request's arena. */
+ * vendor in line. */
 static int
 gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m,
           CK_ATTRIBUTE *pt, CK_ULONG pn, CK_ATTRIBUTE *st, CK_ULONG sn)
 {
-	struct pt_gen_job *j;
+	struct pt_gen_job *j = mech_job(c, h, vh, m);
 
-	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
+	if (j == NULL) {
 		return 0;
 	}
-	if (part_later_take_arena(&j->base, &c->p->arena) != 0) {
-		free(j);
-		return 0;
-	}
-	c->a = c->p->arena;
-	job_base(c, &j->base, h, gen_run, gen_finish, gen_free);
-	j->f = c->f;
-	j->vh = vh;
-	j->m = *m;
 	j->pt = pt;
 	j->pn = pn;
 	j->st = st;
 	j->sn = sn;
-	j->call = c->call;
-	j->req_id = c->req_id;
 	(void)job_submit(c, &j->base);
 	return 1;
 }
@@ -1506,14 +1548,24 @@ part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *ctx,
 	CK_RV rv;
 	int r;
 
-	(void)ctx; /* key-level policy and audit, when they land */
 	if (proto_hdr_decode(frame, len, p->max_frame, &hdr) != 0 ||
 	    hdr.type != PROTO_MSG_REQUEST || (size_t)PROTO_HDR_BYTES + hdr.body_len != len) {
 		return PART_ERR_IPC;
 	}
-	if (!part_later_may_overlap(p->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
-	                            hdr.body_len, PROTO_CF_SHARED | PROTO_CF_VENDOR_SHARED)) {
+	switch (part_later_may_overlap(p->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
+	                               hdr.body_len, PROTO_CF_SHARED | PROTO_CF_VENDOR_SHARED)) {
+	case PART_OVERLAP_GO:
+		break;
+	case PART_OVERLAP_QUEUE:
+		/* Its session's job first (the usual case: the call after its init); the others
+		 * go on meanwhile. Without memory for the copy, it waits for every job instead. */
+		if (part_later_queue(p->later, conn_id, ctx, frame, len) == 0) {
+			return PART_LATER;
+		}
+		/* fall through */
+	default:
 		part_later_settle(p->later, p);
+		break;
 	}
 	memset(&c, 0, sizeof(c));
 	c.p = p;
@@ -1545,6 +1597,8 @@ part_pt_conn_closed(struct part_pt *p, uint64_t conn_id)
 int
 part_pt_threads(struct part_pt *p, unsigned n)
 {
+	int r;
+
 	part_later_free(p->later, p);
 	p->later = NULL;
 	if (n > PART_THREADS_MAX) {
@@ -1552,7 +1606,10 @@ part_pt_threads(struct part_pt *p, unsigned n)
 	}
 	/* n threads call the vendor: the loop thread leaves every vendor job to them (long_run,
 	 * job_new), so they are all helpers. 1: every call in line, on the loop thread. */
-	return part_later_new(n <= 1 ? 0 : n, &p->later);
+	if ((r = part_later_new(n <= 1 ? 0 : n, &p->later)) == 0) {
+		part_later_set_handler(p->later, pt_handle);
+	}
+	return r;
 }
 
 /* ---- open, serve, free ------------------------------------------------------------------ */

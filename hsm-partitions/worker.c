@@ -1564,8 +1564,8 @@ part_worker_handle(struct part_worker *w, uint64_t conn_id, const struct proto_c
 	    hdr.type != PROTO_MSG_REQUEST || (size_t)PROTO_HDR_BYTES + hdr.body_len != len) {
 		return PART_ERR_IPC;
 	}
-	if (!part_later_may_overlap(w->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
-	                            hdr.body_len, PROTO_CF_SHARED)) {
+	if (part_later_may_overlap(w->later, conn_id, hdr.call, frame + PROTO_HDR_BYTES,
+	                           hdr.body_len, PROTO_CF_SHARED) != PART_OVERLAP_GO) {
 		part_later_settle(w->later, w);
 	}
 	memset(&c, 0, sizeof(c));

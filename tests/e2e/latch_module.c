@@ -11,7 +11,11 @@
  * exists, the call creates "$HSMGATE_LATCH_DIR/entered" (atomically: written aside, then
  * renamed; it holds the function's name), waits until "hold" is gone (checked every 5 ms, at
  * most 120 s, so that a failed test cannot leave a worker stuck), then calls the real
- * function. Every other function is the real module's own.
+ * function.
+ *
+ * C_DigestInit: held the same way once, by the first call that finds the file
+ * "$HSMGATE_LATCH_DIR/hold-init" (it renames it "held-init", so no other C_DigestInit is
+ * held), until "held-init" is gone. Every other function is the real module's own.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -31,9 +35,10 @@ static CK_RV load_rv = CKR_GENERAL_ERROR;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static unsigned long n_entered; /* names each "entered" written aside */
 
-/* Holds the calling thread while "hold" exists in the latch directory. */
+/* Holds the calling thread while the file `name` exists in the latch directory; one_call:
+ * only if it can rename "hold-init" to `name` first. */
 static void
-latch(const char *fn)
+latch_on(const char *fn, const char *name, int one_call)
 {
 	const char *dir = getenv("HSMGATE_LATCH_DIR");
 	char hold[PATH_MAX], entered[PATH_MAX], tmp[PATH_MAX];
@@ -41,8 +46,15 @@ latch(const char *fn)
 	FILE *f;
 	int i;
 
-	if (dir == NULL || snprintf(hold, sizeof(hold), "%s/hold", dir) >= (int)sizeof(hold) ||
-	    access(hold, F_OK) != 0) {
+	if (dir == NULL || snprintf(hold, sizeof(hold), "%s/%s", dir, name) >= (int)sizeof(hold)) {
+		return;
+	}
+	if (one_call) {
+		snprintf(tmp, sizeof(tmp), "%s/hold-init", dir);
+		if (rename(tmp, hold) != 0) {
+			return; /* not asked for, or another call took it */
+		}
+	} else if (access(hold, F_OK) != 0) {
 		return;
 	}
 	snprintf(entered, sizeof(entered), "%s/entered", dir);
@@ -57,6 +69,20 @@ latch(const char *fn)
 	for (i = 0; i < MAX_POLLS && access(hold, F_OK) == 0; i++) {
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* Holds the calling thread while "hold" exists in the latch directory. */
+static void
+latch(const char *fn)
+{
+	latch_on(fn, "hold", 0);
+}
+
+static CK_RV
+digest_init(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m)
+{
+	latch_on("C_DigestInit", "held-init", 1);
+	return real.C_DigestInit(s, m);
 }
 
 static CK_RV
@@ -103,6 +129,7 @@ load(void)
 	real = *f;
 	wrapped = real;
 	wrapped.C_GetFunctionList = C_GetFunctionList;
+	wrapped.C_DigestInit = digest_init;
 	wrapped.C_DigestUpdate = digest_update;
 	wrapped.C_EncryptUpdate = encrypt_update;
 	wrapped.C_SignUpdate = sign_update;

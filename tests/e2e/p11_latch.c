@@ -5,6 +5,7 @@
  * "hold" exists in the latch directory, and says so by creating "entered".
  *
  * usage: p11_latch --module SO --slot N --latch-dir D [--pin-file F] [--wait-release]
+ *                  [--hold-init]
  *        p11_latch --module SO --slot N --latch-dir D --no-block
  *
  * Default: the main thread opens two sessions (and logs in with --pin-file), creates "hold"
@@ -16,6 +17,10 @@
  * --wait-release: once the file "release" exists, at most 30 s, so that another process can
  * run its probes meanwhile) "hold" is removed, everything is joined, and A's digest is
  * checked against OpenSSL's.
+ *
+ * --hold-init: thread A is held in C_DigestInit instead (the latch file is "hold-init",
+ * which the module renames "held-init" when it holds that one call), so that the probes show
+ * an init waiting in the vendor holds up no other session.
  *
  * --no-block: only the probes, for another process (another client connection) while a
  * default-mode run holds the latch: "hold" and "entered" must exist before, each probe opens
@@ -51,6 +56,7 @@
 static CK_FUNCTION_LIST_PTR p11;
 static CK_SLOT_ID slot;
 static const char *latch_dir;
+static int hold_init; /* --hold-init: A is held in C_DigestInit, not C_DigestUpdate */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 
@@ -117,6 +123,14 @@ open_session(CK_SESSION_HANDLE *s)
 	return p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, s);
 }
 
+static void
+set_inside(int v)
+{
+	pthread_mutex_lock(&mu);
+	a.inside = v;
+	pthread_mutex_unlock(&mu);
+}
+
 static void *
 run_a(void *arg)
 {
@@ -129,16 +143,17 @@ run_a(void *arg)
 	(void)arg;
 	if ((rv = open_session(&s)) != CKR_OK) {
 		a.why = "C_OpenSession";
-	} else if ((rv = p11->C_DigestInit(s, &m)) != CKR_OK) {
+		goto out;
+	}
+	set_inside(hold_init);
+	rv = p11->C_DigestInit(s, &m);
+	set_inside(0);
+	if (rv != CKR_OK) {
 		a.why = "C_DigestInit";
 	} else {
-		pthread_mutex_lock(&mu);
-		a.inside = 1;
-		pthread_mutex_unlock(&mu);
+		set_inside(!hold_init);
 		rv = p11->C_DigestUpdate(s, a_data, sizeof(a_data));
-		pthread_mutex_lock(&mu);
-		a.inside = 0;
-		pthread_mutex_unlock(&mu);
+		set_inside(0);
 		if (rv != CKR_OK) {
 			a.why = "C_DigestUpdate";
 		} else if ((rv = p11->C_DigestFinal(s, md, &mdlen)) != CKR_OK) {
@@ -147,6 +162,7 @@ run_a(void *arg)
 			a.why = "not OpenSSL's SHA-256";
 		}
 	}
+out:
 	a.rv = rv;
 	pthread_mutex_lock(&mu);
 	a.done = 1;
@@ -354,6 +370,7 @@ main(int argc, char **argv)
 	struct probe pr[2] = {{.name = "random", .run = probe_random},
 	                      {.name = "digest-oneshot", .run = probe_digest}};
 	int k, nb = 0, wait_release = 0, overlap = 0, probed = 0, blocked = 0, inside, hold_fd;
+	const char *hold_file, *held;
 	pthread_condattr_t ca;
 	CK_C_GetFunctionList get;
 	CK_C_INITIALIZE_ARGS args;
@@ -373,6 +390,8 @@ main(int argc, char **argv)
 			pin_file = argv[++k];
 		} else if (strcmp(argv[k], "--wait-release") == 0) {
 			wait_release = 1;
+		} else if (strcmp(argv[k], "--hold-init") == 0) {
+			hold_init = 1;
 		} else if (strcmp(argv[k], "--no-block") == 0) {
 			nb = 1;
 		} else {
@@ -384,7 +403,7 @@ main(int argc, char **argv)
 	    (pin_file != NULL && test_read_pin(pin_file, pin, sizeof(pin)) != 0)) {
 		fprintf(stderr,
 		        "usage: p11_latch --module SO --slot N --latch-dir D [--pin-file F] "
-		        "[--wait-release | --no-block]\n");
+		        "[--wait-release] [--hold-init] | --no-block\n");
 		return 2;
 	}
 	pthread_condattr_init(&ca);
@@ -405,6 +424,8 @@ main(int argc, char **argv)
 	if (nb) {
 		return no_block();
 	}
+	hold_file = hold_init ? "hold-init" : "hold";
+	held = hold_init ? "C_DigestInit" : "C_DigestUpdate";
 
 	/* Everything the probes need before the latch closes: a call that waits for A must be
 	 * one of the probes. */
@@ -424,19 +445,20 @@ main(int argc, char **argv)
 	}
 	unlink(latch_path("entered"));
 	unlink(latch_path("release"));
-	if ((hold_fd = open(latch_path("hold"), O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
-		fprintf(stderr, "p11_latch: cannot create %s\n", latch_path("hold"));
+	unlink(latch_path("held-init"));
+	if ((hold_fd = open(latch_path(hold_file), O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+		fprintf(stderr, "p11_latch: cannot create %s\n", latch_path(hold_file));
 		return 2;
 	}
 	close(hold_fd);
 	if (pthread_create(&a.t, NULL, run_a, NULL) != 0) {
-		unlink(latch_path("hold"));
+		unlink(latch_path(hold_file));
 		fprintf(stderr, "p11_latch: pthread_create failed\n");
 		return 2;
 	}
 
 	if (!wait_file("entered", ENTER_MS, 1)) {
-		printf("overlap: FAILED (C_DigestUpdate did not reach the latch)\n");
+		printf("overlap: FAILED (%s did not reach the latch)\n", held);
 	} else {
 		int ok = run_probes(pr, 2, &blocked);
 
@@ -449,7 +471,7 @@ main(int argc, char **argv)
 		} else if (!ok) {
 			printf("overlap: FAILED (a probe's result is wrong)\n");
 		} else if (!inside) {
-			printf("overlap: FAILED (C_DigestUpdate returned while held)\n");
+			printf("overlap: FAILED (%s returned while held)\n", held);
 		} else {
 			printf("overlap: ok\n");
 			overlap = 1;
@@ -459,9 +481,10 @@ main(int argc, char **argv)
 	if (wait_release && !wait_file("release", RELEASE_MS, 0)) {
 		printf("release: not within %d s; opening the latch anyway\n", RELEASE_MS / 1000);
 	}
-	unlink(latch_path("hold"));
+	unlink(latch_path(hold_file));
+	unlink(latch_path("held-init"));
 
-	join(a.t, "C_DigestUpdate");
+	join(a.t, held);
 	for (k = 0; k < 2 && probed; k++) {
 		join(pr[k].t, pr[k].name);
 	}
