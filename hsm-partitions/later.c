@@ -33,6 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What requests may wait in the queue at once, frames counted: beyond it a request waits
+ * for every job instead (the same answer, later). */
+#define PART_LATER_QUEUED_BYTES ((size_t)16 << 20)
+
 /* A request waiting for its session's job (part_later_queue). */
 struct queued {
 	struct queued *next;
@@ -47,6 +51,8 @@ struct part_later {
 	struct part_pool *pool;
 	part_later_handle_fn handle; /* serves a queued request; NULL: nothing is queued */
 	struct queued *queued, **queued_tail;
+	size_t queued_bytes;          /* frames held, bounded by PART_LATER_QUEUED_BYTES */
+	const struct queued *current; /* the one the handler is serving, out of the queue */
 	int serving; /* serve_queued() is running: nested settles wait for the jobs only */
 	struct part_job *jobs[PART_LATER_JOBS]; /* handed over, not finished */
 	unsigned n_jobs;
@@ -225,8 +231,12 @@ serve_queued(struct part_later *l, void *arg)
 			if (l->queued_tail == &q->next) {
 				l->queued_tail = pp;
 			}
+			l->queued_bytes -= q->len;
 			proto_buf_reset(&l->frame);
+			/* Its turn: may_overlap must not send it behind its own followers. */
+			l->current = q;
 			r = l->handle(arg, q->conn, &q->ctx, q->frame, q->len, &l->frame);
+			l->current = NULL;
 			if (r != PART_LATER) {
 				done_put(l, q->conn, r);
 			}
@@ -292,6 +302,9 @@ part_later_queue(struct part_later *l, uint64_t conn, const struct proto_ctx *ct
 	if (l == NULL || l->handle == NULL || len < PROTO_HDR_BYTES) {
 		return PART_ERR_INVALID;
 	}
+	if (len > PART_LATER_QUEUED_BYTES - l->queued_bytes) {
+		return PART_ERR_NOMEM;
+	}
 	proto_cur_init(&cur, frame + PROTO_HDR_BYTES, len - PROTO_HDR_BYTES);
 	if (proto_get_ulong(&cur, &h) != 0) {
 		return PART_ERR_INVALID;
@@ -307,6 +320,7 @@ part_later_queue(struct part_later *l, uint64_t conn, const struct proto_ctx *ct
 	memcpy(q->frame, frame, len);
 	*l->queued_tail = q;
 	l->queued_tail = &q->next;
+	l->queued_bytes += len;
 	return 0;
 }
 
@@ -338,6 +352,9 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 	}
 	if (held_by_job(l, conn, h)) {
 		return l->handle != NULL ? PART_OVERLAP_QUEUE : PART_OVERLAP_SETTLE;
+	}
+	if (l->current != NULL && l->current->conn == conn && l->current->h == h) {
+		return PART_OVERLAP_GO; /* served from the queue: those behind it came after it */
 	}
 	for (q = l->queued; q != NULL; q = q->next) {
 		if (q->conn == conn && q->h == h) {

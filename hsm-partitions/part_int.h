@@ -463,8 +463,8 @@ void part_later_set_handler(struct part_later *l, part_later_handle_fn handle);
 int part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
                            const uint8_t *body, size_t len, uint32_t shared);
 /* Keeps a copy of the request frame (and ctx) until its session is free, then serves it;
- * its reply comes with part_later_flush, as a job's. PART_ERR_NOMEM, PART_ERR_INVALID (no
- * handler, no session handle). */
+ * its reply comes with part_later_flush, as a job's. PART_ERR_NOMEM (no memory, or 16 MiB
+ * of frames queued already), PART_ERR_INVALID (no handler, no session handle). */
 int part_later_queue(struct part_later *l, uint64_t conn, const struct proto_ctx *ctx,
                      const uint8_t *frame, size_t len) PART_WUR;
 /* Whether connection `conn` has a job out or a request queued (0 for NULL). */

@@ -6,27 +6,36 @@
 #include "hsm-partitions/part_int.h"
 #include "tests/lib/test.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 
 #define CONN 7
 
-/* A gate the jobs wait at until the test opens it. */
+/* Two gates the jobs wait at until the test opens them. */
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static int gate_open;
+static int gate_open[2];
 
 static void
-gate_set(int open)
+gate_put(int g, int open)
 {
 	pthread_mutex_lock(&gate_mu);
-	gate_open = open;
+	gate_open[g] = open;
 	pthread_cond_broadcast(&gate_cv);
 	pthread_mutex_unlock(&gate_mu);
 }
 
+static void
+gate_set(int open)
+{
+	gate_put(0, open);
+	gate_put(1, open);
+}
+
 struct tjob {
 	struct part_job base; /* first */
+	int gate;
 	uint16_t call;
 	uint32_t req_id;
 };
@@ -34,9 +43,10 @@ struct tjob {
 static void
 tjob_run(struct part_task *t)
 {
-	(void)t;
+	struct tjob *j = (struct tjob *)t;
+
 	pthread_mutex_lock(&gate_mu);
-	while (!gate_open) {
+	while (!gate_open[j->gate]) {
 		pthread_cond_wait(&gate_cv, &gate_mu);
 	}
 	pthread_mutex_unlock(&gate_mu);
@@ -62,12 +72,14 @@ tjob_free(struct part_job *pj)
 	free(pj);
 }
 
+/* A job on session h that waits at gate g. */
 static void
-submit(struct part_later *l, CK_SESSION_HANDLE h, uint16_t call, uint32_t req_id)
+submit_at(struct part_later *l, int g, CK_SESSION_HANDLE h, uint16_t call, uint32_t req_id)
 {
 	struct tjob *j = calloc(1, sizeof(*j));
 
 	CU_ASSERT_FATAL(j != NULL);
+	j->gate = g;
 	j->base.task.run = tjob_run;
 	j->base.task.long_run = 1;
 	j->base.conn = CONN;
@@ -79,6 +91,12 @@ submit(struct part_later *l, CK_SESSION_HANDLE h, uint16_t call, uint32_t req_id
 	part_later_submit(l, NULL, &j->base);
 }
 
+static void
+submit(struct part_later *l, CK_SESSION_HANDLE h, uint16_t call, uint32_t req_id)
+{
+	submit_at(l, 0, h, call, req_id);
+}
+
 /* A request frame: the session handle first, as every call of the crypt family has it. */
 static void
 request(struct proto_buf *f, uint16_t call, uint32_t req_id, CK_SESSION_HANDLE h)
@@ -88,8 +106,10 @@ request(struct proto_buf *f, uint16_t call, uint32_t req_id, CK_SESSION_HANDLE h
 	                proto_put_ulong(f, h) == 0 && proto_frame_finish(f) == 0);
 }
 
-/* The handler the queued requests reach: answers at once, except req_id 100, which it hands
- * over as a job on the same session (as the passthrough's C_Sign after its init). */
+/* The handler the queued requests reach, a backend's handle(): asks may_overlap first, as
+ * the passthrough does (queues or settles as told); then answers at once, except req_id 100,
+ * which it hands over as a job on the same session (as the passthrough's C_Sign after its
+ * init). */
 static struct part_later *handler_l;
 static unsigned handled;
 
@@ -107,6 +127,17 @@ handle(void *arg, uint64_t conn, const struct proto_ctx *ctx, const uint8_t *fra
 	CU_ASSERT_EQUAL(conn, CONN);
 	CU_ASSERT_STRING_EQUAL(ctx->principal, "tenant/t/user/u");
 	CU_ASSERT_FATAL(proto_hdr_decode(frame, len, PROTO_MAX_FRAME_CAP, &hdr) == 0);
+	switch (part_later_may_overlap(handler_l, conn, hdr.call, frame + PROTO_HDR_BYTES,
+	                               hdr.body_len, PROTO_CF_SHARED)) {
+	case PART_OVERLAP_QUEUE:
+		CU_ASSERT_FATAL(part_later_queue(handler_l, conn, ctx, frame, len) == 0);
+		return PART_LATER;
+	case PART_OVERLAP_SETTLE:
+		part_later_settle(handler_l, NULL);
+		break;
+	default:
+		break;
+	}
 	proto_cur_init(&cur, frame + PROTO_HDR_BYTES, hdr.body_len);
 	CU_ASSERT_FATAL(proto_get_ulong(&cur, &h) == 0);
 	handled++;
@@ -272,6 +303,49 @@ test_queued_becomes_job(void)
 	part_later_free(l, NULL);
 }
 
+/* The replies of flushes without waiting for every job, until n have come (the jobs left
+ * out stay out): the IPC loop's way, polling the pool's fd. */
+static unsigned
+replies_until(struct part_later *l, unsigned n, uint32_t *ids, unsigned max)
+{
+	unsigned got = 0, i;
+
+	for (i = 0; i < 1000 && got < n; i++) {
+		struct pollfd pf = {.fd = part_later_fd(l), .events = POLLIN};
+
+		(void)poll(&pf, 1, 20);
+		got += replies(l, 0, ids + got, max - got);
+	}
+	return got;
+}
+
+/* Served from the queue while another session's job is still out, a request does not go
+ * behind those queued after it for its session (they would then wait for it, and it for
+ * them). */
+static void
+test_followers_with_other_job_out(void)
+{
+	struct part_later *l = later_with_handler(2, 0);
+	uint32_t ids[8];
+
+	submit_at(l, 1, 9, PROTO_CALL_C_Sign, 50); /* stays out */
+	submit(l, 5, PROTO_CALL_C_SignInit, 10);
+	queue(l, PROTO_CALL_C_Sign, 11, 5);
+	queue(l, PROTO_CALL_C_SignInit, 12, 5);
+	queue(l, PROTO_CALL_C_Sign, 13, 5);
+	gate_put(0, 1);
+	CU_ASSERT_EQUAL_FATAL(replies_until(l, 4, ids, 8), 4);
+	CU_ASSERT_EQUAL(ids[0], 10);
+	CU_ASSERT_EQUAL(ids[1], 11);
+	CU_ASSERT_EQUAL(ids[2], 12);
+	CU_ASSERT_EQUAL(ids[3], 13);
+	CU_ASSERT_EQUAL(part_later_pending(l), 1);
+	gate_put(1, 1);
+	CU_ASSERT_EQUAL_FATAL(replies(l, 1, ids, 8), 1);
+	CU_ASSERT_EQUAL(ids[0], 50);
+	part_later_free(l, NULL);
+}
+
 /* Freed with requests queued and jobs out: every job ends, every queued request is served
  * (its reply dropped with the later), nothing leaks (ASan). */
 static void
@@ -295,6 +369,8 @@ test_register(void)
 	         test_queue_order},
 	        {"a queued request that becomes a job holds up the next on its session",
 	         test_queued_becomes_job},
+	        {"served from the queue with another job out: not behind its followers",
+	         test_followers_with_other_job_out},
 	        {"freed with requests queued: each served once", test_free_with_queued},
 	        {NULL, NULL},
 	};
