@@ -10,7 +10,8 @@
  * change what others may be using (the backend's `shared` flags: destroying or changing
  * objects, the token and its PINs; for a vendor module also its login and sessions); from a
  * connection with jobs out, a call of the crypt family (an init, a one-shot call, an update
- * or a final), a key generation or a random number, on a session no job holds. Anything
+ * or a final), a key generation, a random number or a read of objects (attributes, a
+ * search), on a session no job holds. Anything
  * else first waits for every job (part_later_settle). A job that has run is finished on the
  * loop thread (its finish() ends what the in-line call would have ended and puts the reply
  * frame), and its reply, as a PROTO_IPC_REPLY message, waits in `done` until
@@ -18,7 +19,7 @@
  * afterwards: a call that waited for a job is answered, and audited, after it.
  *
  * A backend that set a handler (part_later_set_handler, the passthrough) need not wait for
- * every job when a call of the crypt family comes for a session a job holds — the usual case
+ * every job when such a call comes for a session a job holds — the usual case
  * for a call that follows its init, which a vendor module answers later too: may_overlap
  * says PART_OVERLAP_QUEUE, part_later_queue() keeps a copy of the request, and it is served
  * (by the handler, on the loop thread) as soon as no job holds that session any more, in the
@@ -343,7 +344,7 @@ part_later_may_overlap(const struct part_later *l, uint64_t conn, unsigned call,
 		return (ci->flags & shared) == 0 ? PART_OVERLAP_GO : PART_OVERLAP_SETTLE;
 	}
 	if ((ci->flags & (PROTO_CF_OP_INIT | PROTO_CF_OP_ONESHOT | PROTO_CF_OP_PART |
-	                  PROTO_CF_KEYGEN | PROTO_CF_OWN_SESSION)) == 0) {
+	                  PROTO_CF_KEYGEN | PROTO_CF_OWN_SESSION | PROTO_CF_READ_OBJECTS)) == 0) {
 		return PART_OVERLAP_SETTLE;
 	}
 	proto_cur_init(&cur, body, len);

@@ -425,6 +425,181 @@ slot_ok(struct call *c, CK_SLOT_ID slot)
 #define GET_A(t, n) (proto_get_template(&c->in, c->a, &(t), &(n)) == 0)
 #define END         (proto_cur_end(&c->in) == 0)
 
+/* ---- calls whose inputs live in the request's arena, on the vendor-calling threads ------ */
+
+/* A call made from another thread whose inputs were decoded into the request's arena (a
+ * mechanism's parameter, templates, a buffer for handles): a key generation, an init, or a
+ * read of objects (C_GetAttributeValue, C_GetObjectSize, the C_FindObjects calls), each of
+ * which a network HSM answers after a round trip. */
+struct pt_arena_job {
+	struct part_job base; /* first; base.arena holds what the pointers below point into */
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE vh;
+	CK_MECHANISM m;
+	CK_ATTRIBUTE *pt, *st; /* st NULL: C_GenerateKey */
+	CK_ULONG pn, sn;
+	/* An init: C_EncryptInit ... with its key, or (init NULL) C_DigestInit. */
+	CK_RV (*init)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
+	CK_OBJECT_HANDLE obj;      /* an init's key; the object read */
+	CK_OBJECT_HANDLE *handles; /* C_FindObjects: cap of them */
+	CK_ULONG cap, count;       /* and how many came; C_GetObjectSize: count is the size */
+	unsigned call;
+	uint32_t req_id;
+	CK_OBJECT_HANDLE key, pub, priv;
+	CK_RV rv;
+};
+
+/* The reply fields of C_GenerateKey (key) or C_GenerateKeyPair (pub, priv). */
+static CK_RV
+put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub,
+         CK_OBJECT_HANDLE priv)
+{
+	int r;
+
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if (call == PROTO_CALL_C_GenerateKey) {
+		return part_rv_encoded(proto_put_ulong(out, key), rv);
+	}
+	if ((r = proto_put_ulong(out, pub)) == 0) {
+		r = proto_put_ulong(out, priv);
+	}
+	return part_rv_encoded(r, rv);
+}
+
+/* The reply fields of C_FindObjects: the handles found. */
+static CK_RV
+put_found(struct proto_buf *out, CK_RV rv, const CK_OBJECT_HANDLE *handles, CK_ULONG count,
+          CK_ULONG cap)
+{
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	if (count > cap) {
+		return CKR_GENERAL_ERROR; /* a vendor that wrote past what it was given */
+	}
+	return part_rv_encoded(proto_put_ulongs_reply(out, handles, count), rv);
+}
+
+static void
+arena_free(struct part_job *pj)
+{
+	free(pj);
+}
+
+static void
+arena_run(struct part_task *t)
+{
+	struct pt_arena_job *j = (struct pt_arena_job *)t;
+	CK_FUNCTION_LIST *f = j->f;
+
+	switch (j->call) {
+	case PROTO_CALL_C_GenerateKey:
+		j->rv = f->C_GenerateKey(j->vh, &j->m, j->pt, j->pn, &j->key);
+		break;
+	case PROTO_CALL_C_GenerateKeyPair:
+		j->rv = f->C_GenerateKeyPair(j->vh, &j->m, j->pt, j->pn, j->st, j->sn, &j->pub,
+		                             &j->priv);
+		break;
+	case PROTO_CALL_C_GetAttributeValue:
+		j->rv = f->C_GetAttributeValue(j->vh, j->obj, j->pt, j->pn);
+		break;
+	case PROTO_CALL_C_GetObjectSize:
+		j->rv = f->C_GetObjectSize(j->vh, j->obj, &j->count);
+		break;
+	case PROTO_CALL_C_FindObjectsInit:
+		j->rv = f->C_FindObjectsInit(j->vh, j->pt, j->pn);
+		break;
+	case PROTO_CALL_C_FindObjects:
+		j->rv = f->C_FindObjects(j->vh, j->handles, j->cap, &j->count);
+		break;
+	case PROTO_CALL_C_FindObjectsFinal:
+		j->rv = f->C_FindObjectsFinal(j->vh);
+		break;
+	case PROTO_CALL_C_DigestInit:
+		j->rv = f->C_DigestInit(j->vh, &j->m);
+		break;
+	default:
+		j->rv = j->init(j->vh, &j->m, j->obj); /* the other inits */
+		break;
+	}
+}
+
+/* Back on the loop thread: the reply the in-line call would have built. */
+static int
+arena_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
+{
+	struct pt_arena_job *j = (struct pt_arena_job *)pj;
+	struct part_pt *p = arg;
+	CK_RV rv = j->rv;
+	int r;
+
+	proto_buf_reset(&p->out);
+	switch (j->call) {
+	case PROTO_CALL_C_GenerateKey:
+	case PROTO_CALL_C_GenerateKeyPair:
+		rv = put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv);
+		break;
+	case PROTO_CALL_C_GetAttributeValue:
+		if (proto_reply_has_fields(j->call, j->rv)) {
+			rv = part_rv_encoded(proto_put_attrreply(&p->out, j->pt, j->pn), j->rv);
+		}
+		break;
+	case PROTO_CALL_C_GetObjectSize:
+		if (j->rv == CKR_OK) {
+			rv = part_rv_encoded(proto_put_ulong(&p->out, j->count), j->rv);
+		}
+		break;
+	case PROTO_CALL_C_FindObjects:
+		rv = put_found(&p->out, j->rv, j->handles, j->count, j->cap);
+		break;
+	default:
+		break; /* the inits, C_FindObjectsInit and C_FindObjectsFinal: no reply fields */
+	}
+	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
+	/* Attribute values may be secret (a key's CKA_VALUE when the vendor allows it). */
+	proto_buf_reset(&p->out);
+	return r;
+}
+
+/* A job for the vendor-calling threads for the call c on session h, taking the request's
+ * arena (which holds what was decoded: a mechanism's parameter, templates, buffers); the
+ * caller sets what the call needs and hands it over with job_submit(). NULL to call the
+ * vendor in line (no threads, no memory). */
+static struct pt_arena_job *
+arena_job(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh)
+{
+	struct pt_arena_job *j;
+
+	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
+		return NULL;
+	}
+	if (part_later_take_arena(&j->base, &c->p->arena) != 0) {
+		free(j);
+		return NULL;
+	}
+	c->a = c->p->arena;
+	job_base(c, &j->base, h, arena_run, arena_finish, arena_free);
+	j->f = c->f;
+	j->vh = vh;
+	j->call = c->call;
+	j->req_id = c->req_id;
+	return j;
+}
+
+/* The same for a call with mechanism m (a key generation, an init). */
+static struct pt_arena_job *
+mech_job(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m)
+{
+	struct pt_arena_job *j = arena_job(c, h, vh);
+
+	if (j != NULL) {
+		j->m = *m;
+	}
+	return j;
+}
+
 /* ---- slot and token --------------------------------------------------------------------- */
 
 static CK_RV
@@ -820,6 +995,7 @@ h_copy_object(struct call *c)
 static CK_RV
 h_get_object_size(struct call *c)
 {
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_OBJECT_HANDLE obj;
 	CK_ULONG size;
@@ -828,8 +1004,14 @@ h_get_object_size(struct call *c)
 	if (!GET_U(h) || !GET_U(obj) || !END) {
 		return BAD;
 	}
-	if ((rv = vs(c, h, &vh)) != CKR_OK ||
-	    (rv = c->f->C_GetObjectSize(vh, obj, &size)) != CKR_OK) {
+	if ((rv = vs(c, h, &vh)) != CKR_OK) {
+		return rv;
+	}
+	if ((j = arena_job(c, h, vh)) != NULL) {
+		j->obj = obj;
+		return job_submit(c, &j->base);
+	}
+	if ((rv = c->f->C_GetObjectSize(vh, obj, &size)) != CKR_OK) {
 		return rv;
 	}
 	return part_rv_encoded(proto_put_ulong(c->out, size), rv);
@@ -838,6 +1020,7 @@ h_get_object_size(struct call *c)
 static CK_RV
 h_get_attribute_value(struct call *c)
 {
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_OBJECT_HANDLE obj;
 	CK_ATTRIBUTE *t;
@@ -849,6 +1032,12 @@ h_get_attribute_value(struct call *c)
 	}
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
+	}
+	if ((j = arena_job(c, h, vh)) != NULL) {
+		j->obj = obj;
+		j->pt = t;
+		j->pn = n;
+		return job_submit(c, &j->base);
 	}
 	rv = c->f->C_GetAttributeValue(vh, obj, t, n);
 	if (proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
@@ -878,6 +1067,7 @@ h_set_attribute_value(struct call *c)
 static CK_RV
 h_find_objects_init(struct call *c)
 {
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_ATTRIBUTE *t;
 	CK_ULONG n;
@@ -889,12 +1079,18 @@ h_find_objects_init(struct call *c)
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
+	if ((j = arena_job(c, h, vh)) != NULL) {
+		j->pt = t;
+		j->pn = n;
+		return job_submit(c, &j->base);
+	}
 	return c->f->C_FindObjectsInit(vh, t, n);
 }
 
 static CK_RV
 h_find_objects(struct call *c)
 {
+	struct pt_arena_job *j;
 	CK_OBJECT_HANDLE *buf;
 	CK_SESSION_HANDLE h, vh;
 	CK_ULONG cap, count = 0;
@@ -911,13 +1107,13 @@ h_find_objects(struct call *c)
 	if ((buf = proto_arena_alloc(c->a, (cap + 1) * sizeof(*buf))) == NULL) {
 		return CKR_DEVICE_MEMORY;
 	}
-	if ((rv = c->f->C_FindObjects(vh, buf, cap, &count)) != CKR_OK) {
-		return rv;
+	if ((j = arena_job(c, h, vh)) != NULL) {
+		j->handles = buf;
+		j->cap = cap;
+		return job_submit(c, &j->base);
 	}
-	if (count > cap) {
-		return CKR_GENERAL_ERROR;
-	}
-	return part_rv_encoded(proto_put_ulongs_reply(c->out, buf, count), rv);
+	rv = c->f->C_FindObjects(vh, buf, cap, &count);
+	return put_found(c->out, rv, buf, count, cap);
 }
 
 /* "uu" → "": C_DestroyObject, C_DigestKey */
@@ -937,10 +1133,12 @@ h_uu(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_OBJECT_HANDLE))
 	return fn(vh, obj);
 }
 
-/* "u" → "": C_FindObjectsFinal, C_GetFunctionStatus, C_CancelFunction */
+/* "u" → "": C_FindObjectsFinal (on the vendor-calling threads), C_GetFunctionStatus,
+ * C_CancelFunction */
 static CK_RV
 h_u(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE))
 {
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_RV rv;
 
@@ -950,112 +1148,10 @@ h_u(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE))
 	if ((rv = vs(c, h, &vh)) != CKR_OK) {
 		return rv;
 	}
+	if (c->call == PROTO_CALL_C_FindObjectsFinal && (j = arena_job(c, h, vh)) != NULL) {
+		return job_submit(c, &j->base);
+	}
 	return fn(vh);
-}
-
-/* ---- calls with a mechanism on the vendor-calling threads ------------------------------ */
-
-/* A call with a mechanism made from another thread: a key generation or an init (which a
- * network HSM answers after a round trip too). */
-struct pt_gen_job {
-	struct part_job base; /* first; base.arena holds m's parameter and the templates */
-	CK_FUNCTION_LIST *f;
-	CK_SESSION_HANDLE vh;
-	CK_MECHANISM m;
-	CK_ATTRIBUTE *pt, *st; /* st NULL: C_GenerateKey */
-	CK_ULONG pn, sn;
-	/* An init: C_EncryptInit ... with its key, or (init NULL) C_DigestInit. */
-	CK_RV (*init)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
-	CK_OBJECT_HANDLE obj;
-	unsigned call;
-	uint32_t req_id;
-	CK_OBJECT_HANDLE key, pub, priv;
-	CK_RV rv;
-};
-
-/* The reply fields of C_GenerateKey (key) or C_GenerateKeyPair (pub, priv). */
-static CK_RV
-put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub,
-         CK_OBJECT_HANDLE priv)
-{
-	int r;
-
-	if (rv != CKR_OK) {
-		return rv;
-	}
-	if (call == PROTO_CALL_C_GenerateKey) {
-		return part_rv_encoded(proto_put_ulong(out, key), rv);
-	}
-	if ((r = proto_put_ulong(out, pub)) == 0) {
-		r = proto_put_ulong(out, priv);
-	}
-	return part_rv_encoded(r, rv);
-}
-
-static void
-gen_free(struct part_job *pj)
-{
-	free(pj);
-}
-
-static void
-gen_run(struct part_task *t)
-{
-	struct pt_gen_job *j = (struct pt_gen_job *)t;
-
-	if (j->call == PROTO_CALL_C_GenerateKey) {
-		j->rv = j->f->C_GenerateKey(j->vh, &j->m, j->pt, j->pn, &j->key);
-	} else if (j->call == PROTO_CALL_C_GenerateKeyPair) {
-		j->rv = j->f->C_GenerateKeyPair(j->vh, &j->m, j->pt, j->pn, j->st, j->sn, &j->pub,
-		                                &j->priv);
-	} else if (j->init != NULL) {
-		j->rv = j->init(j->vh, &j->m, j->obj);
-	} else {
-		j->rv = j->f->C_DigestInit(j->vh, &j->m);
-	}
-}
-
-static int
-gen_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
-{
-	struct pt_gen_job *j = (struct pt_gen_job *)pj;
-	struct part_pt *p = arg;
-	CK_RV rv;
-	int r;
-
-	proto_buf_reset(&p->out);
-	rv = j->call == PROTO_CALL_C_GenerateKey || j->call == PROTO_CALL_C_GenerateKeyPair
-	             ? put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv)
-	             : j->rv; /* an init has no reply fields */
-	r = part_reply_frame(&p->out, j->call, j->req_id, rv, frame);
-	proto_buf_reset(&p->out);
-	return r;
-}
-
-/* A job for the vendor-calling threads for a call with mechanism m, taking the request's
- * arena (which holds m's parameter and any templates); the caller sets what the call needs
- * and hands it over with job_submit(). NULL to call the vendor in line (no threads, no
- * memory). */
-static struct pt_gen_job *
-mech_job(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m)
-{
-	struct pt_gen_job *j;
-
-	if (c->p->later == NULL || c->a != c->p->arena || (j = calloc(1, sizeof(*j))) == NULL) {
-		return NULL;
-	}
-	if (part_later_take_arena(&j->base, &c->p->arena) != 0) {
-		free(j);
-		return NULL;
-	}
-	c->a = c->p->arena;
-	job_base(c, &j->base, h, gen_run, gen_finish, gen_free);
-	j->f = c->f;
-	j->vh = vh;
-	j->m = *m;
-	j->call = c->call;
-	j->req_id = c->req_id;
-	return j;
 }
 
 /* ---- cryptographic operations, by layout ------------------------------------------------ */
@@ -1064,7 +1160,7 @@ mech_job(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MEC
 static CK_RV
 h_init_op(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 {
-	struct pt_gen_job *j;
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_OBJECT_HANDLE key;
 	CK_MECHANISM m;
@@ -1087,7 +1183,7 @@ h_init_op(struct call *c, CK_RV (*fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OB
 static CK_RV
 h_digest_init(struct call *c)
 {
-	struct pt_gen_job *j;
+	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_MECHANISM m;
 	CK_RV rv;
@@ -1241,7 +1337,7 @@ static int
 gen_later(struct call *c, CK_SESSION_HANDLE h, CK_SESSION_HANDLE vh, const CK_MECHANISM *m,
           CK_ATTRIBUTE *pt, CK_ULONG pn, CK_ATTRIBUTE *st, CK_ULONG sn)
 {
-	struct pt_gen_job *j = mech_job(c, h, vh, m);
+	struct pt_arena_job *j = mech_job(c, h, vh, m);
 
 	if (j == NULL) {
 		return 0;
@@ -1271,7 +1367,7 @@ h_generate_key(struct call *c)
 		return rv;
 	}
 	if (gen_later(c, h, vh, &m, t, n, NULL, 0)) {
-		return CKR_OK; /* answered by gen_finish */
+		return CKR_OK; /* answered by arena_finish */
 	}
 	rv = c->f->C_GenerateKey(vh, &m, t, n, &key);
 	return put_keys(c->out, rv, c->call, key, 0, 0);
@@ -1294,7 +1390,7 @@ h_generate_key_pair(struct call *c)
 		return rv;
 	}
 	if (gen_later(c, h, vh, &m, pt, pn, st, sn)) {
-		return CKR_OK; /* answered by gen_finish */
+		return CKR_OK; /* answered by arena_finish */
 	}
 	rv = c->f->C_GenerateKeyPair(vh, &m, pt, pn, st, sn, &pub, &priv);
 	return put_keys(c->out, rv, c->call, 0, pub, priv);

@@ -23,6 +23,7 @@
 #define ONE     PROTO_CF_OP_ONESHOT
 #define PART    PROTO_CF_OP_PART
 #define OWN     PROTO_CF_OWN_SESSION
+#define READ    PROTO_CF_READ_OBJECTS
 #define KEYGEN  PROTO_CF_KEYGEN
 #define SHARED  PROTO_CF_SHARED
 #define VSHARED PROTO_CF_VENDOR_SHARED
@@ -60,13 +61,13 @@ const struct proto_call_info proto_calls[PROTO_CALL_COUNT] = {
         CALL(C_CreateObject, "ua", "u", "hsm.keys.import", SESS | SIN | STATE),
         CALL(C_CopyObject, "uua", "u", "hsm.keys.copy", SESS | STATE),
         CALL(C_DestroyObject, "uu", "", "hsm.keys.destroy", SESS | STATE | SHARED),
-        CALL(C_GetObjectSize, "uu", "u", "hsm.keys.readattributes", SESS),
-        CALL(C_GetAttributeValue, "uuA", "Q", "hsm.keys.readattributes", SESS | SOUT),
+        CALL(C_GetObjectSize, "uu", "u", "hsm.keys.readattributes", SESS | READ),
+        CALL(C_GetAttributeValue, "uuA", "Q", "hsm.keys.readattributes", SESS | SOUT | READ),
         CALL(C_SetAttributeValue, "uua", "", "hsm.keys.setattributes", SESS | SIN | STATE | SHARED),
-        CALL(C_FindObjectsInit, "ua", "", "hsm.keys.list", SESS),
+        CALL(C_FindObjectsInit, "ua", "", "hsm.keys.list", SESS | READ),
         /* phObject is always a buffer of ulMaxObjectCount handles */
-        CALL(C_FindObjects, "ul", "L", "hsm.keys.list", SESS),
-        CALL(C_FindObjectsFinal, "u", "", "hsm.keys.list", SESS),
+        CALL(C_FindObjects, "ul", "L", "hsm.keys.list", SESS | READ),
+        CALL(C_FindObjectsFinal, "u", "", "hsm.keys.list", SESS | READ),
         /* Encryption. */
         CALL(C_EncryptInit, "uMu", "", "hsm.crypto.encrypt", SESS | INIT),
         CALL(C_Encrypt, "uyo", "O", "hsm.crypto.encrypt", SESS | SIN | ONE),

@@ -301,6 +301,10 @@ enum proto_call {
 /* Uses nothing of the token but its own session and random number generator
  * (C_GenerateRandom, C_SeedRandom): may go ahead of calls out on other sessions. */
 #define PROTO_CF_OWN_SESSION 0x2000u
+/* Reads objects and changes nothing but its own session's search (C_GetAttributeValue,
+ * C_GetObjectSize, C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal): may go ahead of
+ * calls out on other sessions. */
+#define PROTO_CF_READ_OBJECTS 0x4000u
 /* Makes a new key (C_GenerateKey, C_GenerateKeyPair): reads its session and login state,
  * changes nothing but the objects it adds (the workers' calls answered later). */
 #define PROTO_CF_KEYGEN 0x200u

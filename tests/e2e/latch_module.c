@@ -15,7 +15,8 @@
  *
  * C_DigestInit: held the same way once, by the first call that finds the file
  * "$HSMGATE_LATCH_DIR/hold-init" (it renames it "held-init", so no other C_DigestInit is
- * held), until "held-init" is gone. Every other function is the real module's own.
+ * held), until "held-init" is gone. C_FindObjectsInit the same with "hold-find" and
+ * "held-find". Every other function is the real module's own.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -35,10 +36,10 @@ static CK_RV load_rv = CKR_GENERAL_ERROR;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static unsigned long n_entered; /* names each "entered" written aside */
 
-/* Holds the calling thread while the file `name` exists in the latch directory; one_call:
- * only if it can rename "hold-init" to `name` first. */
+/* Holds the calling thread while the file `name` exists in the latch directory; with
+ * `from`, only if it can rename `from` to `name` first (one call is held). */
 static void
-latch_on(const char *fn, const char *name, int one_call)
+latch_on(const char *fn, const char *name, const char *from)
 {
 	const char *dir = getenv("HSMGATE_LATCH_DIR");
 	char hold[PATH_MAX], entered[PATH_MAX], tmp[PATH_MAX];
@@ -49,8 +50,8 @@ latch_on(const char *fn, const char *name, int one_call)
 	if (dir == NULL || snprintf(hold, sizeof(hold), "%s/%s", dir, name) >= (int)sizeof(hold)) {
 		return;
 	}
-	if (one_call) {
-		snprintf(tmp, sizeof(tmp), "%s/hold-init", dir);
+	if (from != NULL) {
+		snprintf(tmp, sizeof(tmp), "%s/%s", dir, from);
 		if (rename(tmp, hold) != 0) {
 			return; /* not asked for, or another call took it */
 		}
@@ -75,14 +76,21 @@ latch_on(const char *fn, const char *name, int one_call)
 static void
 latch(const char *fn)
 {
-	latch_on(fn, "hold", 0);
+	latch_on(fn, "hold", NULL);
 }
 
 static CK_RV
 digest_init(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m)
 {
-	latch_on("C_DigestInit", "held-init", 1);
+	latch_on("C_DigestInit", "held-init", "hold-init");
 	return real.C_DigestInit(s, m);
+}
+
+static CK_RV
+find_objects_init(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+	latch_on("C_FindObjectsInit", "held-find", "hold-find");
+	return real.C_FindObjectsInit(s, t, n);
 }
 
 static CK_RV
@@ -130,6 +138,7 @@ load(void)
 	wrapped = real;
 	wrapped.C_GetFunctionList = C_GetFunctionList;
 	wrapped.C_DigestInit = digest_init;
+	wrapped.C_FindObjectsInit = find_objects_init;
 	wrapped.C_DigestUpdate = digest_update;
 	wrapped.C_EncryptUpdate = encrypt_update;
 	wrapped.C_SignUpdate = sign_update;

@@ -5,7 +5,7 @@
  * "hold" exists in the latch directory, and says so by creating "entered".
  *
  * usage: p11_latch --module SO --slot N --latch-dir D [--pin-file F] [--wait-release]
- *                  [--hold-init]
+ *                  [--hold-init | --hold-find]
  *        p11_latch --module SO --slot N --latch-dir D --no-block
  *
  * Default: the main thread opens two sessions (and logs in with --pin-file), creates "hold"
@@ -20,7 +20,9 @@
  *
  * --hold-init: thread A is held in C_DigestInit instead (the latch file is "hold-init",
  * which the module renames "held-init" when it holds that one call), so that the probes show
- * an init waiting in the vendor holds up no other session.
+ * an init waiting in the vendor holds up no other session. --hold-find: thread A searches
+ * instead (C_FindObjectsInit, held the same way with "hold-find", then C_FindObjects and
+ * C_FindObjectsFinal), and the last line is "find: ok" or "find: FAILED (why)".
  *
  * --no-block: only the probes, for another process (another client connection) while a
  * default-mode run holds the latch: "hold" and "entered" must exist before, each probe opens
@@ -57,6 +59,7 @@ static CK_FUNCTION_LIST_PTR p11;
 static CK_SLOT_ID slot;
 static const char *latch_dir;
 static int hold_init; /* --hold-init: A is held in C_DigestInit, not C_DigestUpdate */
+static int hold_find; /* --hold-find: A searches, held in C_FindObjectsInit */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 
@@ -131,6 +134,27 @@ set_inside(int v)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Thread A with --hold-find: a search of every object, held in C_FindObjectsInit. */
+static CK_RV
+run_a_find(CK_SESSION_HANDLE s)
+{
+	CK_OBJECT_HANDLE found[16];
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	set_inside(1);
+	rv = p11->C_FindObjectsInit(s, NULL, 0);
+	set_inside(0);
+	if (rv != CKR_OK) {
+		a.why = "C_FindObjectsInit";
+	} else if ((rv = p11->C_FindObjects(s, found, 16, &n)) != CKR_OK) {
+		a.why = "C_FindObjects";
+	} else if ((rv = p11->C_FindObjectsFinal(s)) != CKR_OK) {
+		a.why = "C_FindObjectsFinal";
+	}
+	return rv;
+}
+
 static void *
 run_a(void *arg)
 {
@@ -143,6 +167,10 @@ run_a(void *arg)
 	(void)arg;
 	if ((rv = open_session(&s)) != CKR_OK) {
 		a.why = "C_OpenSession";
+		goto out;
+	}
+	if (hold_find) {
+		rv = run_a_find(s);
 		goto out;
 	}
 	set_inside(hold_init);
@@ -392,6 +420,8 @@ main(int argc, char **argv)
 			wait_release = 1;
 		} else if (strcmp(argv[k], "--hold-init") == 0) {
 			hold_init = 1;
+		} else if (strcmp(argv[k], "--hold-find") == 0) {
+			hold_find = 1;
 		} else if (strcmp(argv[k], "--no-block") == 0) {
 			nb = 1;
 		} else {
@@ -403,7 +433,7 @@ main(int argc, char **argv)
 	    (pin_file != NULL && test_read_pin(pin_file, pin, sizeof(pin)) != 0)) {
 		fprintf(stderr,
 		        "usage: p11_latch --module SO --slot N --latch-dir D [--pin-file F] "
-		        "[--wait-release] [--hold-init] | --no-block\n");
+		        "[--wait-release] [--hold-init | --hold-find] | --no-block\n");
 		return 2;
 	}
 	pthread_condattr_init(&ca);
@@ -424,8 +454,8 @@ main(int argc, char **argv)
 	if (nb) {
 		return no_block();
 	}
-	hold_file = hold_init ? "hold-init" : "hold";
-	held = hold_init ? "C_DigestInit" : "C_DigestUpdate";
+	hold_file = hold_find ? "hold-find" : hold_init ? "hold-init" : "hold";
+	held = hold_find ? "C_FindObjectsInit" : hold_init ? "C_DigestInit" : "C_DigestUpdate";
 
 	/* Everything the probes need before the latch closes: a call that waits for A must be
 	 * one of the probes. */
@@ -446,6 +476,7 @@ main(int argc, char **argv)
 	unlink(latch_path("entered"));
 	unlink(latch_path("release"));
 	unlink(latch_path("held-init"));
+	unlink(latch_path("held-find"));
 	if ((hold_fd = open(latch_path(hold_file), O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
 		fprintf(stderr, "p11_latch: cannot create %s\n", latch_path(hold_file));
 		return 2;
@@ -483,15 +514,16 @@ main(int argc, char **argv)
 	}
 	unlink(latch_path(hold_file));
 	unlink(latch_path("held-init"));
+	unlink(latch_path("held-find"));
 
 	join(a.t, held);
 	for (k = 0; k < 2 && probed; k++) {
 		join(pr[k].t, pr[k].name);
 	}
 	if (a.why != NULL) {
-		printf("digest: FAILED (%s, rv=0x%lx)\n", a.why, a.rv);
+		printf("%s: FAILED (%s, rv=0x%lx)\n", hold_find ? "find" : "digest", a.why, a.rv);
 	} else {
-		printf("digest: ok\n");
+		printf("%s: ok\n", hold_find ? "find" : "digest");
 	}
 	p11->C_Finalize(NULL);
 	return overlap && a.why == NULL ? 0 : 1;

@@ -152,19 +152,23 @@ grep -q '^digest: ok' "$d/latch.out" &&
 	pass "the held C_DigestUpdate ends with OpenSSL's SHA-256" ||
 	fail "the held C_DigestUpdate ends with OpenSSL's SHA-256" "exit $lrc" "${out[@]}"
 
-# The same with an init: p11_latch --hold-init holds its C_DigestInit in the vendor (a network
-# HSM answers an init after a round trip too) while the probes run on its other sessions; their
-# own C_DigestInit + C_Digest go through the vendor-calling threads, each call behind its init.
-rm -f "$latch"/*
-HSMGATE_CONF="$d/alice.yaml" timeout 300 "$LATCH" --module "$MODULE" --slot 5 \
-	--latch-dir "$latch" --pin-file "$d/vendor-pin" --hold-init >"$d/latch-init.out" 2>&1
-lrc=$?
-rm -f "$latch/hold-init" "$latch/held-init"
-mapfile -t out <"$d/latch-init.out"
-grep -q '^overlap: ok' "$d/latch-init.out" &&
-	pass "other sessions are served while a C_DigestInit waits in the vendor" ||
-	fail "other sessions are served while a C_DigestInit waits in the vendor" \
-		"exit $lrc" "${out[@]}"
-grep -q '^digest: ok' "$d/latch-init.out" &&
-	pass "the held C_DigestInit's digest ends with OpenSSL's SHA-256" ||
-	fail "the held C_DigestInit's digest ends with OpenSSL's SHA-256" "exit $lrc" "${out[@]}"
+# The same with the first call held elsewhere (held_run MODE CALL LAST "WHAT LAST SAYS"): a
+# network HSM answers an init (--hold-init: C_DigestInit) or a search (--hold-find:
+# C_FindObjectsInit) after a round trip too. The probes' own C_DigestInit + C_Digest go
+# through the vendor-calling threads meanwhile, each call queued behind its init.
+held_run() {
+	local mode=$1 call=$2 last=$3 what=$4 lrc
+	rm -f "$latch"/*
+	HSMGATE_CONF="$d/alice.yaml" timeout 300 "$LATCH" --module "$MODULE" --slot 5 \
+		--latch-dir "$latch" --pin-file "$d/vendor-pin" "--hold-$mode" >"$d/latch-$mode.out" 2>&1
+	lrc=$?
+	rm -f "$latch/hold-$mode" "$latch/held-$mode"
+	mapfile -t out <"$d/latch-$mode.out"
+	grep -q '^overlap: ok' "$d/latch-$mode.out" &&
+		pass "other sessions are served while a $call waits in the vendor" ||
+		fail "other sessions are served while a $call waits in the vendor" "exit $lrc" "${out[@]}"
+	grep -q "^$last: ok" "$d/latch-$mode.out" &&
+		pass "$what" || fail "$what" "exit $lrc" "${out[@]}"
+}
+held_run init C_DigestInit digest "the held C_DigestInit's digest ends with OpenSSL's SHA-256"
+held_run find C_FindObjectsInit find "the held search ends with C_FindObjects and C_FindObjectsFinal"

@@ -274,6 +274,12 @@ test_secret_flags(void)
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OP_PART) != 0, part);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_OWN_SESSION) != 0,
 		                i == PROTO_CALL_C_GenerateRandom || i == PROTO_CALL_C_SeedRandom);
+		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_READ_OBJECTS) != 0,
+		                i == PROTO_CALL_C_GetAttributeValue ||
+		                        i == PROTO_CALL_C_GetObjectSize ||
+		                        i == PROTO_CALL_C_FindObjectsInit ||
+		                        i == PROTO_CALL_C_FindObjects ||
+		                        i == PROTO_CALL_C_FindObjectsFinal);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_KEYGEN) != 0,
 		                i == PROTO_CALL_C_GenerateKey || i == PROTO_CALL_C_GenerateKeyPair);
 		CU_ASSERT_EQUAL((proto_calls[i].flags & PROTO_CF_SHARED) != 0,
