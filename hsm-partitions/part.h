@@ -202,12 +202,14 @@ int part_pt_handle(struct part_pt *p, uint64_t conn_id, const struct proto_ctx *
                    const uint8_t *frame, size_t len, struct proto_buf *reply) PART_WUR;
 /* As part_worker_conn_closed: the connection's vendor sessions are closed. */
 void part_pt_conn_closed(struct part_pt *p, uint64_t conn_id);
-/* As part_worker_threads, for every one-shot call (C_Encrypt, C_Decrypt, C_Digest, C_Sign,
- * C_SignRecover, C_Verify, C_VerifyRecover), update and final (PROTO_CF_OP_PART),
- * C_GenerateRandom and key generation, whatever its mechanism: the vendor's time (a
- * network HSM's round trip) is what the threads overlap. n > 1 starts n helper threads:
- * the loop thread makes none of these calls itself, so that it stays free to serve the
- * other sessions. part_pt_handle may then return PART_LATER, as part_worker_handle does. */
+/* As part_worker_threads, for every init, one-shot call (C_Encrypt, C_Decrypt, C_Digest,
+ * C_Sign, C_SignRecover, C_Verify, C_VerifyRecover), update and final (PROTO_CF_OP_PART),
+ * read of objects (PROTO_CF_READ_OBJECTS), C_GenerateRandom and key generation, whatever its
+ * mechanism: the vendor's time (a network HSM's round trip) is what the threads overlap; a
+ * call on a session with a call out is queued behind it (part_later_queue). n > 1 starts n
+ * helper threads: the loop thread makes none of these calls itself, so that it stays free
+ * to serve the other sessions. part_pt_handle may then return PART_LATER, as part_worker_handle
+ * does. */
 int part_pt_threads(struct part_pt *p, unsigned n) PART_WUR;
 /* As part_worker_serve. */
 int part_pt_serve(struct part_pt *p, int fd) PART_WUR;
