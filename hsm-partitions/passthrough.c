@@ -442,7 +442,8 @@ struct pt_arena_job {
 	CK_RV (*init)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
 	CK_OBJECT_HANDLE obj;      /* an init's key; the object read */
 	CK_OBJECT_HANDLE *handles; /* C_FindObjects: cap of them */
-	CK_ULONG cap, count;       /* and how many came; C_GetObjectSize: count is the size */
+	CK_ULONG cap, count;       /* and how many came */
+	CK_ULONG size;             /* C_GetObjectSize */
 	unsigned call;
 	uint32_t req_id;
 	CK_OBJECT_HANDLE key, pub, priv;
@@ -466,6 +467,27 @@ put_keys(struct proto_buf *out, CK_RV rv, unsigned call, CK_OBJECT_HANDLE key, C
 		r = proto_put_ulong(out, priv);
 	}
 	return part_rv_encoded(r, rv);
+}
+
+/* The reply fields of C_GetAttributeValue: the template as the vendor filled it, also for
+ * the CK_RVs that still carry it (CKR_ATTRIBUTE_SENSITIVE ...). */
+static CK_RV
+put_attrs(struct proto_buf *out, CK_RV rv, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	if (!proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
+		return rv;
+	}
+	return part_rv_encoded(proto_put_attrreply(out, t, n), rv);
+}
+
+/* The reply field of C_GetObjectSize. */
+static CK_RV
+put_size(struct proto_buf *out, CK_RV rv, CK_ULONG size)
+{
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	return part_rv_encoded(proto_put_ulong(out, size), rv);
 }
 
 /* The reply fields of C_FindObjects: the handles found. */
@@ -506,7 +528,7 @@ arena_run(struct part_task *t)
 		j->rv = f->C_GetAttributeValue(j->vh, j->obj, j->pt, j->pn);
 		break;
 	case PROTO_CALL_C_GetObjectSize:
-		j->rv = f->C_GetObjectSize(j->vh, j->obj, &j->count);
+		j->rv = f->C_GetObjectSize(j->vh, j->obj, &j->size);
 		break;
 	case PROTO_CALL_C_FindObjectsInit:
 		j->rv = f->C_FindObjectsInit(j->vh, j->pt, j->pn);
@@ -542,14 +564,10 @@ arena_finish(struct part_job *pj, void *arg, struct proto_buf *frame)
 		rv = put_keys(&p->out, j->rv, j->call, j->key, j->pub, j->priv);
 		break;
 	case PROTO_CALL_C_GetAttributeValue:
-		if (proto_reply_has_fields(j->call, j->rv)) {
-			rv = part_rv_encoded(proto_put_attrreply(&p->out, j->pt, j->pn), j->rv);
-		}
+		rv = put_attrs(&p->out, j->rv, j->pt, j->pn);
 		break;
 	case PROTO_CALL_C_GetObjectSize:
-		if (j->rv == CKR_OK) {
-			rv = part_rv_encoded(proto_put_ulong(&p->out, j->count), j->rv);
-		}
+		rv = put_size(&p->out, j->rv, j->size);
 		break;
 	case PROTO_CALL_C_FindObjects:
 		rv = put_found(&p->out, j->rv, j->handles, j->count, j->cap);
@@ -998,7 +1016,7 @@ h_get_object_size(struct call *c)
 	struct pt_arena_job *j;
 	CK_SESSION_HANDLE h, vh;
 	CK_OBJECT_HANDLE obj;
-	CK_ULONG size;
+	CK_ULONG size = 0;
 	CK_RV rv;
 
 	if (!GET_U(h) || !GET_U(obj) || !END) {
@@ -1011,10 +1029,8 @@ h_get_object_size(struct call *c)
 		j->obj = obj;
 		return job_submit(c, &j->base);
 	}
-	if ((rv = c->f->C_GetObjectSize(vh, obj, &size)) != CKR_OK) {
-		return rv;
-	}
-	return part_rv_encoded(proto_put_ulong(c->out, size), rv);
+	rv = c->f->C_GetObjectSize(vh, obj, &size);
+	return put_size(c->out, rv, size);
 }
 
 static CK_RV
@@ -1040,10 +1056,7 @@ h_get_attribute_value(struct call *c)
 		return job_submit(c, &j->base);
 	}
 	rv = c->f->C_GetAttributeValue(vh, obj, t, n);
-	if (proto_reply_has_fields(PROTO_CALL_C_GetAttributeValue, rv)) {
-		return part_rv_encoded(proto_put_attrreply(c->out, t, n), rv);
-	}
-	return rv;
+	return put_attrs(c->out, rv, t, n);
 }
 
 static CK_RV
