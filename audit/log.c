@@ -396,11 +396,24 @@ pwrite_all(int fd, const char *p, size_t n, uint64_t at)
 	return pwrite_all_flags(fd, p, n, at, 0);
 }
 
+/* The data of the active segment's last partial block: how many bytes dio starts with. */
+static size_t
+dio_tail(const struct aud_log *log)
+{
+	return (size_t)(log->seg_off % AUD_DIO_BLOCK);
+}
+
+static uint64_t
+dio_round_up(uint64_t x)
+{
+	return (x + AUD_DIO_BLOCK - 1) / AUD_DIO_BLOCK * AUD_DIO_BLOCK;
+}
+
 /* Makes log->dio hold at least n bytes, keeping the partial block it starts with. */
 static int
 dio_reserve(struct aud_log *log, size_t n)
 {
-	size_t cap = log->dio_cap, tail = (size_t)(log->seg_off % AUD_DIO_BLOCK);
+	size_t cap = log->dio_cap, tail = dio_tail(log);
 	void *p;
 
 	if (n <= cap) {
@@ -428,11 +441,11 @@ dio_reserve(struct aud_log *log, size_t n)
 static int
 seg_write_direct(struct aud_log *log, const char *p, size_t n)
 {
-	size_t tail = (size_t)(log->seg_off % AUD_DIO_BLOCK), len = tail + n, padded, keep;
+	size_t tail = dio_tail(log), len = tail + n, padded, keep;
 	uint64_t at = log->seg_off - tail;
 	int r;
 
-	padded = (size_t)((len + AUD_DIO_BLOCK - 1) / AUD_DIO_BLOCK * AUD_DIO_BLOCK);
+	padded = (size_t)dio_round_up(len);
 	if ((r = dio_reserve(log, padded)) != 0) {
 		return r;
 	}
@@ -449,7 +462,7 @@ seg_write_direct(struct aud_log *log, const char *p, size_t n)
 		log->seg_alloc = at + padded; /* the padding grew the file: zeros */
 	}
 	/* The new partial block moves to dio's start. */
-	keep = (size_t)(log->seg_off % AUD_DIO_BLOCK);
+	keep = dio_tail(log);
 	memmove(log->dio, log->dio + (len - keep), keep);
 	return 0;
 }
@@ -487,10 +500,10 @@ static int
 seg_reserve_direct(struct aud_log *log, uint64_t to)
 {
 	uint64_t at = log->seg_alloc - log->seg_alloc % AUD_DIO_BLOCK;
-	size_t tail = (size_t)(log->seg_off % AUD_DIO_BLOCK);
+	size_t tail = dio_tail(log);
 	int r;
 
-	to = (to + AUD_DIO_BLOCK - 1) / AUD_DIO_BLOCK * AUD_DIO_BLOCK;
+	to = dio_round_up(to);
 	if (at < log->seg_off) {
 		/* seg_off <= seg_alloc, so this is seg_off's own block. */
 		memset(log->dio + tail, 0, (size_t)AUD_DIO_BLOCK - tail);
@@ -577,7 +590,7 @@ seg_seal(struct aud_log *log)
 static int
 seg_direct_init(struct aud_log *log)
 {
-	size_t tail = (size_t)(log->seg_off % AUD_DIO_BLOCK);
+	size_t tail = dio_tail(log);
 	void *p;
 	int fl;
 
