@@ -6,6 +6,7 @@
  * first byte selects the parser so that one corpus covers all of them.
  */
 #include "audit/audit.h"
+#include "tests/fuzz/fuzz_input.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -74,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	uint8_t sel;
 	struct aud_record_view rec;
 	struct aud_checkpoint_view cp;
 	struct aud_rotation_view rv;
@@ -81,21 +83,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n, len;
 	uint64_t seq;
 
-	if (size < 1) {
+	if ((buf = fuzz_input(data, size, &sel, &n)) == NULL) {
 		return 0;
 	}
-	n = size - 1;
-	/* An exact-size copy, so that ASan sees any read past the end. */
-	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
-		return 0;
-	}
-	memcpy(buf, data + 1, n);
-	if (data[0] == 0xff) {
+	if (sel == 0xff) {
 		fuzz_reader(buf, n);
 		free(buf);
 		return 0;
 	}
-	switch (data[0] % 5) {
+	switch (sel % 5) {
 	case 0:
 		if (aud_record_parse(buf, n, &rec) == 0) {
 			uint8_t leaf[AUD_HASH_LEN];

@@ -8,6 +8,7 @@
  * of 128 or more also lowers the DATALEN cap), odd HTTP.
  */
 #include "audit/sink_int.h"
+#include "tests/fuzz/fuzz_input.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,24 +62,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	uint8_t sel;
 	char *buf;
 	size_t n;
 	uint32_t retry_ms;
 	int status;
 
-	if (size < 1) {
+	if ((buf = fuzz_input(data, size, &sel, &n)) == NULL) {
 		return 0;
 	}
-	n = size - 1;
-	/* An exact-size copy, so that ASan sees any read past the end. */
-	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
-		return 0;
-	}
-	memcpy(buf, data + 1, n);
-	if (data[0] % 2 == 0) {
+	if (sel % 2 == 0) {
 		/* The sink's cap for half of the selectors; small caps for the other half, so
 		 * that DATALEN over the cap is reached with short frames too. */
-		fuzz_relp(buf, n, data[0] < 128 ? AUD_RELP_RSP_MAX : (size_t)(data[0] - 128) / 2);
+		fuzz_relp(buf, n, sel < 128 ? AUD_RELP_RSP_MAX : (size_t)(sel - 128) / 2);
 	} else if (aud_sink_http_response(buf, n, &status, &retry_ms, FUZZ_NOW) == 0) {
 		if (status < 100 || status > 599 || retry_ms > 3600u * 1000u) {
 			abort();
