@@ -11,8 +11,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,16 +241,85 @@ fix_listen_loopback(int *lfd, uint16_t *port)
 	return 0;
 }
 
-/* A TLS server's context for cert/key and a socket listening on 127.0.0.1. 0 or -1. */
+/* A TLS server's context for cert/key. 0 or -1. */
 static FIX_UNUSED int
-fix_tls_listen(const char *cert, const char *key, SSL_CTX **ctx, int *lfd, uint16_t *port)
+fix_tls_ctx(const char *cert, const char *key, SSL_CTX **ctx)
 {
 	*ctx = SSL_CTX_new(TLS_server_method());
 	if (*ctx == NULL || SSL_CTX_use_certificate_file(*ctx, cert, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(*ctx, key, SSL_FILETYPE_PEM) != 1) {
 		return -1;
 	}
-	return fix_listen_loopback(lfd, port);
+	return 0;
+}
+
+/*
+ * A test server on a free loopback port (the receivers of the syslog, relp and https
+ * suites): its thread accepts one connection at a time and hands the socket to
+ * conn(arg, fd), which owns it; a conn that loops checks `stop`. fix_server_stop() ends the
+ * accept loop within 50 ms and joins the thread.
+ */
+struct fix_server {
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	atomic_int stop;
+	void (*conn)(void *arg, int fd);
+	void *arg;
+};
+
+static FIX_UNUSED void *
+fix_server_main(void *p)
+{
+	struct fix_server *s = p;
+
+	while (!atomic_load(&s->stop)) {
+		struct pollfd pf = {.fd = s->lfd, .events = POLLIN};
+		int fd;
+
+		if (poll(&pf, 1, 50) <= 0 || (fd = accept(s->lfd, NULL, NULL)) < 0) {
+			continue;
+		}
+		s->conn(s->arg, fd);
+	}
+	return NULL;
+}
+
+/* 0 or -1 (no socket, no thread). */
+static FIX_UNUSED int
+fix_server_start(struct fix_server *s, void (*conn)(void *arg, int fd), void *arg)
+{
+	memset(s, 0, sizeof(*s));
+	s->conn = conn;
+	s->arg = arg;
+	if (fix_listen_loopback(&s->lfd, &s->port) != 0) {
+		return -1;
+	}
+	return pthread_create(&s->th, NULL, fix_server_main, s) == 0 ? 0 : -1;
+}
+
+static FIX_UNUSED void
+fix_server_stop(struct fix_server *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+}
+
+/* The TLS side of a connection conn() was handed: fn(arg, ssl, fd) once the handshake
+ * succeeded; then the socket is closed. */
+static FIX_UNUSED void
+fix_tls_serve(SSL_CTX *ctx, int fd, void (*fn)(void *arg, SSL *ssl, int fd), void *arg)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1) {
+		fn(arg, ssl, fd);
+	}
+	SSL_free(ssl);
+	close(fd);
+	ERR_clear_error();
 }
 
 /* Log lines of the sink, kept for assertions. */

@@ -138,10 +138,7 @@ test_response_truncated_and_flipped(void)
 /* ---- a scripted HTTP receiver on loopback --------------------------------------------- */
 
 struct server {
-	int lfd;
-	uint16_t port;
-	pthread_t th;
-	atomic_int stop;
+	struct fix_server srv;
 	const char *const *script; /* responses in turn; the last one repeats */
 	size_t nscript;
 	pthread_mutex_t mu;
@@ -199,22 +196,12 @@ srv_handle(struct server *sv, int fd)
 	(void)send(fd, resp, strlen(resp), MSG_NOSIGNAL);
 }
 
-static void *
-srv_main(void *arg)
+/* fix_server's conn: one request on fd, then the socket closed. */
+static void
+srv_accepted(void *arg, int fd)
 {
-	struct server *sv = arg;
-
-	while (!atomic_load(&sv->stop)) {
-		struct pollfd p = {.fd = sv->lfd, .events = POLLIN};
-		int fd;
-
-		if (poll(&p, 1, 50) <= 0 || (fd = accept(sv->lfd, NULL, NULL)) < 0) {
-			continue;
-		}
-		srv_handle(sv, fd);
-		close(fd);
-	}
-	return NULL;
+	srv_handle(arg, fd);
+	close(fd);
 }
 
 static int
@@ -225,18 +212,13 @@ srv_start(struct server *sv, const char *const *script, size_t n)
 	sv->script = script;
 	sv->nscript = n;
 	sv->auth_ok = 1;
-	if (fix_listen_loopback(&sv->lfd, &sv->port) != 0) {
-		return -1;
-	}
-	return pthread_create(&sv->th, NULL, srv_main, sv) == 0 ? 0 : -1;
+	return fix_server_start(&sv->srv, srv_accepted, sv);
 }
 
 static void
 srv_stop(struct server *sv)
 {
-	atomic_store(&sv->stop, 1);
-	pthread_join(sv->th, NULL);
-	close(sv->lfd);
+	fix_server_stop(&sv->srv);
 	free(sv->bodies);
 	pthread_mutex_destroy(&sv->mu);
 }
@@ -299,7 +281,7 @@ deliver_to(struct server *sv, const char *const *script, size_t n, const char *n
 	int at_head;
 
 	CU_ASSERT_FATAL(srv_start(sv, script, n) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv->port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ingest", sv->srv.port);
 	snprintf(cur, sizeof(cur), "%s/%s.cursor", tmp, name);
 	http_opts(&o, url, cur);
 	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);

@@ -412,11 +412,9 @@ test_offers_refused(void)
 enum open_mode { OPEN_OK, OPEN_NO_SYSLOG, OPEN_NO_OFFERS, OPEN_REFUSE };
 
 struct srv {
-	int lfd;
-	uint16_t port;
+	struct fix_server srv;
 	SSL_CTX *ctx;
-	pthread_t th;
-	atomic_int stop;
+	int handshakes; /* connections that got past TLS (the server thread's) */
 	/* behaviour, set before the thread starts; "n-th" counts syslog commands from 1 over
 	 * all connections, and each misbehaviour happens once */
 	enum open_mode open_mode;
@@ -544,7 +542,7 @@ srv_drain(struct srv *sv, SSL *ssl, int fd)
 
 	(void)SSL_shutdown(ssl);
 	(void)shutdown(fd, SHUT_WR);
-	while (!atomic_load(&sv->stop)) {
+	while (!atomic_load(&sv->srv.stop)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (poll(&p, 1, 50) > 0 && recv(fd, junk, sizeof(junk), 0) <= 0) {
@@ -662,7 +660,7 @@ srv_conn(struct srv *sv, SSL *ssl, int fd, int first)
 	unsigned answered = 0;
 	size_t have = 0;
 
-	while (!atomic_load(&sv->stop)) {
+	while (!atomic_load(&sv->srv.stop)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int n;
 
@@ -705,40 +703,26 @@ srv_conn(struct srv *sv, SSL *ssl, int fd, int first)
 	}
 }
 
-static void *
-srv_main(void *arg)
+static void
+srv_tls(void *arg, SSL *ssl, int fd)
 {
 	struct srv *sv = arg;
-	int first = 1;
 
-	while (!atomic_load(&sv->stop)) {
-		struct pollfd p = {.fd = sv->lfd, .events = POLLIN};
-		SSL *ssl;
-		int fd;
+	srv_conn(sv, ssl, fd, sv->handshakes++ == 0);
+}
 
-		if (poll(&p, 1, 50) <= 0) {
-			continue;
-		}
-		if ((fd = accept(sv->lfd, NULL, NULL)) < 0) {
-			continue;
-		}
-		pthread_mutex_lock(&sv->mu);
-		sv->connections++;
-		pthread_mutex_unlock(&sv->mu);
-		ssl = SSL_new(sv->ctx);
-		SSL_set_fd(ssl, fd);
-		if (SSL_accept(ssl) == 1) {
-			srv_conn(sv, ssl, fd, first);
-			first = 0;
-		}
-		SSL_free(ssl);
-		close(fd);
-		ERR_clear_error();
-		pthread_mutex_lock(&sv->mu);
-		sv->ended++;
-		pthread_mutex_unlock(&sv->mu);
-	}
-	return NULL;
+static void
+srv_accepted(void *arg, int fd)
+{
+	struct srv *sv = arg;
+
+	pthread_mutex_lock(&sv->mu);
+	sv->connections++;
+	pthread_mutex_unlock(&sv->mu);
+	fix_tls_serve(sv->ctx, fd, srv_tls, sv);
+	pthread_mutex_lock(&sv->mu);
+	sv->ended++;
+	pthread_mutex_unlock(&sv->mu);
 }
 
 static void
@@ -746,7 +730,6 @@ srv_init(struct srv *sv)
 {
 	memset(sv, 0, sizeof(*sv));
 	pthread_mutex_init(&sv->mu, NULL);
-	sv->lfd = -1;
 	sv->close_txnr = -1;
 	sv->close_want = -1;
 }
@@ -755,18 +738,16 @@ srv_init(struct srv *sv)
 static int
 srv_start(struct srv *sv)
 {
-	if (fix_tls_listen(certp, keyp, &sv->ctx, &sv->lfd, &sv->port) != 0) {
+	if (fix_tls_ctx(certp, keyp, &sv->ctx) != 0) {
 		return -1;
 	}
-	return pthread_create(&sv->th, NULL, srv_main, sv) == 0 ? 0 : -1;
+	return fix_server_start(&sv->srv, srv_accepted, sv);
 }
 
 static void
 srv_stop(struct srv *sv)
 {
-	atomic_store(&sv->stop, 1);
-	pthread_join(sv->th, NULL);
-	close(sv->lfd);
+	fix_server_stop(&sv->srv);
 	SSL_CTX_free(sv->ctx);
 	fix_strv_free(sv->acc, sv->nacc);
 	pthread_mutex_destroy(&sv->mu);
@@ -1014,7 +995,7 @@ run_to_head(struct srv *sv, const char *name)
 	uint64_t next = 0, head;
 	int r;
 
-	snprintf(url, sizeof(url), "relp://127.0.0.1:%u", sv->port);
+	snprintf(url, sizeof(url), "relp://127.0.0.1:%u", sv->srv.port);
 	snprintf(cur, sizeof(cur), "%s/%s.cursor", tmp, name);
 	relp_opts(&o, url, cur);
 	fix_logbuf[0] = '\0';
@@ -1049,7 +1030,7 @@ run_until_stopped(struct srv *sv, const char *name, uint32_t timeout_ms, int min
 	char url[64], cur[700];
 	uint64_t next = 1;
 
-	snprintf(url, sizeof(url), "relp://127.0.0.1:%u", sv->port);
+	snprintf(url, sizeof(url), "relp://127.0.0.1:%u", sv->srv.port);
 	snprintf(cur, sizeof(cur), "%s/%s.cursor", tmp, name);
 	relp_opts(&o, url, cur);
 	o.timeout_ms = timeout_ms;

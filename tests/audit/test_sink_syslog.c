@@ -140,11 +140,8 @@ test_msgid(void)
 /* ---- a TLS receiver on loopback ------------------------------------------------------- */
 
 struct receiver {
-	int lfd;
-	uint16_t port;
+	struct fix_server srv;
 	SSL_CTX *ctx;
-	pthread_t th;
-	atomic_int stop;
 	int drop_after; /* close the first connection abruptly after this many messages */
 	pthread_mutex_t mu;
 	char **msgs;
@@ -166,13 +163,15 @@ rcv_add(struct receiver *rv, const char *m, size_t n)
 
 /* Reads octet-counted frames until EOF; returns when the peer goes or drop_after hits. */
 static void
-rcv_conn(struct receiver *rv, SSL *ssl)
+rcv_conn(void *arg, SSL *ssl, int fd)
 {
+	struct receiver *rv = arg;
 	char buf[1 << 16];
 	size_t have = 0;
 	int count = 0;
 
-	while (!atomic_load(&rv->stop)) {
+	(void)fd;
+	while (!atomic_load(&rv->srv.stop)) {
 		int n = SSL_read(ssl, buf + have, (int)(sizeof(buf) - have));
 		size_t off = 0;
 
@@ -203,33 +202,13 @@ rcv_conn(struct receiver *rv, SSL *ssl)
 	}
 }
 
-static void *
-rcv_main(void *arg)
+static void
+rcv_accepted(void *arg, int fd)
 {
 	struct receiver *rv = arg;
 
-	while (!atomic_load(&rv->stop)) {
-		struct pollfd p = {.fd = rv->lfd, .events = POLLIN};
-		SSL *ssl;
-		int fd;
-
-		if (poll(&p, 1, 50) <= 0) {
-			continue;
-		}
-		if ((fd = accept(rv->lfd, NULL, NULL)) < 0) {
-			continue;
-		}
-		rv->connections++;
-		ssl = SSL_new(rv->ctx);
-		SSL_set_fd(ssl, fd);
-		if (SSL_accept(ssl) == 1) {
-			rcv_conn(rv, ssl);
-		}
-		SSL_free(ssl);
-		close(fd);
-		ERR_clear_error();
-	}
-	return NULL;
+	rv->connections++;
+	fix_tls_serve(rv->ctx, fd, rcv_conn, rv);
 }
 
 static int
@@ -238,18 +217,16 @@ rcv_start(struct receiver *rv, int drop_after)
 	memset(rv, 0, sizeof(*rv));
 	pthread_mutex_init(&rv->mu, NULL);
 	rv->drop_after = drop_after;
-	if (fix_tls_listen(certp, keyp, &rv->ctx, &rv->lfd, &rv->port) != 0) {
+	if (fix_tls_ctx(certp, keyp, &rv->ctx) != 0) {
 		return -1;
 	}
-	return pthread_create(&rv->th, NULL, rcv_main, rv) == 0 ? 0 : -1;
+	return fix_server_start(&rv->srv, rcv_accepted, rv);
 }
 
 static void
 rcv_stop(struct receiver *rv)
 {
-	atomic_store(&rv->stop, 1);
-	pthread_join(rv->th, NULL);
-	close(rv->lfd);
+	fix_server_stop(&rv->srv);
 	SSL_CTX_free(rv->ctx);
 	fix_strv_free(rv->msgs, rv->nmsgs);
 	pthread_mutex_destroy(&rv->mu);
@@ -342,7 +319,7 @@ test_tls_delivery(void)
 	uint64_t next, head;
 
 	CU_ASSERT_FATAL(rcv_start(&rv, 0) == 0);
-	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.port);
+	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.srv.port);
 	snprintf(cur, sizeof(cur), "%s/deliver.cursor", tmp);
 	syslog_opts(&o, url, cur, certp);
 	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
@@ -370,7 +347,7 @@ test_tls_receiver_drops(void)
 	char url[64], cur[700];
 
 	CU_ASSERT_FATAL(rcv_start(&rv, 10) == 0);
-	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.port);
+	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.srv.port);
 	snprintf(cur, sizeof(cur), "%s/drop.cursor", tmp);
 	syslog_opts(&o, url, cur, certp);
 	CU_ASSERT_FATAL(aud_sink_open(&s, &o) == 0);
@@ -411,7 +388,7 @@ test_tls_untrusted_server(void)
 	char url[64], cur[700];
 
 	CU_ASSERT_FATAL(rcv_start(&rv, 0) == 0);
-	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.port);
+	snprintf(url, sizeof(url), "syslog://127.0.0.1:%u", rv.srv.port);
 	snprintf(cur, sizeof(cur), "%s/untrusted.cursor", tmp);
 	syslog_opts(&o, url, cur, othercertp);
 	fix_logbuf[0] = '\0';
